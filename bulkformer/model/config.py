@@ -1,0 +1,94 @@
+"""Hyperparameters of a BulkFormer network, frozen, with the published sizes as presets.
+
+The published checkpoints ship no config file: every field here except the dropouts can be
+read off a state_dict's tensor shapes (see :func:`bulkformer.checkpoint.infer_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Family = Literal["v1", "v2"]
+
+PUBLISHED_GENE_COUNT = 20010
+
+
+@dataclass(frozen=True)
+class BulkFormerConfig:
+    """Shape of one BulkFormer network.
+
+    Attributes:
+        family: ``"v2"`` (current code: one-hot gene identity, ``global_expr_proj``, a head
+            fed with 3 auxiliary features, mean correction of imputed genes) or ``"v1"`` (first
+            release: ESM2 protein embeddings as gene identity, ``ae_enc``, a plain head).
+        n_genes: number of gene tokens; the model's gene order has this length.
+        dim: width of every gene token.
+        p_repeat: Performer layers per block (each a ``Performer(depth=1)``).
+        gb_repeat: GCN + Performer blocks.
+        heads: attention heads per Performer layer; ``dim_head = dim // heads``.
+        esm_dim: width of the ESM2 gene table (v1 only, ``None`` for v2).
+        attn_dropout: attention dropout (training only; inference runs in ``eval()``).
+        ff_dropout: feed-forward dropout (training only).
+        name: a label for people (``"147M"``, ``"demo"``, ``"custom"``); not used in the math.
+    """
+
+    family: Family = "v2"
+    n_genes: int = PUBLISHED_GENE_COUNT
+    dim: int = 640
+    p_repeat: int = 12
+    gb_repeat: int = 1
+    heads: int = 8
+    esm_dim: int | None = None
+    attn_dropout: float = 0.05
+    ff_dropout: float = 0.1
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        if self.family not in ("v1", "v2"):
+            raise ValueError(f"family must be 'v1' or 'v2', not {self.family!r}")
+        if self.dim % self.heads or self.dim % 2:
+            raise ValueError(f"dim {self.dim} must be even and divisible by heads {self.heads}")
+        if (self.family == "v1") != (self.esm_dim is not None):
+            raise ValueError("esm_dim is required for v1 and must be None for v2")
+        if min(self.n_genes, self.dim, self.p_repeat, self.gb_repeat) < 1:
+            raise ValueError("n_genes, dim, p_repeat and gb_repeat must be positive")
+
+    @property
+    def dim_head(self) -> int:
+        return self.dim // self.heads
+
+    @property
+    def gene_feature_dim(self) -> int:
+        """Width of the gene-level embedding offered to users (v2 appends 3 sample features)."""
+        return self.dim + 3 if self.family == "v2" else self.dim
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BulkFormerConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+#: The published sizes. v2 checkpoints are named by parameter count; v1 is the first release.
+PRESETS: dict[str, BulkFormerConfig] = {
+    "37M": BulkFormerConfig(dim=128, p_repeat=1, name="37M"),
+    "50M": BulkFormerConfig(dim=256, p_repeat=2, name="50M"),
+    "93M": BulkFormerConfig(dim=512, p_repeat=6, name="93M"),
+    "127M": BulkFormerConfig(dim=640, p_repeat=8, name="127M"),
+    "147M": BulkFormerConfig(dim=640, p_repeat=12, name="147M"),
+    "v1": BulkFormerConfig(family="v1", dim=640, p_repeat=12, esm_dim=1280, name="v1"),
+}
+
+
+def preset_name(config: BulkFormerConfig) -> str:
+    """The published name whose shape ``config`` has, or ``"custom"``."""
+    for name, preset in PRESETS.items():
+        same_shape = (preset.family, preset.dim, preset.p_repeat, preset.gb_repeat, preset.heads) == (
+            config.family, config.dim, config.p_repeat, config.gb_repeat, config.heads)
+        if same_shape and config.n_genes == PUBLISHED_GENE_COUNT:
+            return name
+    return "custom"

@@ -1,0 +1,92 @@
+"""Building blocks of BulkFormer: the expression embedding and the GCN + Performer block.
+
+Attribute names follow the published checkpoints exactly, so that their state_dicts load with
+``strict=True``.
+"""
+
+from __future__ import annotations
+
+import torch
+from performer_pytorch import Performer
+from torch import Tensor, nn
+from torch_geometric.nn import GCNConv
+
+#: The value that marks a gene the sample did not measure.
+MISSING = -10.0
+
+
+class ExpressionEmbedding(nn.Module):
+    """Sinusoidal embedding of a continuous log1p-TPM value (the paper's "rotary" embedding).
+
+    ``inv_freq = 1 / 100^(2i/dim)``; a value ``x`` becomes ``[sin(x·inv_freq), cos(x·inv_freq)]``.
+    Missing genes (``x == -10``) get the zero vector, so they carry no expression signal.
+
+    Shapes:
+        x: ``[batch, genes]`` → ``[batch, genes, dim]``
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        inv_freq = 1.0 / (100 ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+        # A frozen Parameter rather than a buffer: that is how the checkpoints store it.
+        self.inv_freq = nn.Parameter(inv_freq, requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        angles = x.unsqueeze(-1) * self.inv_freq
+        emb = torch.cat((angles.sin(), angles.cos()), dim=-1)
+        return emb.masked_fill((x == MISSING).unsqueeze(-1), 0.0)
+
+
+class GraphBlock(nn.Module):
+    """One encoder block: LayerNorm, a residual GCN step over the gene graph, Performer layers.
+
+    The GCN is torch-geometric's ``GCNConv`` (weights ``g.lin``, ``g.bias``) driven by a
+    pre-normalised sparse adjacency ``Â = D^-1/2 A D^-1/2`` (see :class:`bulkformer.graph.GeneGraph`).
+    The batch is folded into the feature axis so one sparse product serves every sample.
+
+    Shapes:
+        x: ``[batch, genes, dim]``, adjacency: sparse ``[genes, genes]`` → ``[batch, genes, dim]``
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        heads: int,
+        p_repeat: int,
+        attn_dropout: float,
+        ff_dropout: float,
+        with_bin_scorer: bool,
+    ) -> None:
+        super().__init__()
+        self.g = GCNConv(dim, dim, add_self_loops=False, normalize=False)
+        if with_bin_scorer:
+            # v1 checkpoints carry the gene-binning scorer; with bins=0 it is never called.
+            self.which_b = nn.Sequential(nn.Linear(dim, 1))
+        self.f = nn.Sequential(
+            *[
+                Performer(
+                    dim=dim,
+                    heads=heads,
+                    depth=1,
+                    dim_head=dim // heads,
+                    attn_dropout=attn_dropout,
+                    ff_dropout=ff_dropout,
+                )
+                for _ in range(p_repeat)
+            ]
+        )
+        self.layernorm = nn.LayerNorm(dim)
+
+    def graph_conv(self, x: Tensor, adjacency: Tensor) -> Tensor:
+        """``Â (x W) + b`` for every sample of the batch at once."""
+        b, n, d = x.shape
+        h = self.g.lin(x)
+        h = h.transpose(0, 1).reshape(n, b * d).to(adjacency.dtype)
+        h = self.g.propagate(adjacency, x=h, edge_weight=None)
+        return h.reshape(n, b, d).transpose(0, 1).to(x.dtype) + self.g.bias
+
+    def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
+        x = self.layernorm(x)
+        x = x + self.graph_conv(x, adjacency)
+        return self.f(x)

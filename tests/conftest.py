@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny models and graphs built on the spot (no downloads, no assets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bulkformer.graph import GeneGraph
+from bulkformer.model import BulkFormer, BulkFormerConfig
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def random_graph(n_genes: int, n_edges: int, *, seed: int = 0) -> GeneGraph:
+    """A random directed graph with positive weights (duplicate edges allowed, as in real files)."""
+    g = torch.Generator().manual_seed(seed)
+    edge_index = torch.randint(0, n_genes, (2, n_edges), generator=g)
+    weight = torch.rand(n_edges, generator=g) + 0.1
+    return GeneGraph(edge_index, weight, n_genes)
+
+
+def tiny_config(family: str = "v2", *, n_genes: int = 50, dim: int = 16, p_repeat: int = 2) -> BulkFormerConfig:
+    return BulkFormerConfig(family=family, n_genes=n_genes, dim=dim, p_repeat=p_repeat,
+                            esm_dim=24 if family == "v1" else None, name="tiny")
+
+
+def tiny_network(family: str = "v2", *, seed: int = 0, **kwargs: int) -> BulkFormer:
+    torch.manual_seed(seed)
+    return BulkFormer(tiny_config(family, **kwargs)).eval()
+
+
+def random_expression(n_samples: int, n_genes: int, *, missing: float = 0.2, seed: int = 0) -> np.ndarray:
+    """log1p-TPM-like values with a fixed set of missing genes (-10) and some exact zeros."""
+    rng = np.random.default_rng(seed)
+    x = np.log1p(rng.gamma(0.6, 20.0, size=(n_samples, n_genes))).astype(np.float32)
+    x[rng.random((n_samples, n_genes)) < 0.1] = 0.0
+    x[:, rng.random(n_genes) < missing] = -10.0
+    return x
+
+
+@pytest.fixture(params=["v1", "v2"])
+def family(request: pytest.FixtureRequest) -> str:
+    return request.param
