@@ -83,7 +83,8 @@ class GraphBlock(nn.Module):
         b, n, d = x.shape
         h = self.g.lin(x)
         h = h.transpose(0, 1).reshape(n, b * d).to(adjacency.dtype)
-        h = self.g.propagate(adjacency, x=h, edge_weight=None)
+        with torch.autocast(x.device.type, enabled=False):  # sparse kernels are fp32-only on CPU
+            h = self.g.propagate(adjacency, x=h, edge_weight=None)
         return h.reshape(n, b, d).transpose(0, 1).to(x.dtype) + self.g.bias
 
     def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:

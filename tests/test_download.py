@@ -1,0 +1,466 @@
+"""The Zenodo client against a local, Zenodo-shaped HTTP server on 127.0.0.1 (never the internet).
+
+The server (fixture ``zenodo``) serves ``/api/records/<id>`` listings and file contents with
+``Range`` support, and has knobs to cut a response short, corrupt it, or answer with a
+scripted HTTP error first, so that every recovery path runs in milliseconds.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bulkformer import download as dl
+from bulkformer.errors import BulkFormerError, DownloadError
+
+V1, V2 = "15559368", "15744294"
+
+FAST = {"retries": 2, "backoff": 0.001}
+
+
+@dataclass
+class FakeZenodo:
+    """State of the local server: its files, its request log and its failure knobs."""
+
+    base_url: str = ""
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    log: list[tuple[str, str | None]] = field(default_factory=list)
+    cut_after: dict[str, int] = field(default_factory=dict)  # key -> bytes sent, once
+    corrupt: set[str] = field(default_factory=set)
+    ignore_range: bool = False
+    script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+
+    def file_path(self, record_id: str, key: str) -> str:
+        return f"/api/records/{record_id}/files/{key}/content"
+
+    def file_gets(self, record_id: str, key: str) -> list[str | None]:
+        """The Range header of every request for one file (None: no Range)."""
+        path = self.file_path(record_id, key)
+        return [rng for p, rng in self.log if p == path]
+
+    def fail_next(self, path: str, status: int, **headers: str) -> None:
+        self.script.setdefault(path, []).append((status, headers))
+
+    def listing(self, record_id: str) -> dict:
+        entries = [
+            {
+                "key": key,
+                "size": len(data),
+                "checksum": f"md5:{hashlib.md5(data).hexdigest()}",
+                "links": {"self": self.base_url + self.file_path(record_id, key)},
+            }
+            for key, data in self.files.get(record_id, {}).items()
+        ]
+        return {"id": int(record_id), "files": entries}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ThreadingHTTPServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        state: FakeZenodo = self.server.state  # type: ignore[attr-defined]
+        state.log.append((self.path, self.headers.get("Range")))
+        scripted = state.script.get(self.path)
+        if scripted:
+            status, headers = scripted.pop(0)
+            return self._send(status, b"scripted failure", headers)
+        parts = self.path.strip("/").split("/")
+        if len(parts) == 3 and parts[:2] == ["api", "records"]:
+            if parts[2] not in state.files:
+                return self._send(404, b'{"status": 404}')
+            body = json.dumps(state.listing(parts[2])).encode()
+            return self._send(200, body, {"Content-Type": "application/json"})
+        if len(parts) == 6 and parts[5] == "content":
+            data = state.files.get(parts[2], {}).get(parts[4])
+            if data is None:
+                return self._send(404, b"not found")
+            return self._send_file(state, parts[4], data)
+        return self._send(404, b"not found")
+
+    def _send_file(self, state: FakeZenodo, key: str, data: bytes) -> None:
+        if key in state.corrupt:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        start, status, headers = 0, 200, {}
+        range_header = self.headers.get("Range")
+        if range_header and not state.ignore_range:
+            start = int(range_header.removeprefix("bytes=").split("-")[0])
+            if start >= len(data):
+                return self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        body = data[start:]
+        cut = state.cut_after.pop(key, None)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if cut is None:
+            self.wfile.write(body)
+        else:  # announce the whole body, send part of it, hang up
+            self.wfile.write(body[:cut])
+            self.close_connection = True
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _payload(seed: int, size: int) -> bytes:
+    return bytes((seed * 31 + i * 7) % 251 for i in range(size))
+
+
+@pytest.fixture(scope="module")
+def _server() -> Iterator[ThreadingHTTPServer]:
+    """One server per test module (starting and stopping it costs more than a test)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def zenodo(
+    _server: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> FakeZenodo:
+    """A fresh local Zenodo with both BulkFormer records; downloads go to tmp folders."""
+    state = FakeZenodo(
+        base_url=f"http://127.0.0.1:{_server.server_address[1]}",
+        files={
+            V1: {
+                "Bulkformer_ckpt_epoch_29.pt": _payload(1, 300_000),
+                "G_gtex.pt": _payload(2, 5_000),
+                "bulkformer_gene_info.csv": b"gene_symbol,ensg_id\nA1BG,ENSG00000121410\n",
+            },
+            V2: {
+                "bulkformer_gene_info.csv": b"gene_symbol,ensg_id\nNEWER,ENSG00000000003\n",
+                "G_tcga.pt": _payload(3, 4_000),
+                "PreBULK.h5ad.zip": _payload(4, 2_000),
+            },
+        },
+    )
+    _server.state = state  # type: ignore[attr-defined]
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv(dl.ZENODO_URL_ENV, state.base_url)
+    monkeypatch.setenv("BULKFORMER_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setenv("BULKFORMER_DATA_DIR", str(tmp_path / "data"))
+    return state
+
+
+def _remote(zenodo: FakeZenodo, record_id: str, key: str) -> dl.RemoteFile:
+    return next(f for f in dl.list_record(record_id) if f.key == key)
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+# --- listing ---------------------------------------------------------------------------------
+
+
+def test_list_record_reads_and_classifies_files(zenodo: FakeZenodo) -> None:
+    files = {f.key: f for f in dl.list_record(V1)}
+    ckpt = files["Bulkformer_ckpt_epoch_29.pt"]
+    assert ckpt == dl.RemoteFile(
+        V1,
+        "Bulkformer_ckpt_epoch_29.pt",
+        300_000,
+        _md5(zenodo.files[V1]["Bulkformer_ckpt_epoch_29.pt"]),
+        zenodo.base_url + zenodo.file_path(V1, "Bulkformer_ckpt_epoch_29.pt"),
+        "model",
+    )
+    assert files["G_gtex.pt"].kind == "data"
+    assert {f.key: f.kind for f in dl.list_record("v2")}["PreBULK.h5ad.zip"] == "pretraining"
+
+
+def test_base_url_argument_overrides_environment(
+    zenodo: FakeZenodo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(dl.ZENODO_URL_ENV, "http://127.0.0.1:9")  # nothing listens there
+    assert len(dl.list_record(V1, base_url=zenodo.base_url)) == 3
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        ("Bulkformer_ckpt_epoch_29.pt", "model"),
+        ("bulkformer_147M.pt", "model"),
+        ("bulkformer_37M.pt", "model"),
+        ("G_tcga_weight.pt", "data"),
+        ("esm2_feature_concat.pt", "data"),
+        ("interested_gene_list.pt", "data"),
+        ("demo_count_adata.h5ad", "data"),
+        ("PreBULK.h5ad.zip", "pretraining"),
+    ],
+)
+def test_classify(key: str, kind: str) -> None:
+    assert dl.classify(key, 1000) == kind
+
+
+def test_unknown_record_is_a_clear_404(zenodo: FakeZenodo) -> None:
+    with pytest.raises(DownloadError, match="record 123 was not found") as info:
+        dl.list_record("123")
+    assert V1 in str(info.value)  # the hint names the real records
+
+
+def test_record_must_be_a_number_or_label() -> None:
+    with pytest.raises(DownloadError, match="not a Zenodo record number"):
+        dl.list_record("../../etc")
+
+
+def test_unreachable_zenodo_explains_manual_download(
+    zenodo: FakeZenodo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago: connection refused
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv(dl.ZENODO_URL_ENV, dead)
+    with pytest.raises(DownloadError) as info:
+        dl.list_record(V1, retries=0)
+    text = str(info.value)
+    assert "could not be reached" in text
+    assert f"{dead}/records/{V1}" in text
+    assert str(dl.paths.model_dir()) in text and str(dl.paths.data_dir()) in text
+
+
+# --- one file ----------------------------------------------------------------------------------
+
+
+def test_download_file_with_progress(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    remote = _remote(zenodo, V1, "Bulkformer_ckpt_epoch_29.pt")
+    calls: list[tuple[int, int]] = []
+    path = dl.download_file(remote, tmp_path / "out", progress=lambda d, t: calls.append((d, t)))
+    assert path == (tmp_path / "out" / remote.key).resolve()
+    assert path.read_bytes() == zenodo.files[V1][remote.key]
+    assert calls[0] == (0, remote.size) and calls[-1] == (remote.size, remote.size)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert not (tmp_path / "out" / f"{remote.key}.part").exists()
+
+
+def test_valid_file_is_not_downloaded_again(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    remote = _remote(zenodo, V1, "G_gtex.pt")
+    dl.download_file(remote, tmp_path)
+    calls: list[tuple[int, int]] = []
+    dl.download_file(remote, tmp_path, progress=lambda d, t: calls.append((d, t)))
+    assert zenodo.file_gets(V1, "G_gtex.pt") == [None]
+    assert calls == [(remote.size, remote.size)]
+
+
+def test_invalid_existing_file_is_replaced(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    remote = _remote(zenodo, V1, "G_gtex.pt")
+    (tmp_path / "G_gtex.pt").write_bytes(b"stale")
+    path = dl.download_file(remote, tmp_path)
+    assert path.read_bytes() == zenodo.files[V1]["G_gtex.pt"]
+
+
+def test_interrupted_download_resumes_with_range(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    key = "Bulkformer_ckpt_epoch_29.pt"
+    remote = _remote(zenodo, V1, key)
+    zenodo.cut_after[key] = 70_000
+    with pytest.raises(DownloadError, match="interrupted") as info:
+        dl.download_file(remote, tmp_path, retries=0)
+    assert "resumes" in str(info.value)
+    part = tmp_path / f"{key}.part"
+    assert part.stat().st_size == 70_000
+    assert not (tmp_path / key).exists()
+
+    path = dl.download_file(remote, tmp_path, retries=0)
+    assert zenodo.file_gets(V1, key) == [None, "bytes=70000-"]
+    assert path.read_bytes() == zenodo.files[V1][key]
+    assert not part.exists()
+
+
+def test_interruption_is_retried_within_one_call(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    key = "Bulkformer_ckpt_epoch_29.pt"
+    zenodo.cut_after[key] = 12_345
+    path = dl.download_file(_remote(zenodo, V1, key), tmp_path, **FAST)
+    assert zenodo.file_gets(V1, key) == [None, "bytes=12345-"]
+    assert path.read_bytes() == zenodo.files[V1][key]
+
+
+def test_server_ignoring_range_restarts_from_zero(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    key = "G_gtex.pt"
+    (tmp_path / f"{key}.part").write_bytes(b"x" * 1000)  # garbage that a 200 must overwrite
+    zenodo.ignore_range = True
+    path = dl.download_file(_remote(zenodo, V1, key), tmp_path, **FAST)
+    assert zenodo.file_gets(V1, key) == ["bytes=1000-"]
+    assert path.read_bytes() == zenodo.files[V1][key]
+
+
+def test_checksum_mismatch_leaves_nothing(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    zenodo.corrupt.add("G_gtex.pt")
+    with pytest.raises(DownloadError, match="md5"):
+        dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path, **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_503_once_then_success(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    zenodo.fail_next(zenodo.file_path(V1, "G_gtex.pt"), 503)
+    path = dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path, **FAST)
+    assert len(zenodo.file_gets(V1, "G_gtex.pt")) == 2
+    assert path.read_bytes() == zenodo.files[V1]["G_gtex.pt"]
+
+
+def test_429_honours_retry_after(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    zenodo.fail_next(zenodo.file_path(V1, "G_gtex.pt"), 429, **{"Retry-After": "0"})
+    started = time.monotonic()
+    dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path, retries=1, backoff=30)
+    assert time.monotonic() - started < 5  # Retry-After 0 wins over the 30 s backoff
+    assert len(zenodo.file_gets(V1, "G_gtex.pt")) == 2
+
+
+def test_listing_is_retried_too(zenodo: FakeZenodo) -> None:
+    zenodo.fail_next(f"/api/records/{V1}", 502)
+    assert len(dl.list_record(V1, **FAST)) == 3
+
+
+def test_persistent_5xx_gives_up_clearly(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    path = zenodo.file_path(V1, "G_gtex.pt")
+    for _ in range(3):
+        zenodo.fail_next(path, 500)
+    with pytest.raises(DownloadError, match=r"HTTP 500.*Gave up after 3 attempts"):
+        dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path, **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_404_names_record_and_file(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    zenodo.fail_next(zenodo.file_path(V1, "G_gtex.pt"), 404)
+    with pytest.raises(DownloadError, match=rf"'G_gtex.pt' of Zenodo record {V1}.*404"):
+        dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path, **FAST)
+    assert len(zenodo.file_gets(V1, "G_gtex.pt")) == 1  # a 404 is not retried
+
+
+def test_path_traversal_key_is_refused(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    zenodo.files[V1]["../evil.pt"] = b"owned"
+    remote = _remote(zenodo, V1, "../evil.pt")
+    with pytest.raises(BulkFormerError, match="not a plain file name"):
+        dl.download_file(remote, tmp_path / "inside")
+    assert not (tmp_path / "evil.pt").exists()
+    assert zenodo.file_gets(V1, "../evil.pt") == []
+
+
+def test_not_enough_space_is_refused_before_downloading(
+    zenodo: FakeZenodo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10, 10, 0))
+    with pytest.raises(DownloadError, match="Not enough disk space"):
+        dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path)
+    assert zenodo.file_gets(V1, "G_gtex.pt") == []
+
+
+def test_disk_full_while_writing_removes_partial_file(
+    zenodo: FakeZenodo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = open
+
+    class FullDisk:
+        def __init__(self, path: Path, mode: str) -> None:
+            self._fh = real_open(path, mode)
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._fh.close()
+
+        def write(self, data: bytes) -> int:
+            self._fh.write(data[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dl, "open", FullDisk, raising=False)
+    with pytest.raises(DownloadError, match="disk is full"):
+        dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path, **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_file(tmp_path: Path) -> None:
+    target = tmp_path / "f.bin"
+    assert not dl.verify_file(target, _md5(b""))
+    target.write_bytes(b"hello")
+    assert dl.verify_file(target, _md5(b"hello").upper())
+    assert not dl.verify_file(target, _md5(b"other"))
+
+
+# --- selections --------------------------------------------------------------------------------
+
+
+def test_download_model_goes_to_model_dir(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    paths = dl.download("model", **FAST)
+    assert paths == [(tmp_path / "model" / "Bulkformer_ckpt_epoch_29.pt").resolve()]
+    assert not (tmp_path / "data").exists() or list((tmp_path / "data").iterdir()) == []
+
+
+def test_download_data_skips_pretraining_and_prefers_newest(
+    zenodo: FakeZenodo, tmp_path: Path
+) -> None:
+    seen: set[str] = set()
+    paths = dl.download("data", progress=lambda remote, d, t: seen.add(remote.key), **FAST)
+    assert sorted(p.name for p in paths) == ["G_gtex.pt", "G_tcga.pt", "bulkformer_gene_info.csv"]
+    assert all(p.parent == (tmp_path / "data").resolve() for p in paths)
+    gene_info = tmp_path / "data" / "bulkformer_gene_info.csv"
+    assert gene_info.read_bytes() == zenodo.files[V2]["bulkformer_gene_info.csv"]
+    assert seen == {p.name for p in paths}
+    assert zenodo.file_gets(V2, "PreBULK.h5ad.zip") == []
+
+
+def test_download_all_with_record_and_dest(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    paths = dl.download("all", record_id="v1", dest=tmp_path / "here", **FAST)
+    assert {p.name for p in paths} == set(zenodo.files[V1])
+    assert all(p.parent == (tmp_path / "here").resolve() for p in paths)
+
+
+def test_pretraining_data_only_by_name(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    (path,) = dl.download("PreBULK.h5ad.zip", **FAST)
+    assert path == (tmp_path / "data" / "PreBULK.h5ad.zip").resolve()
+
+
+def test_no_model_in_v2_points_to_google_drive(zenodo: FakeZenodo) -> None:
+    with pytest.raises(DownloadError, match="no model files") as info:
+        dl.download("model", record_id=V2, **FAST)
+    assert "drive.google.com" in str(info.value)
+
+
+def test_drive_checkpoint_by_name_explains_manual_step(zenodo: FakeZenodo) -> None:
+    with pytest.raises(DownloadError, match="Google Drive") as info:
+        dl.download("bulkformer_147M.pt", **FAST)
+    assert str(dl.paths.model_dir()) in str(info.value)
+
+
+def test_unknown_name_lists_what_exists(zenodo: FakeZenodo) -> None:
+    with pytest.raises(DownloadError, match=r"no file named 'nope\.pt'") as info:
+        dl.download("nope.pt", **FAST)
+    assert "G_tcga.pt" in str(info.value)
+
+
+def test_batch_space_check_runs_before_any_request(
+    zenodo: FakeZenodo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10, 10, 0))
+    with pytest.raises(DownloadError, match="Not enough disk space"):
+        dl.download("all", **FAST)
+    assert not any("/files/" in p for p, _ in zenodo.log)
