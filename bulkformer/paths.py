@@ -13,9 +13,16 @@ from bulkformer.errors import BulkFormerError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
-DEMO_DIR = ASSETS_DIR / "demo"
-DEMO_MODEL_DIR = DEMO_DIR / "model"
 ANNOTATION_DIR = ASSETS_DIR / "annotation"
+
+
+def demo_dir() -> Path:
+    """The demo cohort and demo model (``BULKFORMER_DEMO_DIR``, default ``assets/demo``)."""
+    return Path(os.environ.get("BULKFORMER_DEMO_DIR", ASSETS_DIR / "demo"))
+
+
+def demo_model_dir() -> Path:
+    return demo_dir() / "model"
 
 
 def model_dir() -> Path:

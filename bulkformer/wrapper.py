@@ -142,7 +142,7 @@ class BulkFormerModel:
         data_dir = Path(data_dir or paths.data_dir())
         spec_str = str(spec)
         if spec_str == "demo":
-            return cls.from_folder(paths.DEMO_MODEL_DIR, device=device, is_demo=True)
+            return cls.from_folder(paths.demo_model_dir(), device=device, is_demo=True)
         if spec_str in PUBLISHED_FILES:
             ckpt, g_edges, g_weights = PUBLISHED_FILES[spec_str]
             return cls.from_published(model_dir / ckpt, data_dir=data_dir, graph_names=(g_edges, g_weights),

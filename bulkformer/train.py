@@ -1,0 +1,299 @@
+"""Masked expression modelling: training from scratch and fine-tuning.
+
+As in the paper: for every sample, hide a fraction (default 15 %) of its *measured* genes by
+setting them to ``-10``, predict them, and take the mean squared error on the hidden genes
+only. AdamW, linear warm-up then cosine decay, gradient clipping, seeded, resumable.
+
+The resumable state (weights, optimiser, schedule, random generator, history) lives in a
+hidden file beside the output folder, written atomically after every epoch; the finished model
+is written with :meth:`BulkFormerModel.save` (safetensors + config.json + gene graph).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bulkformer import __version__
+from bulkformer.errors import BulkFormerError
+from bulkformer.graph import GeneGraph, build_coexpression_graph
+from bulkformer.inference import choose_device
+from bulkformer.model import MISSING, BulkFormer, BulkFormerConfig
+from bulkformer.wrapper import BulkFormerModel
+
+
+class Cohort(Protocol):
+    """What training needs from an aligned cohort (``bulkformer.align.AlignedMatrix`` fits)."""
+
+    values: np.ndarray
+    sample_ids: tuple[str, ...]
+    gene_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation settings.
+
+    Attributes:
+        epochs: passes over the training samples.
+        batch_size: samples per optimiser step.
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW weight decay.
+        warmup_steps: steps of linear warm-up before the cosine decay to 0.
+        mask_fraction: fraction of each sample's measured genes hidden per step.
+        grad_clip: maximum global gradient norm.
+        val_fraction: fraction of samples held out to report imputation PCC each epoch.
+        graph_k: neighbours per gene when a co-expression graph is built (training from scratch).
+        seed: seeds the split, the masks, the batch order and the initial weights.
+        device: ``auto`` | ``cpu`` | ``cuda``.
+    """
+
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    mask_fraction: float = 0.15
+    grad_clip: float = 1.0
+    val_fraction: float = 0.1
+    graph_k: int = 20
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One line of the training history."""
+
+    epoch: int
+    step: int
+    train_loss: float
+    val_loss: float
+    val_pcc: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """Passed to the progress callback after every optimiser step."""
+
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    model: BulkFormerModel
+    history: tuple[EpochReport, ...]
+    output_dir: Path
+
+
+def mask_measured(values: Tensor, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Hide ``fraction`` of each sample's measured genes (at least one) by setting them to -10.
+
+    Shapes:
+        values: ``[batch, genes]`` → (masked values ``[batch, genes]``, hidden bool ``[batch, genes]``)
+    """
+    measured = values != MISSING
+    scores = torch.rand(values.shape, generator=generator).to(values.device)
+    scores = scores.masked_fill(~measured, 2.0)  # unmeasured genes are never picked
+    n_hide = (measured.sum(1).float() * fraction).round().clamp(min=1).long()
+    rank = scores.argsort(dim=1).argsort(dim=1)
+    hidden = (rank < n_hide.unsqueeze(1)) & measured
+    return values.masked_fill(hidden, MISSING), hidden
+
+
+def state_path_for(output_dir: Path) -> Path:
+    """Where the resumable state of a run writing ``output_dir`` is kept."""
+    return output_dir.parent / f".{output_dir.name}.resume.pt"
+
+
+def train(
+    cohort: Cohort,
+    *,
+    output_dir: Path,
+    start_from: BulkFormerModel | None = None,
+    architecture: BulkFormerConfig | None = None,
+    config: TrainingConfig = TrainingConfig(),
+    resume: bool = True,
+    progress: Callable[[StepProgress], None] | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    extra_facts: dict[str, Any] | None = None,
+) -> TrainingResult:
+    """Train (``architecture``) or fine-tune (``start_from``) on an aligned cohort.
+
+    ``cohort.values`` must be aligned to the model's gene order (``-10`` for genes the cohort
+    did not measure). From scratch, the gene graph is built from the training samples'
+    co-expression; fine-tuning keeps the model's own graph.
+    """
+    output_dir = Path(output_dir)
+    values = np.asarray(cohort.values, dtype=np.float32)
+    gene_ids = tuple(cohort.gene_ids)
+    if (start_from is None) == (architecture is None):
+        raise BulkFormerError("Give either a model to fine-tune or an architecture to train from scratch.")
+    n_genes = start_from.config.n_genes if start_from else architecture.n_genes  # type: ignore[union-attr]
+    if values.ndim != 2 or values.shape[1] != n_genes or len(gene_ids) != n_genes:
+        raise BulkFormerError(
+            f"The cohort has {values.shape[-1]} genes but the model has {n_genes}.",
+            hint="Prepare the cohort with the model's gene order (bulkformer.prepare(..., gene_order=model.gene_ids)).",
+        )
+    if start_from is not None and gene_ids != start_from.gene_ids:
+        raise BulkFormerError("The cohort's gene order differs from the model's.",
+                              hint="Prepare the cohort with gene_order=model.gene_ids.")
+    if values.shape[0] < 2:
+        raise BulkFormerError("Training needs at least 2 samples.", hint="Add more samples to the cohort.")
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(values.shape[0])
+    n_val = max(1, round(values.shape[0] * config.val_fraction)) if config.val_fraction > 0 else 0
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    device = choose_device(config.device)
+
+    if start_from is not None:
+        network = copy.deepcopy(start_from.network)  # the caller's model stays as it was
+        graph = start_from.graph
+    else:
+        network = BulkFormer(architecture)  # type: ignore[arg-type]
+        graph = _graph_from(values[train_idx], k=config.graph_k)
+    network.to(device)
+    adjacency = graph.normalized_adjacency(device=device)
+
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, total_steps))
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[EpochReport] = []
+    start_epoch = 0
+
+    state_file = state_path_for(output_dir)
+    if resume and state_file.is_file():
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        network.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
+        history = [EpochReport(**h) for h in state["history"]]
+        start_epoch = int(state["epoch"])
+        graph = GeneGraph(state["graph_edges"], state["graph_weight"], n_genes)
+        adjacency = graph.normalized_adjacency(device=device)
+
+    val_x = torch.from_numpy(values[val_idx]).to(device)
+    val_masked, val_hidden = mask_measured(val_x, config.mask_fraction, torch.Generator().manual_seed(config.seed + 1))
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, config.epochs):
+        began = time.perf_counter()
+        network.train()
+        epoch_order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
+        losses = []
+        for start in range(0, len(epoch_order), config.batch_size):
+            x = torch.from_numpy(values[epoch_order[start : start + config.batch_size]]).to(device)
+            masked, hidden = mask_measured(x, config.mask_fraction, generator)
+            pred = network(masked, adjacency)
+            loss = torch.nn.functional.mse_loss(pred[hidden], x[hidden])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
+            optimizer.step()
+            schedule.step()
+            step += 1
+            losses.append(loss.item())
+            if progress is not None:
+                progress(StepProgress(epoch + 1, config.epochs, step, total_steps, losses[-1]))
+        val_loss, val_pcc = _evaluate(network, adjacency, val_x, val_masked, val_hidden, config.batch_size)
+        report = EpochReport(epoch + 1, step, float(np.mean(losses)), val_loss, val_pcc, time.perf_counter() - began)
+        history.append(report)
+        _save_state(state_file, network, optimizer, schedule, generator, history, epoch + 1, graph)
+        if on_epoch is not None:
+            on_epoch(report)
+
+    network.eval()
+    facts = {
+        "objective": f"masked expression modelling, {config.mask_fraction:.0%} of measured genes hidden",
+        "training": dataclasses.asdict(config),
+        "data": {"n_samples": int(values.shape[0]), "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
+                 "n_genes": n_genes, "measured_genes": int((values != MISSING).any(0).sum())},
+        "history": [dataclasses.asdict(h) for h in history],
+        "metrics": {"val_pcc": history[-1].val_pcc if history else None,
+                    "val_loss": history[-1].val_loss if history else None},
+        "fine_tuned_from": start_from.source if start_from else None,
+        "validation_samples": [cohort.sample_ids[i] for i in val_idx],
+        **(extra_facts or {}),
+    }
+    model = BulkFormerModel(network, graph, gene_ids, checksum="", source=str(output_dir),
+                            is_demo=bool(facts.get("demo", False)), device=str(device), training=facts)
+    model.save(output_dir, package_version=__version__)
+    return TrainingResult(BulkFormerModel.from_folder(output_dir, device=str(device)), tuple(history), output_dir)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two flat arrays (NaN when either is constant)."""
+    a = np.asarray(a, dtype=np.float64) - np.mean(a)
+    b = np.asarray(b, dtype=np.float64) - np.mean(b)
+    denom = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 0 else float("nan")
+
+
+def _evaluate(network: BulkFormer, adjacency: Tensor, x: Tensor, masked: Tensor, hidden: Tensor,
+              batch_size: int) -> tuple[float, float]:
+    """MSE and pooled PCC on the hidden genes of the held-out samples."""
+    if x.shape[0] == 0:
+        return float("nan"), float("nan")
+    network.eval()
+    with torch.inference_mode():
+        pred = torch.cat([network(masked[i : i + batch_size], adjacency) for i in range(0, x.shape[0], batch_size)])
+    truth, guess = x[hidden].cpu().numpy(), pred[hidden].cpu().numpy()
+    return float(np.mean((truth - guess) ** 2)), pearson(truth, guess)
+
+
+def _graph_from(values: np.ndarray, *, k: int) -> GeneGraph:
+    """Co-expression graph over the measured genes; unmeasured genes stay unconnected."""
+    measured = np.flatnonzero((values != MISSING).all(axis=0))
+    sub = build_coexpression_graph(values[:, measured], k=k)
+    mapping = torch.from_numpy(measured)
+    return GeneGraph(mapping[sub.edge_index], sub.weight, values.shape[1])
+
+
+def _warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _save_state(path: Path, network: BulkFormer, optimizer: torch.optim.Optimizer, schedule: Any,
+                generator: torch.Generator, history: Sequence[EpochReport], epoch: int, graph: GeneGraph) -> None:
+    """Atomic write of everything needed to resume (tensors and plain values only)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({
+        "model": network.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": [dataclasses.asdict(h) for h in history],
+        "epoch": epoch,
+        "graph_edges": graph.edge_index,
+        "graph_weight": graph.weight,
+    }, tmp)
+    os.replace(tmp, path)
