@@ -8,6 +8,7 @@ from ``g[1]`` to ``g[0]``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +58,11 @@ class GeneGraph:
         deg = torch.zeros(self.n_genes, dtype=torch.float32).index_add_(0, row, w)
         inv_sqrt = torch.where(deg > 0, deg.clamp_min(1e-30).pow(-0.5), torch.zeros_like(deg))
         values = inv_sqrt[row] * w * inv_sqrt[col]
-        coo = torch.sparse_coo_tensor(self.edge_index, values, (self.n_genes, self.n_genes))
-        return coo.coalesce().to_sparse_csr().to(device)
+        with warnings.catch_warnings():  # torch's notes on sparse "beta" support are not for users
+            warnings.simplefilter("ignore", UserWarning)
+            coo = torch.sparse_coo_tensor(self.edge_index, values, (self.n_genes, self.n_genes),
+                                          check_invariants=True)
+            return coo.coalesce().to_sparse_csr().to(device)
 
     def save(self, edge_path: Path, weight_path: Path) -> None:
         """Write the published two-file format (tensors only)."""
