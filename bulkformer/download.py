@@ -315,6 +315,7 @@ def download_file(
     report = progress or (lambda done, total: None)
     if verify_file(final, remote.md5):
         report(remote.size, remote.size)
+        record_checksum(final, remote.md5)
         return final
 
     _with_retries(
@@ -336,7 +337,27 @@ def download_file(
             f"Could not move the finished download to {final}: {exc.strerror or exc}.",
             hint=f"Check that you may write to {final.parent}.",
         ) from None
+    record_checksum(final, remote.md5)
     return final
+
+
+CHECKSUMS_NAME = "checksums.json"
+"""``{file name: md5 hex}`` beside downloaded files, so ``bulkformer verify`` can re-check them offline."""
+
+
+def record_checksum(path: Path, md5: str) -> None:
+    """Add ``path``'s verified md5 to its folder's checksums.json (written atomically)."""
+    book = path.parent / CHECKSUMS_NAME
+    try:
+        known = json.loads(book.read_text()) if book.is_file() else {}
+    except ValueError:
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+    known[path.name] = md5
+    tmp = book.with_name(book.name + ".tmp")
+    tmp.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, book)
 
 
 def _fetch_into(remote: RemoteFile, part: Path, report: ProgressFn, timeout: float) -> None:

@@ -23,7 +23,7 @@ from bulkformer.model.bulkformer import BulkFormer
 
 Aggregate = Literal["max", "mean", "median", "all"]
 AGGREGATES: tuple[str, ...] = ("max", "mean", "median", "all")
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16"]
 
 ProgressFn = Callable[[int, int], None]
 """Called after each batch with (samples done, samples in all)."""
@@ -42,6 +42,21 @@ def choose_device(device: str = "auto") -> torch.device:
             "A CUDA GPU was requested but none is available.", hint="Choose device 'cpu' or 'auto'."
         )
     return torch.device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> Literal["fp32", "bf16"]:
+    """``"auto"``: bf16 autocast where the hardware runs bf16 matrix products natively
+    (CUDA GPUs with bf16, CPUs with AVX512-BF16 or AMX), else float32."""
+    if precision in ("fp32", "bf16"):
+        return precision  # type: ignore[return-value]
+    if precision != "auto":
+        raise BulkFormerError(f"Unknown precision {precision!r}.", hint="Use auto, fp32 or bf16.")
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    cpu = torch.cpu
+    native = getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
+        cpu, "_is_amx_tile_supported", lambda: False)()
+    return "bf16" if device.type == "cpu" and native else "fp32"
 
 
 def aggregate_genes(features: Tensor, how: str) -> Tensor:
@@ -111,7 +126,7 @@ def iter_forward(
     *,
     batch_size: int,
     device: torch.device,
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[BatchOutput]:
@@ -125,7 +140,7 @@ def iter_forward(
     if plan.aggregate not in AGGREGATES:
         aggregate_genes(torch.zeros(1, 1, 1), plan.aggregate)  # raises the user-facing error
     n = values.shape[0]
-    use_bf16 = precision == "bf16"
+    use_bf16 = resolve_precision(precision, device) == "bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
     agg_idx = None if plan.aggregate_index is None else torch.as_tensor(plan.aggregate_index, device=device)
     gene_idx = None if plan.gene_index is None else torch.as_tensor(plan.gene_index, device=device)
@@ -134,7 +149,7 @@ def iter_forward(
         if should_stop is not None and should_stop():
             raise InferenceCancelled("The run was cancelled.", hint="Start it again when ready.")
         stop = min(start + batch_size, n)
-        x = torch.as_tensor(values[start:stop], dtype=torch.float32, device=device)
+        x = torch.tensor(values[start:stop], dtype=torch.float32, device=device)  # a copy: inputs may be read-only
         with torch.inference_mode(), autocast:
             h = network.encode(x, adjacency, identity=identity)
             features = network.gene_features(x, h).float()

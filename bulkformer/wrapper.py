@@ -216,7 +216,7 @@ class BulkFormerModel:
         gene_embedding_genes: Sequence[str] | None = None,
         with_esm2: bool = False,
         batch_size: int | None = None,
-        precision: Precision = "fp32",
+        precision: Precision = "auto",
         progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> InferenceResult:
@@ -256,7 +256,7 @@ class BulkFormerModel:
         gene_embedding_genes: Sequence[str] | None = None,
         with_esm2: bool = False,
         batch_size: int | None = None,
-        precision: Precision = "fp32",
+        precision: Precision = "auto",
         progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[BatchOutput]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bulkformer.graph import GeneGraph
-from bulkformer.model import BulkFormer, BulkFormerConfig
+from bulkformer.model import MISSING, BulkFormer, BulkFormerConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -39,6 +39,27 @@ def random_expression(n_samples: int, n_genes: int, *, missing: float = 0.2, see
     x[rng.random((n_samples, n_genes)) < 0.1] = 0.0
     x[:, rng.random(n_genes) < missing] = -10.0
     return x
+
+
+class Cohort:
+    """The three fields training reads from an aligned cohort."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+        self.sample_ids = tuple(f"S{i}" for i in range(values.shape[0]))
+        self.gene_ids = tuple(f"ENSG{i:011d}" for i in range(values.shape[1]))
+
+
+def structured_cohort(n_samples: int = 24, n_genes: int = 50, seed: int = 0) -> Cohort:
+    """Gene-specific levels plus two co-expression factors: learnable structure."""
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(0.5, 6.0, n_genes)
+    loadings = rng.normal(size=(2, n_genes))
+    factors = rng.normal(size=(n_samples, 2))
+    x = level + 0.5 * factors @ loadings + rng.normal(scale=0.1, size=(n_samples, n_genes))
+    x = np.clip(x, 0, None).astype(np.float32)
+    x[:, :3] = MISSING  # three genes this cohort never measured
+    return Cohort(x)
 
 
 @pytest.fixture(params=["v1", "v2"])

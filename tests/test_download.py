@@ -464,3 +464,12 @@ def test_batch_space_check_runs_before_any_request(
     with pytest.raises(DownloadError, match="Not enough disk space"):
         dl.download("all", **FAST)
     assert not any("/files/" in p for p, _ in zenodo.log)
+
+
+
+def test_verified_downloads_are_recorded_for_offline_checks(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    """After a verified download, checksums.json holds the file's md5 (what `verify` re-checks)."""
+    remote = _remote(zenodo, V1, "G_gtex.pt")
+    path = dl.download_file(remote, tmp_path / "d", retries=1, backoff=0.0)
+    book = json.loads((tmp_path / "d" / dl.CHECKSUMS_NAME).read_text())
+    assert book == {"G_gtex.pt": _md5(path.read_bytes())}

@@ -13,6 +13,7 @@ from bulkformer.inference import (
     aggregate_genes,
     iter_forward,
     resolve_indices,
+    resolve_precision,
 )
 from tests.conftest import random_expression, random_graph, tiny_network
 
@@ -36,7 +37,7 @@ def test_aggregations_match_numpy(n_genes: int) -> None:
 def _collect(network, adjacency, values, plan, batch_size):
     identity = network.gene_identity().detach()
     outs = list(iter_forward(network, adjacency, identity, values, plan, batch_size=batch_size,
-                             device=torch.device("cpu")))
+                             device=torch.device("cpu"), precision="fp32"))
     return outs
 
 
@@ -78,3 +79,34 @@ def test_unknown_genes_are_a_clear_error() -> None:
     assert resolve_indices(ids, None, what="x") is None
     with pytest.raises(BulkFormerError, match="ENSG9"):
         resolve_indices(ids, ["ENSG9"], what="gene embeddings")
+
+
+def test_bf16_path_keeps_the_accuracy_bounds_on_the_demo_model() -> None:
+    """Fast path vs float32 on realistic inputs (demo cohort, demo model):
+    sample-embedding cosine >= 0.999, imputation PCC vs the hidden truth within 0.002."""
+    from bulkformer import paths
+    from bulkformer.pipeline import prepare
+    from bulkformer.train import mask_measured
+    from bulkformer.wrapper import BulkFormerModel
+
+    model = BulkFormerModel.load("demo", device="cpu")
+    prepared = prepare(paths.demo_dir() / "demo_counts.csv.gz", gene_order=model.gene_ids)
+    truth = prepared.aligned.values[:8]
+    masked, hidden = (t.numpy() for t in mask_measured(torch.from_numpy(truth), 0.15, torch.Generator().manual_seed(0)))
+    ids = prepared.aligned.sample_ids[:8]
+    fp32 = model.run(masked, ids, precision="fp32")
+    bf16 = model.run(masked, ids, precision="bf16")
+    a, b = fp32.sample_embedding, bf16.sample_embedding
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() >= 0.999
+    pcc32 = np.corrcoef(truth[hidden], fp32.imputed[hidden])[0, 1]
+    pcc16 = np.corrcoef(truth[hidden], bf16.imputed[hidden])[0, 1]
+    assert abs(pcc32 - pcc16) <= 0.002
+
+
+def test_precision_names() -> None:
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert resolve_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
+    with pytest.raises(BulkFormerError, match="Unknown precision"):
+        resolve_precision("fp8", torch.device("cpu"))

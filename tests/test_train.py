@@ -8,30 +8,11 @@ import torch
 
 from bulkformer.model import MISSING
 from bulkformer.train import TrainingConfig, mask_measured, state_path_for, train
-from tests.conftest import tiny_config
-
-
-class _Cohort:
-    def __init__(self, values: np.ndarray) -> None:
-        self.values = values
-        self.sample_ids = tuple(f"S{i}" for i in range(values.shape[0]))
-        self.gene_ids = tuple(f"ENSG{i:011d}" for i in range(values.shape[1]))
-
-
-def _structured_cohort(n_samples: int = 24, n_genes: int = 50, seed: int = 0) -> _Cohort:
-    """Gene-specific levels plus two co-expression factors: learnable structure."""
-    rng = np.random.default_rng(seed)
-    level = rng.uniform(0.5, 6.0, n_genes)
-    loadings = rng.normal(size=(2, n_genes))
-    factors = rng.normal(size=(n_samples, 2))
-    x = level + 0.5 * factors @ loadings + rng.normal(scale=0.1, size=(n_samples, n_genes))
-    x = np.clip(x, 0, None).astype(np.float32)
-    x[:, :3] = MISSING  # three genes this cohort never measured
-    return _Cohort(x)
+from tests.conftest import structured_cohort, tiny_config
 
 
 def test_mask_hides_the_requested_share_of_measured_genes_only() -> None:
-    values = torch.tensor(_structured_cohort(4, 40).values)
+    values = torch.tensor(structured_cohort(4, 40).values)
     masked, hidden = mask_measured(values, 0.25, torch.Generator().manual_seed(0))
     measured = values != MISSING
     assert not (hidden & ~measured).any()
@@ -39,7 +20,7 @@ def test_mask_hides_the_requested_share_of_measured_genes_only() -> None:
     assert torch.all(masked[hidden] == MISSING) and torch.equal(masked[~hidden], values[~hidden])
 
 
-def _masked_loss(model, cohort: _Cohort) -> float:
+def _masked_loss(model, cohort) -> float:
     x = torch.tensor(cohort.values)
     masked, hidden = mask_measured(x, 0.15, torch.Generator().manual_seed(123))
     with torch.inference_mode():
@@ -48,7 +29,7 @@ def _masked_loss(model, cohort: _Cohort) -> float:
 
 
 def test_ten_steps_lower_the_masked_loss(tmp_path) -> None:
-    cohort = _structured_cohort()
+    cohort = structured_cohort()
     config = TrainingConfig(epochs=10, batch_size=22, lr=2e-2, warmup_steps=2, val_fraction=0.1, graph_k=4, device="cpu")
     first = train(cohort, output_dir=tmp_path / "m0", architecture=tiny_config("v2"),
                   config=TrainingConfig(**{**config.__dict__, "epochs": 0}))
@@ -63,7 +44,7 @@ def test_ten_steps_lower_the_masked_loss(tmp_path) -> None:
 
 
 def test_resume_after_an_interruption_is_exact(tmp_path) -> None:
-    cohort = _structured_cohort(seed=1)
+    cohort = structured_cohort(seed=1)
     config = TrainingConfig(epochs=3, batch_size=8, lr=2e-3, warmup_steps=1, graph_k=4, device="cpu")
     straight = train(cohort, output_dir=tmp_path / "a", architecture=tiny_config("v2"), config=config)
 

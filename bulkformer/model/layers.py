@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from performer_pytorch import Performer
+from performer_pytorch.performer_pytorch import FastAttention
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
@@ -37,6 +38,29 @@ class ExpressionEmbedding(nn.Module):
         return emb.masked_fill((x == MISSING).unsqueeze(-1), 0.0)
 
 
+class Fp32FastAttention(FastAttention):
+    """performer-pytorch's FAVOR+ attention, always computed in float32.
+
+    Under bf16 autocast the projections around it run in bf16, but the random-feature kernel
+    (an ``exp``) and its normaliser (a sum over all 20,010 keys) lose too much precision in bf16,
+    so this part is kept in float32. Same parameters and buffers as the parent class.
+    """
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        with torch.autocast(q.device.type, enabled=False):
+            return super().forward(q.float(), k.float(), v.float())
+
+
+def _performer(dim: int, *, heads: int, attn_dropout: float, ff_dropout: float) -> Performer:
+    """One ``Performer(depth=1)`` layer as the checkpoints have it, with float32 FAVOR+."""
+    layer = Performer(dim=dim, heads=heads, depth=1, dim_head=dim // heads,
+                      attn_dropout=attn_dropout, ff_dropout=ff_dropout)
+    for module in layer.modules():
+        if type(module) is FastAttention:
+            module.__class__ = Fp32FastAttention  # same state, float32 forward
+    return layer
+
+
 class GraphBlock(nn.Module):
     """One encoder block: LayerNorm, a residual GCN step over the gene graph, Performer layers.
 
@@ -64,17 +88,7 @@ class GraphBlock(nn.Module):
             # v1 checkpoints carry the gene-binning scorer; with bins=0 it is never called.
             self.which_b = nn.Sequential(nn.Linear(dim, 1))
         self.f = nn.Sequential(
-            *[
-                Performer(
-                    dim=dim,
-                    heads=heads,
-                    depth=1,
-                    dim_head=dim // heads,
-                    attn_dropout=attn_dropout,
-                    ff_dropout=ff_dropout,
-                )
-                for _ in range(p_repeat)
-            ]
+            *[_performer(dim, heads=heads, attn_dropout=attn_dropout, ff_dropout=ff_dropout) for _ in range(p_repeat)]
         )
         self.layernorm = nn.LayerNorm(dim)
 

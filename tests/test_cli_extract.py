@@ -1,0 +1,272 @@
+"""``bulkformer extract`` and ``bulkformer verify`` on a tiny saved model and a tiny cohort.
+
+Every output format is read back and compared with the Python API (``prepare`` +
+``BulkFormerModel.run``) on the same input.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from bulkformer import wrapper
+from bulkformer.cli import app
+from bulkformer.download import verify_file
+from bulkformer.genes import load_annotation
+from bulkformer.pipeline import prepare
+from bulkformer.wrapper import BulkFormerModel
+from tests.conftest import random_graph, tiny_network
+
+runner = CliRunner()
+N_SAMPLES = 5
+SAMPLES = [f"S{i}" for i in range(N_SAMPLES)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run 10× faster on one thread than on two busy shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A tiny model over 50 real genes (saved twice: as is and as a demo), a counts table, a sheet."""
+    root = tmp_path_factory.mktemp("cli")
+    genes = list(load_annotation().protein_coding_ids()[:60])
+    model_genes = genes[:50]
+    model = BulkFormerModel(tiny_network("v2", seed=1), random_graph(50, 200), model_genes,
+                            checksum="x", source="test", device="cpu")
+    model.save(root / "model")
+    model.save(root / "demo_model", training={"demo": True})
+    rng = np.random.default_rng(0)
+    measured = genes[5:60]  # 45 of the model's genes, and 10 the model does not know
+    counts = pd.DataFrame(rng.negative_binomial(2, 0.01, size=(len(measured), N_SAMPLES)),
+                          index=pd.Index(measured, name="gene_id"), columns=SAMPLES)
+    counts.to_csv(root / "counts.csv")
+    pd.DataFrame({"sample_id": SAMPLES, "tissue": list("aabbc")}).to_csv(root / "sheet.csv", index=False)
+    symbol = load_annotation().symbol_of(model_genes[7])
+    (root / "genes.txt").write_text(f"# genes of interest\n{model_genes[3]}.12\n{symbol}\n\n{model_genes[40]}\n")
+    loaded = BulkFormerModel.load(root / "model", device="cpu")
+    prepared = prepare(root / "counts.csv", gene_order=loaded.gene_ids)
+    return {"root": root, "model": loaded, "aligned": prepared.aligned,
+            "chosen": [model_genes[3], model_genes[7], model_genes[40]]}
+
+
+def _extract(setup: dict, output: Path, *args: str) -> object:
+    root = setup["root"]
+    result = runner.invoke(app, ["extract", str(root / "counts.csv"), str(output),
+                                 "--model", str(root / "model"), "--batch-size", "2", "--precision", "fp32", *args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def _expected(setup: dict, **kwargs: object) -> wrapper.InferenceResult:
+    aligned = setup["aligned"]
+    return setup["model"].run(aligned.values, aligned.sample_ids, batch_size=2, precision="fp32", **kwargs)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", index_col=0)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv", ".parquet", ".npy", ".pt", ".h5ad"])
+def test_transcriptome_level_every_format(setup: dict, tmp_path: Path, ext: str) -> None:
+    output = tmp_path / f"emb{ext}"
+    result = _extract(setup, output, "--aggregate", "max")
+    assert result.exit_code == 0, result.output
+    assert "Model genes measured: 45 of 50" in result.output  # the QC summary
+    expected = _expected(setup, impute=False, aggregate="max").sample_embedding
+    if ext in (".csv", ".tsv", ".parquet"):
+        frame = _read_table(output)
+        assert list(frame.index) == SAMPLES and frame.index.name == "sample_id"
+        got = frame.to_numpy()
+    elif ext == ".npy":
+        got = np.load(output)
+        assert list(pd.read_csv(tmp_path / "emb.samples.csv")["sample_id"]) == SAMPLES
+    elif ext == ".pt":
+        saved = torch.load(output, weights_only=True)
+        assert saved["sample_ids"] == SAMPLES
+        got = saved["embedding"].numpy()
+    else:
+        adata = anndata.read_h5ad(output)
+        assert list(adata.obs_names) == SAMPLES and adata.uns["bulkformer"]["aggregate"] == "max"
+        got = adata.obsm["X_bulkformer"]
+    assert got.shape == expected.shape and got.shape[0] == N_SAMPLES
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet", ".npy", ".pt", ".h5ad"])
+def test_expression_imputation_every_format(setup: dict, tmp_path: Path, ext: str) -> None:
+    output = tmp_path / f"imputed{ext}"
+    result = _extract(setup, output, "--type", "expression_imputation")
+    assert result.exit_code == 0, result.output
+    expected = _expected(setup, embed=False).imputed
+    genes = list(setup["model"].gene_ids)
+    if ext in (".csv", ".parquet"):
+        frame = _read_table(output)
+        assert list(frame.index) == SAMPLES and list(frame.columns) == genes
+        got = frame.to_numpy()
+    elif ext == ".npy":
+        got = np.load(output)
+        assert list(pd.read_csv(tmp_path / "imputed.genes.csv")["gene_id"]) == genes
+    elif ext == ".pt":
+        saved = torch.load(output, weights_only=True)
+        assert saved["sample_ids"] == SAMPLES and saved["gene_ids"] == genes
+        got = saved["imputed"].numpy()
+    else:
+        adata = anndata.read_h5ad(output)
+        assert list(adata.var_names) == genes and adata.var["observed"].sum() == 45
+        observed = adata.layers["observed"]
+        assert np.isnan(observed[:, ~adata.var["observed"].to_numpy()]).all()
+        np.testing.assert_array_equal(adata.layers["imputed"], adata.X)
+        got = adata.X
+    assert not np.isnan(got).any()
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet", ".npy", ".pt", ".h5ad"])
+def test_gene_level_with_gene_list(setup: dict, tmp_path: Path, ext: str) -> None:
+    output = tmp_path / f"genes{ext}"
+    result = _extract(setup, output, "--type", "gene_level", "--genes", str(setup["root"] / "genes.txt"))
+    assert result.exit_code == 0, result.output
+    chosen = setup["chosen"]
+    expected = _expected(setup, embed=False, impute=False, gene_embedding_genes=chosen).gene_embedding
+    if ext in (".csv", ".parquet"):
+        frame = pd.read_csv(output) if ext == ".csv" else pd.read_parquet(output)
+        assert list(frame["sample_id"]) == [s for s in SAMPLES for _ in chosen]
+        assert list(frame["gene_id"]) == chosen * N_SAMPLES
+        got = frame.filter(like="emb_").to_numpy().reshape(N_SAMPLES, len(chosen), -1)
+    elif ext == ".npy":
+        got = np.load(output)
+        assert list(pd.read_csv(tmp_path / "genes.genes.csv")["gene_id"]) == chosen
+    elif ext == ".pt":
+        saved = torch.load(output, weights_only=True)
+        assert saved["gene_ids"] == chosen
+        got = saved["gene_embedding"].numpy()
+    else:
+        adata = anndata.read_h5ad(output)
+        assert list(adata.uns["bulkformer"]["gene_embedding_ids"]) == chosen
+        got = adata.obsm["X_bulkformer_genes"]
+    assert got.shape == expected.shape and got.shape[:2] == (N_SAMPLES, 3)
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+
+
+def test_gene_list_restricts_pooling_and_imputation(setup: dict, tmp_path: Path) -> None:
+    genes_file = str(setup["root"] / "genes.txt")
+    assert _extract(setup, tmp_path / "e.csv", "--genes", genes_file).exit_code == 0
+    expected = _expected(setup, impute=False, aggregate_genes=setup["chosen"]).sample_embedding
+    np.testing.assert_allclose(_read_table(tmp_path / "e.csv").to_numpy(), expected, atol=1e-6, rtol=0)
+    result = _extract(setup, tmp_path / "i.csv", "--type", "expression_imputation", "--genes", genes_file)
+    assert result.exit_code == 0, result.output
+    assert list(_read_table(tmp_path / "i.csv").columns) == setup["chosen"]
+
+
+def test_gene_level_all_genes_streams_to_npy_only(setup: dict, tmp_path: Path) -> None:
+    refused = _extract(setup, tmp_path / "all.csv", "--type", "gene_level")
+    assert refused.exit_code == 1 and "51 MB per sample" in refused.output and "--genes" in refused.output
+    assert not (tmp_path / "all.csv").exists()
+    result = _extract(setup, tmp_path / "all.npy", "--type", "gene_level")
+    assert result.exit_code == 0, result.output
+    got = np.load(tmp_path / "all.npy")
+    model = setup["model"]
+    expected = _expected(setup, embed=False, impute=False, gene_embedding_genes=model.gene_ids).gene_embedding
+    assert got.shape == expected.shape and got.shape[:2] == (N_SAMPLES, 50)
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+    assert list(pd.read_csv(tmp_path / "all.genes.csv")["gene_id"]) == list(model.gene_ids)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.genes.csv", "all.npy", "all.samples.csv"]
+
+
+def test_interrupted_run_leaves_no_output(setup: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = wrapper.iter_forward
+
+    def one_batch_then_ctrl_c(*args: object, **kwargs: object):
+        batches = real(*args, **kwargs)
+        yield next(batches)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wrapper, "iter_forward", one_batch_then_ctrl_c)
+    for ext, kind in ((".npy", "gene_level"), (".csv", "transcriptome_level")):
+        result = _extract(setup, tmp_path / f"out{ext}", "--type", kind)
+        assert result.exit_code == 130, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_metadata_counts_override_and_demo_warning(setup: dict, tmp_path: Path) -> None:
+    root = setup["root"]
+    result = runner.invoke(app, [
+        "extract", str(root / "counts.csv"), str(tmp_path / "e.h5ad"), "--model", str(root / "demo_model"),
+        "--metadata", str(root / "sheet.csv"), "--counts", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "DEMO model" in result.output and "SIMULATED" in result.output
+    adata = anndata.read_h5ad(tmp_path / "e.h5ad")
+    assert list(adata.obs["tissue"]) == list("aabbc")
+    assert adata.uns["bulkformer"]["is_demo"] == 1
+    result = _extract(setup, tmp_path / "e.csv", "--metadata", str(root / "sheet.csv"))
+    assert list(_read_table(tmp_path / "e.csv")["tissue"]) == list("aabbc")
+
+
+def test_user_errors_are_clean(setup: dict, tmp_path: Path) -> None:
+    result = _extract(setup, tmp_path / "out.xlsx")
+    assert result.exit_code == 1 and ".h5ad" in result.output
+    bad_genes = tmp_path / "bad.txt"
+    bad_genes.write_text("NOT_A_GENE_XYZ\n")
+    result = _extract(setup, tmp_path / "out.csv", "--genes", str(bad_genes))
+    assert result.exit_code == 1 and "NOT_A_GENE_XYZ" in result.output
+    assert not (tmp_path / "out.csv").exists()
+
+
+# --- verify -----------------------------------------------------------------------------------
+
+
+def test_verify_passes_on_a_good_model(setup: dict, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "G_tcga.pt").write_bytes(b"graph")
+    (data / "checksums.json").write_text(json.dumps({"G_tcga.pt": "5f47a0e7be6d2b1ab2f5bd6b8e0f0f32"}))
+    result = runner.invoke(app, ["verify", "--model", str(setup["root"] / "model"),
+                                 "--model-dir", str(tmp_path / "none"), "--data-dir", str(data)])
+    assert "torch-geometric" in result.output and "performer-pytorch" in result.output
+    assert "forward pass" in result.output and "OK" in result.output
+    # The recorded md5 is wrong on purpose: the only problem is that file.
+    assert result.exit_code == 1
+    assert "1. " in result.output and "G_tcga.pt is damaged" in result.output and "2. " not in result.output
+    (data / "checksums.json").write_text(json.dumps({"G_tcga.pt": _md5(data / "G_tcga.pt")}))
+    result = runner.invoke(app, ["verify", "--model", str(setup["root"] / "model"),
+                                 "--model-dir", str(tmp_path / "none"), "--data-dir", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "All checks passed" in result.output and "md5 OK" in result.output
+
+
+def test_verify_fails_on_a_damaged_model(setup: dict, tmp_path: Path) -> None:
+    copy = tmp_path / "damaged"
+    shutil.copytree(setup["root"] / "model", copy)
+    weights = copy / "model.safetensors"
+    with weights.open("r+b") as fh:
+        fh.write(b"\xff" * 64)
+    result = runner.invoke(app, ["verify", "--model", str(copy), "--model-dir", str(tmp_path),
+                                 "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "1. The model" in result.output and "model.safetensors could not be read" in result.output
+    assert "damaged" in result.output and "Traceback" not in result.output
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+    assert verify_file(path, digest)
+    return digest
