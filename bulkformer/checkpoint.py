@@ -165,6 +165,7 @@ def save_pretrained(
         raise ValueError(f"{len(info.gene_ids)} gene IDs for a model of {module.config.n_genes} genes")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is meant to be shared
     # performer-pytorch registers each layer twice (net.* and proj_updater.instance.*), sharing
     # storage; safetensors stores shared tensors only once, so store independent copies.
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}

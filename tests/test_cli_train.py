@@ -25,13 +25,13 @@ def _counts_file(tmp_path, n_samples: int = 12):
 def test_train_from_scratch_then_fine_tune(tmp_path) -> None:
     runner = CliRunner()
     counts = _counts_file(tmp_path)
-    first = runner.invoke(app, ["train", str(counts), str(tmp_path / "m"), "--dim", "8", "--layers", "1",
+    first = runner.invoke(app, ["train", str(counts), str(tmp_path / "m"), "--dim", "16", "--layers", "1",
                                 "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--graph-k", "3",
                                 "--demo"])
     assert first.exit_code == 0, first.output
     assert "held-out imputation PCC" in first.output
     model = BulkFormerModel.load(tmp_path / "m", device="cpu")
-    assert model.is_demo and model.config.dim == 8 and model.gene_ids == protein_coding_ids()
+    assert model.is_demo and model.config.dim == 16 and model.gene_ids == protein_coding_ids()
     assert model.training["data"]["measured_genes"] == 600
 
     tuned = runner.invoke(app, ["train", str(counts), str(tmp_path / "tuned"), "--model", str(tmp_path / "m"),
@@ -40,7 +40,11 @@ def test_train_from_scratch_then_fine_tune(tmp_path) -> None:
     assert BulkFormerModel.load(tmp_path / "tuned", device="cpu").training["fine_tuned_from"] == str(tmp_path / "m")
 
 
-def test_train_reports_a_bad_size_without_traceback(tmp_path) -> None:
-    result = CliRunner().invoke(app, ["train", str(_counts_file(tmp_path)), str(tmp_path / "m"), "--size", "9000M"])
+def test_train_reports_bad_sizes_without_traceback(tmp_path) -> None:
+    counts = str(_counts_file(tmp_path))
+    result = CliRunner().invoke(app, ["train", counts, str(tmp_path / "m"), "--size", "9000M"])
     assert result.exit_code == 1
     assert "Unknown size" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["train", counts, str(tmp_path / "m"), "--dim", "8", "--heads", "8"])
+    assert result.exit_code == 1
+    assert "at least 2 per head" in result.output and "Traceback" not in result.output

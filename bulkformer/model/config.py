@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bulkformer.errors import BulkFormerError
+
 Family = Literal["v1", "v2"]
 
 PUBLISHED_GENE_COUNT = 20010
@@ -46,14 +48,19 @@ class BulkFormerConfig:
     name: str = "custom"
 
     def __post_init__(self) -> None:
+        problems = []
         if self.family not in ("v1", "v2"):
-            raise ValueError(f"family must be 'v1' or 'v2', not {self.family!r}")
-        if self.dim % self.heads or self.dim % 2:
-            raise ValueError(f"dim {self.dim} must be even and divisible by heads {self.heads}")
+            problems.append(f"family must be 'v1' or 'v2', not {self.family!r}")
+        if min(self.n_genes, self.dim, self.p_repeat, self.gb_repeat, self.heads) < 1:
+            problems.append("n_genes, dim, layers, blocks and heads must be positive")
+        elif self.dim % self.heads or self.dim // self.heads < 2:
+            # FAVOR+ draws int(d·ln d) random features per head: d = dim/heads must be >= 2.
+            problems.append(f"dim {self.dim} must be a multiple of heads {self.heads} with at least 2 per head")
         if (self.family == "v1") != (self.esm_dim is not None):
-            raise ValueError("esm_dim is required for v1 and must be None for v2")
-        if min(self.n_genes, self.dim, self.p_repeat, self.gb_repeat) < 1:
-            raise ValueError("n_genes, dim, p_repeat and gb_repeat must be positive")
+            problems.append("esm_dim is required for v1 and must be None for v2")
+        if problems:
+            raise BulkFormerError(f"Invalid model shape: {'; '.join(problems)}.",
+                                  hint="For a small model try --dim 32 --heads 8 --layers 2.")
 
     @property
     def dim_head(self) -> int:

@@ -1,0 +1,104 @@
+"""``prepare``: from a user's file to the model's input, in one call.
+
+read → orient → map genes → detect value type → log1p TPM (over all genes of the table) →
+merge duplicated genes → align to the model's genes → QC. The app, the CLI and training all
+call this, so every input is checked and normalised the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bulkformer import genes, io, normalise
+from bulkformer.align import AlignedMatrix, align
+from bulkformer.errors import InputError
+from bulkformer.io import DEFAULT_MAX_BYTES, Guess, Source
+from bulkformer.qc import QCReport, make_report
+
+
+@dataclass(frozen=True)
+class Guesses:
+    """The decisions ``prepare`` made on its own, each with its reason."""
+
+    orientation: Guess
+    id_type: Guess
+    value_type: Guess
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedInput:
+    """The model's input, the QC report, the sample sheet (indexed by sample ID, in
+    ``aligned.sample_ids`` order, NaN rows for samples it lacks; or ``None``) and the guesses."""
+
+    aligned: AlignedMatrix
+    qc: QCReport
+    metadata: pd.DataFrame | None
+    guesses: Guesses
+
+
+def prepare(
+    source: Source,
+    *,
+    gene_order: Sequence[str],
+    filename: str | None = None,
+    orientation: str = "auto",
+    id_type: str = "auto",
+    value_type: str = "auto",
+    sample_sheet: Source | pd.DataFrame | None = None,
+    sample_sheet_filename: str | None = None,
+    sample_id_column: str | None = None,
+    annotation: genes.GeneAnnotation | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> PreparedInput:
+    """Read an expression table (path, or bytes plus ``filename``) and turn it into
+    log1p TPM in ``gene_order`` (Ensembl IDs without version).
+
+    ``orientation`` (``genes_in_rows``/``genes_in_columns``), ``id_type``
+    (``ensembl``/``symbol``) and ``value_type`` (``counts``/``tpm``/``fpkm``/``log1p_tpm``/
+    ``log2_tpm``) override the guesses. Raises :class:`~bulkformer.errors.InputError` for
+    every problem with the files.
+    """
+    if value_type not in normalise.VALUE_TYPES:
+        raise InputError(f"Unknown value type {value_type!r}.",
+                         hint=f"Use one of {', '.join(normalise.VALUE_TYPES)}.")
+    annotation = annotation or genes.load_annotation()
+    raw = io.read_table(source, filename=filename, max_bytes=max_bytes)
+    table = genes.orient(raw, orientation=orientation, annotation=annotation)
+    mapping = genes.map_genes(table.gene_labels, annotation=annotation, id_type=id_type)
+    normalise.check_values(table.values, sample_ids=table.sample_ids,
+                           gene_labels=table.gene_labels)
+    if value_type != "auto":
+        values_guess = Guess(value_type, "chosen by you")
+    else:
+        values_guess = raw.value_hint or normalise.detect_value_type(table.values)
+
+    lengths = None
+    if values_guess.value == "counts":
+        lengths = annotation.lengths_bp(mapping.ensg_ids)
+        if table.gene_lengths is not None:  # the file's own lengths come first
+            lengths = np.where(np.isfinite(table.gene_lengths), table.gene_lengths, lengths)
+    log_tpm = normalise.log1p_tpm(table.values, value_type=values_guess.value, lengths_bp=lengths)
+    combined = genes.combine_duplicates(log_tpm, mapping=mapping, sample_ids=table.sample_ids,
+                                        keep=gene_order)
+    aligned = align(combined.table, gene_order=gene_order)
+
+    metadata = None
+    missing: tuple[str, ...] = ()
+    unused: tuple[str, ...] = ()
+    if sample_sheet is not None:
+        sheet = io.read_sample_sheet(sample_sheet, filename=sample_sheet_filename,
+                                     sample_ids=table.sample_ids, id_column=sample_id_column,
+                                     max_bytes=max_bytes)
+        metadata = sheet.table.reindex(pd.Index(aligned.sample_ids, name="sample_id"))
+        missing, unused = sheet.missing, sheet.unused
+
+    qc = make_report(table.values, sample_ids=table.sample_ids, value_type=values_guess.value,
+                     mapping=mapping, duplicates=combined.duplicates, aligned=aligned,
+                     source_format=raw.source_format, ignored_columns=raw.ignored_columns,
+                     sheet_missing=missing, sheet_unused=unused)
+    return PreparedInput(aligned, qc, metadata, Guesses(table.orientation, mapping.id_type,
+                                                        values_guess))

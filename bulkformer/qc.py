@@ -1,0 +1,177 @@
+"""What was read, what was mapped, how much of the model's gene set is covered, and what
+looks wrong: the report shown before any model runs, so that problems surface early."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bulkformer.align import AlignedMatrix
+from bulkformer.genes import GeneMapping
+
+#: Below this share of the model's genes, the input is mostly imputation: warn.
+LOW_COVERAGE = 0.5
+#: A counts library below this many reads is very shallow: warn.
+LOW_DEPTH_READS = 1_000_000
+#: |robust z-score| above this marks an outlier (Iglewicz & Hoaglin's modified z-score).
+OUTLIER_Z = 3.5
+#: Fewer samples than this give no meaningful between-sample spread.
+MIN_SAMPLES_FOR_OUTLIERS = 5
+_EXAMPLES = 5
+
+
+@dataclass(frozen=True, eq=False)
+class QCReport:
+    """Checks on one prepared input.
+
+    ``per_sample`` (indexed by sample ID) has ``library_size`` (counts only, else NaN),
+    ``detected_genes`` and ``zero_fraction`` over all genes of the table,
+    ``model_genes_detected``, the robust z-scores ``library_size_z`` / ``detected_genes_z``,
+    ``outlier`` and ``flags`` (why a sample is flagged, or empty).
+    """
+
+    source_format: str
+    value_type: str
+    n_samples: int
+    n_genes_read: int
+    n_genes_mapped: int
+    unmapped_examples: tuple[str, ...]
+    duplicates: pd.DataFrame
+    n_model_genes: int
+    n_model_genes_observed: int
+    per_sample: pd.DataFrame
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def n_genes_unmapped(self) -> int:
+        return self.n_genes_read - self.n_genes_mapped
+
+    @property
+    def n_duplicate_rows(self) -> int:
+        """Rows merged into another row of the same gene."""
+        return int(self.duplicates["n_rows"].sum() - len(self.duplicates))
+
+    @property
+    def coverage(self) -> float:
+        """Share of the model's genes that the table measured."""
+        return self.n_model_genes_observed / self.n_model_genes if self.n_model_genes else 0.0
+
+    def summary_lines(self) -> list[str]:
+        """Plain-text lines for the CLI."""
+        lines = [
+            f"Read {self.n_genes_read:,} genes × {self.n_samples:,} samples "
+            f"({self.source_format}, {self.value_type}).",
+            f"Mapped {self.n_genes_mapped:,} genes to Ensembl IDs"
+            + (f"; {self.n_genes_unmapped:,} not recognised (e.g. "
+               f"{', '.join(self.unmapped_examples)})." if self.n_genes_unmapped else "."),
+        ]
+        if len(self.duplicates):
+            lines.append(f"Merged {self.n_duplicate_rows:,} duplicated row(s) into "
+                         f"{len(self.duplicates):,} gene(s).")
+        lines.append(f"Model genes measured: {self.n_model_genes_observed:,} of "
+                     f"{self.n_model_genes:,} ({self.coverage:.1%}).")
+        library = self.per_sample["library_size"].dropna()
+        if len(library):
+            lines.append(f"Library size: median {library.median() / 1e6:.3g} M reads "
+                         f"(min {library.min() / 1e6:.3g} M, max {library.max() / 1e6:.3g} M).")
+        detected = self.per_sample["detected_genes"]
+        lines.append(f"Detected genes per sample: median {detected.median():,.0f} "
+                     f"(min {detected.min():,}, max {detected.max():,}).")
+        lines += [f"Warning: {w}" for w in self.warnings]
+        lines += [f"Note: {n}" for n in self.notes]
+        return lines
+
+
+def robust_z(x: np.ndarray) -> np.ndarray:
+    """Modified z-score 0.6745·(x − median)/MAD; 0 where the MAD is 0 (no spread)."""
+    median = np.median(x)
+    mad = np.median(np.abs(x - median))
+    if mad == 0:
+        return np.zeros_like(x, dtype=np.float64)
+    return 0.6745 * (x - median) / mad
+
+
+def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: str,
+                mapping: GeneMapping, duplicates: pd.DataFrame, aligned: AlignedMatrix,
+                source_format: str, ignored_columns: Sequence[str] = (),
+                sheet_missing: Sequence[str] = (), sheet_unused: Sequence[str] = ()) -> QCReport:
+    """Build the report from the values as read (``[n_samples, n_genes]``, before
+    normalisation), the gene mapping, merged duplicates and the aligned matrix."""
+    n_samples, n_genes = values.shape
+    detected = np.count_nonzero(values, axis=1)  # values are never negative here
+    is_counts = value_type == "counts"
+    library = values.sum(axis=1, dtype=np.float64) if is_counts else np.full(n_samples, np.nan)
+    per_sample = pd.DataFrame({
+        "library_size": library,
+        "detected_genes": detected,
+        "zero_fraction": 1.0 - detected / n_genes,
+        "model_genes_detected": np.count_nonzero(aligned.values > 0, axis=1),
+    }, index=pd.Index(list(sample_ids), name="sample_id"))
+    warnings: list[str] = []
+    notes: list[str] = []
+
+    flags = pd.Series("", index=per_sample.index, dtype=object)
+    if is_counts:
+        shallow = per_sample.index[library < LOW_DEPTH_READS]
+        flags[shallow] += "very low depth; "
+        if len(shallow):
+            warnings.append(f"{len(shallow)} sample(s) have fewer than {LOW_DEPTH_READS:,} reads "
+                            f"(very low depth): {_examples(shallow)}.")
+    if n_samples >= MIN_SAMPLES_FOR_OUTLIERS:
+        per_sample["library_size_z"] = robust_z(np.log10(library + 1)) if is_counts else np.nan
+        per_sample["detected_genes_z"] = robust_z(detected.astype(np.float64))
+        for column, what in (("library_size_z", "library size"),
+                             ("detected_genes_z", "detected genes")):
+            odd = per_sample.index[per_sample[column].abs() > OUTLIER_Z]
+            flags[odd] += f"outlying {what}; "
+        outliers = flags.index[flags.str.contains("outlying")]
+        if len(outliers):
+            warnings.append(f"{len(outliers)} sample(s) look like outliers (robust z-score beyond "
+                            f"±{OUTLIER_Z} on log library size or detected genes): "
+                            f"{_examples(outliers)}.")
+    else:
+        per_sample["library_size_z"] = np.nan
+        per_sample["detected_genes_z"] = np.nan
+        notes.append(f"{n_samples} sample(s): outlier checks need at least "
+                     f"{MIN_SAMPLES_FOR_OUTLIERS}.")
+    per_sample["flags"] = flags.str.removesuffix("; ")
+    per_sample["outlier"] = per_sample["flags"] != ""
+
+    n_observed = int(aligned.observed.sum())
+    coverage = n_observed / len(aligned.gene_ids) if len(aligned.gene_ids) else 0.0
+    if coverage < LOW_COVERAGE:
+        warnings.append(f"Only {n_observed:,} of the model's {len(aligned.gene_ids):,} genes "
+                        f"({coverage:.0%}) are in the table; the model treats the others as "
+                        f"unmeasured, so its outputs rest on few measurements.")
+    if sheet_missing:
+        warnings.append(f"{len(sheet_missing)} sample(s) have no row in the sample sheet: "
+                        f"{_examples(sheet_missing)}.")
+    if sheet_unused:
+        notes.append(f"{len(sheet_unused)} sample-sheet row(s) match no sample: "
+                     f"{_examples(sheet_unused)}.")
+    unmapped = mapping.unmapped_labels
+    if unmapped:
+        notes.append(f"{len(unmapped):,} gene labels are not human genes known here (e.g. "
+                     f"{_examples(unmapped)}); they still count towards TPM.")
+    if len(duplicates):
+        notes.append(f"{len(duplicates):,} genes appeared in several rows, which were added up "
+                     f"on the TPM scale (e.g. {_examples(duplicates['labels'])}).")
+    if ignored_columns:
+        notes.append(f"Columns without expression values were ignored: "
+                     f"{_examples(ignored_columns)}.")
+    return QCReport(
+        source_format=source_format, value_type=value_type, n_samples=n_samples,
+        n_genes_read=n_genes, n_genes_mapped=mapping.n_mapped,
+        unmapped_examples=tuple(unmapped[:_EXAMPLES]), duplicates=duplicates,
+        n_model_genes=len(aligned.gene_ids), n_model_genes_observed=n_observed,
+        per_sample=per_sample, warnings=tuple(warnings), notes=tuple(notes))
+
+
+def _examples(items: Sequence[str] | pd.Index | pd.Series) -> str:
+    items = list(items)
+    shown = ", ".join(repr(str(x)) for x in items[:_EXAMPLES])
+    return shown + (f" and {len(items) - _EXAMPLES:,} more" if len(items) > _EXAMPLES else "")
