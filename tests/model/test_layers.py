@@ -51,3 +51,24 @@ def test_graph_conv_equals_dense_normalised_adjacency_in_upstream_direction() ->
     # The transposed graph (messages g0 -> g1) gives a different answer: direction matters.
     transposed = np.einsum("ij,bjd->bid", a_hat.T, x.numpy() @ w.T) + bias
     assert not np.allclose(got.numpy(), transposed, atol=1e-3)
+
+
+def test_lean_favor_attention_equals_performer_pytorch() -> None:
+    """Our FAVOR+ forward against performer-pytorch's own softmax_kernel + linear_attention."""
+    from performer_pytorch.performer_pytorch import FastAttention, linear_attention, softmax_kernel
+
+    from bulkformer.model.layers import Fp32FastAttention
+
+    torch.manual_seed(0)
+    reference = FastAttention(16, nb_features=40)
+    ours = FastAttention(16, nb_features=40)
+    ours.__class__ = Fp32FastAttention
+    ours.projection_matrix.copy_(reference.projection_matrix)
+    q, k, v = (torch.randn(2, 3, 500, 16) * 2 for _ in range(3))
+    kernel_q = softmax_kernel(q, projection_matrix=reference.projection_matrix, is_query=True)
+    kernel_k = softmax_kernel(k, projection_matrix=reference.projection_matrix, is_query=False)
+    expected = linear_attention(kernel_q, kernel_k, v)
+    got = ours(q, k, v)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 inputs: computed in float32 all the same
+        assert ours(q.bfloat16(), k.bfloat16(), v.bfloat16()).dtype == torch.float32

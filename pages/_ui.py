@@ -1,0 +1,943 @@
+"""Shared widgets and session state for the BulkFormer Studio pages.
+
+Streamlit is imported only here, in ``app.py`` and in the pages: the ``bulkformer`` package
+does every piece of reading, model math and exporting, and this module only keeps what one
+browser session has done (its upload, its runs, its background jobs) and draws it.
+
+Privacy: uploads live in this session's ``st.session_state`` only; results cached on disk go
+to a folder named by a random per-session id (``paths.cache_dir() / <id>``) that is removed
+when the session ends (and, should the server crash, by the next start after a day).
+Nothing derived from a user's data is put into ``st.cache_data``/``st.cache_resource``: the
+only shared object is the loaded model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import re
+import shutil
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+
+from bulkformer import paths
+from bulkformer.errors import BulkFormerError
+
+log = logging.getLogger("bulkformer.app")
+
+APP_TITLE = "BulkFormer Studio"
+DEMO_BANNER = (
+    "**Demo model trained on simulated data — for trying the app only.** "
+    "Get the published weights with `bulkformer download model`."
+)
+GENERIC_ERROR = (
+    "Something unexpected went wrong. Nothing was changed; please try again. "
+    "If it happens again, the server log has the details for an administrator."
+)
+#: Stale per-session cache folders (left by a crash) are removed after this long.
+CACHE_MAX_AGE_S = 24 * 3600
+
+# session_state keys (one place, so pages never disagree)
+K_SID = "bf_session_id"
+K_FOLDER = "bf_session_folder"
+K_DATASET = "bf_dataset"
+K_PREPARED = "bf_prepared"
+K_OVERRIDES = "bf_overrides"
+K_JOBS = "bf_jobs"
+K_RESULTS = "bf_results"
+K_MEMO = "bf_memo"
+K_MODEL_SPEC = "bf_model_spec"
+K_DEVICE = "bf_device"
+K_BATCH = "bf_batch_size"
+K_IMAGE_FORMAT = "bf_image_format"
+K_FLASH = "bf_flash"
+K_MODEL_LINE = "bf_model_line"
+
+PAGES = {
+    "home": "pages/home.py",
+    "upload": "pages/upload.py",
+    "embeddings": "pages/embeddings.py",
+    "imputation": "pages/imputation.py",
+    "downloads": "pages/downloads.py",
+    "model": "pages/model.py",
+}
+
+
+# =============================================================================== session
+class _SessionFolder:
+    """This session's private cache folder; removed when the session's state is dropped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(path), True)
+
+    def remove(self) -> None:
+        self._finalizer()
+
+
+@st.cache_resource(show_spinner=False)
+def _prune_stale_caches() -> bool:
+    """Once per server process: delete per-session cache folders older than a day."""
+    root = paths.cache_dir()
+    if root.is_dir():
+        cutoff = time.time() - CACHE_MAX_AGE_S
+        for child in root.iterdir():
+            with contextlib.suppress(OSError):
+                if child.is_dir() and re.fullmatch(r"[0-9a-f]{32}", child.name) and child.stat().st_mtime < cutoff:
+                    shutil.rmtree(child, ignore_errors=True)
+    return True
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up_maps() -> bool:
+    """Once per server process, in the background: UMAP compiles itself on first use (~15 s),
+    so do that while the user is still uploading rather than when they wait for a map."""
+    def warm() -> None:
+        with contextlib.suppress(Exception):
+            from bulkformer.projection import project
+
+            project(np.random.default_rng(0).normal(size=(16, 4)), method="umap")
+
+    threading.Thread(target=warm, name="bulkformer-umap-warmup", daemon=True).start()
+    return True
+
+
+def init_session() -> None:
+    """Give this browser session its random id, private cache folder and defaults."""
+    _warm_up_maps()
+    ss = st.session_state
+    if K_SID not in ss:
+        ss[K_SID] = uuid.uuid4().hex
+    if K_FOLDER not in ss:
+        _prune_stale_caches()
+        ss[K_FOLDER] = _SessionFolder(paths.cache_dir() / ss[K_SID])
+    for key, default in ((K_JOBS, {}), (K_RESULTS, {}), (K_MEMO, {}), (K_MODEL_SPEC, "demo"),
+                         (K_DEVICE, "auto"), (K_BATCH, 0), (K_IMAGE_FORMAT, "png"),
+                         (K_OVERRIDES, {"orientation": "auto", "id_type": "auto", "value_type": "auto"})):
+        if key not in ss:
+            ss[key] = default
+
+
+def session_folder() -> Path:
+    init_session()
+    folder: _SessionFolder = st.session_state[K_FOLDER]
+    folder.path.mkdir(parents=True, exist_ok=True)
+    return folder.path
+
+
+def result_cache() -> Any:
+    from bulkformer.jobs import ResultCache
+
+    return ResultCache(session_folder() / "results")
+
+
+def memo() -> dict[str, Any]:
+    """Per-session memo of cheap-to-keep derived objects (clusters, frames), keyed by content."""
+    init_session()
+    return st.session_state[K_MEMO]
+
+
+def flash(message: str, kind: str = "success") -> None:
+    """Show ``message`` once, on the next page drawn (survives st.switch_page)."""
+    st.session_state[K_FLASH] = (kind, message)
+
+
+def show_flash() -> None:
+    item = st.session_state.pop(K_FLASH, None)
+    if item:
+        getattr(st, item[0])(item[1])
+
+
+# ================================================================================ errors
+def show_error(err: BaseException, *, what: str = "") -> None:
+    """A user-facing message for ``err``: its text for our errors, a short note otherwise."""
+    if isinstance(err, BulkFormerError):
+        st.error(str(err).replace("\n", "  \n"), icon=":material/error:")  # message, then the hint
+    else:
+        log.error("Unexpected error%s", f" while {what}" if what else "", exc_info=err)
+        st.error(GENERIC_ERROR, icon=":material/error:")
+
+
+@contextlib.contextmanager
+def guarded(what: str = "") -> Iterator[None]:
+    """Run a block; show any error as a message instead of a traceback."""
+    try:
+        yield
+    except ScriptControlException:
+        raise
+    except Exception as err:  # noqa: BLE001 - the whole point: nothing escapes to the page
+        show_error(err, what=what)
+
+
+# ================================================================================= model
+@st.cache_resource(show_spinner="Loading the model…", max_entries=3)
+def _load_model(spec: str, device: str) -> Any:
+    """One shared, eval-mode, thread-safe model per (spec, device) for the whole server."""
+    from bulkformer.wrapper import BulkFormerModel
+
+    return BulkFormerModel.load(spec, device=device)
+
+
+def model_choice() -> tuple[str, str]:
+    init_session()
+    return str(st.session_state[K_MODEL_SPEC]), str(st.session_state[K_DEVICE])
+
+
+def get_model(*, quiet: bool = False) -> Any | None:
+    """The chosen model, or ``None`` after showing why it could not be loaded."""
+    spec, device = model_choice()
+    try:
+        model = _load_model(spec, device)
+    except Exception as err:  # noqa: BLE001
+        if not quiet:
+            show_error(err, what="loading the model")
+            st.page_link(PAGES["model"], label="Choose another model", icon=":material/tune:")
+        st.session_state.pop(K_MODEL_LINE, None)
+        return None
+    st.session_state[K_MODEL_LINE] = f"{'demo (simulated data)' if model.is_demo else model.name} · {model.device.type}"
+    return model
+
+
+def model_line() -> str | None:
+    """'demo (simulated data) · cpu' once this session has loaded its model (never loads it)."""
+    return st.session_state.get(K_MODEL_LINE)
+
+
+def available_models() -> dict[str, str]:
+    """Model choices for people: spec → label. The demo first, then what is on disk."""
+    from bulkformer.wrapper import PUBLISHED_FILES
+
+    choices = {"demo": "Demo model (simulated data, for trying the app)"}
+    folder = paths.model_dir()
+    known: set[str] = set()
+    for name, (ckpt, *_graph) in PUBLISHED_FILES.items():
+        known.add(ckpt)
+        if (folder / ckpt).is_file():
+            label = "BulkFormer v1 (first release)" if name == "v1" else f"BulkFormer {name}"
+            choices[name] = f"{label} — {ckpt}"
+    if folder.is_dir():
+        for child in sorted(folder.iterdir()):
+            if child.is_file() and child.suffix == ".pt" and child.name not in known:
+                choices[str(child)] = f"Checkpoint file {child.name}"
+            elif child.is_dir() and (child / "config.json").is_file():
+                choices[str(child)] = f"Saved model folder {child.name}"
+    return choices
+
+
+def file_prefix(model: Any) -> str:
+    """Every file made with the demo model says so in its name."""
+    return "DEMO_" if getattr(model, "is_demo", False) else ""
+
+
+def output_name(model: Any, what: str) -> str:
+    """File name for a download: ``[DEMO_]<table name>_<what>``, e.g. ``DEMO_demo_counts_umap.csv``."""
+    data = dataset()
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(data.table.name).name.split(".")[0]) if data else ""
+    return f"{file_prefix(model)}{stem or 'bulkformer'}_{what}"
+
+
+def model_badge(model: Any) -> None:
+    if getattr(model, "is_demo", False):
+        st.warning(DEMO_BANNER, icon=":material/science:")
+
+
+# =============================================================================== uploads
+@dataclass(frozen=True, eq=False)
+class Upload:
+    """One file as the user gave it: its name, bytes and their sha256."""
+
+    name: str
+    data: bytes
+    sha: str
+
+    @classmethod
+    def of(cls, name: str, data: bytes) -> Upload:
+        return cls(name, bytes(data), hashlib.sha256(data).hexdigest())
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    table: Upload
+    sheet: Upload | None = None
+    origin: str = "upload"  # upload | demo | panel
+
+    @property
+    def label(self) -> str:
+        extra = {"demo": " (demo cohort)", "panel": " (demo gene panel)"}.get(self.origin, "")
+        return self.table.name + extra
+
+
+def dataset() -> Dataset | None:
+    init_session()
+    return st.session_state.get(K_DATASET)
+
+
+def _drop_derived(keep_runs: bool = False) -> None:
+    ss = st.session_state
+    ss.pop(K_PREPARED, None)
+    if not keep_runs:
+        for entry in list(ss[K_JOBS].values()):
+            with contextlib.suppress(Exception):
+                entry.job.cancel()
+        ss[K_JOBS] = {}
+        ss[K_RESULTS] = {}
+        ss[K_MEMO] = {}
+
+
+def set_table(upload: Upload, *, origin: str = "upload", sheet: Upload | None = None) -> None:
+    """What the uploader (and the demo button) call: make ``upload`` this session's table."""
+    init_session()
+    st.session_state[K_DATASET] = Dataset(upload, sheet, origin)
+    st.session_state[K_OVERRIDES] = {"orientation": "auto", "id_type": "auto", "value_type": "auto"}
+    _drop_derived()
+
+
+def set_sheet(sheet: Upload | None) -> None:
+    """Attach (or remove) a sample sheet; runs stay valid (the sheet changes no numbers)."""
+    current = dataset()
+    if current is None:
+        return
+    st.session_state[K_DATASET] = Dataset(current.table, sheet, current.origin)
+    _drop_derived(keep_runs=True)
+
+
+def clear_dataset() -> None:
+    init_session()
+    st.session_state.pop(K_DATASET, None)
+    _drop_derived()
+
+
+DEMO_FILES = {
+    "demo": ("demo_counts.csv.gz", "demo_samples.csv"),
+    "panel": ("demo_panel_counts.csv.gz", "demo_panel_samples.csv"),
+}
+
+
+def load_demo(kind: str = "demo") -> None:
+    """Load a shipped demo table and its sample sheet as if the user had uploaded them."""
+    table_name, sheet_name = DEMO_FILES[kind]
+    folder = paths.demo_dir()
+    table_path, sheet_path = folder / table_name, folder / sheet_name
+    if not table_path.is_file():
+        raise BulkFormerError(
+            f"The demo data ({table_name}) is not installed in {folder}.",
+            hint="Reinstall BulkFormer Studio, or upload your own table on the Upload & QC page.",
+        )
+    sheet = Upload.of(sheet_name, sheet_path.read_bytes()) if sheet_path.is_file() else None
+    set_table(Upload.of(table_name, table_path.read_bytes()), origin=kind, sheet=sheet)
+
+
+def overrides() -> dict[str, str]:
+    init_session()
+    return dict(st.session_state[K_OVERRIDES])
+
+
+def set_overrides(**changes: str) -> None:
+    new = {**overrides(), **changes}
+    if new != overrides():
+        st.session_state[K_OVERRIDES] = new
+        _drop_derived(keep_runs=True)  # runs are keyed by the overrides; old ones are kept for reuse
+
+
+def table_key(model: Any) -> dict[str, Any]:
+    """What identifies the numbers fed to the model: the upload's bytes, the overrides, the model."""
+    data = dataset()
+    assert data is not None
+    return {"table": data.table.sha, "overrides": overrides(), "model": model.checksum}
+
+
+def get_prepared(model: Any) -> tuple[Any | None, BaseException | None]:
+    """The session's table read, mapped and aligned to ``model``'s genes (cached per session)."""
+    data = dataset()
+    if data is None:
+        return None, None
+    key = json.dumps([table_key(model), data.sheet.sha if data.sheet else None], sort_keys=True)
+    held = st.session_state.get(K_PREPARED)
+    if held is not None and held[0] == key:
+        return held[1], held[2]
+    from bulkformer.pipeline import prepare
+
+    opts = overrides()
+    prepared, error = None, None
+    try:
+        with st.spinner("Reading your table and matching its genes to the model…"):
+            prepared = prepare(
+                data.table.data,
+                gene_order=model.gene_ids,
+                filename=data.table.name,
+                orientation=opts["orientation"],
+                id_type=opts["id_type"],
+                value_type=opts["value_type"],
+                **_sheet_kwargs(data.sheet),
+            )
+    except Exception as err:
+        if not isinstance(err, BulkFormerError):
+            log.error("prepare() failed on %s", data.table.name, exc_info=err)
+        error = err
+    st.session_state[K_PREPARED] = (key, prepared, error)
+    return prepared, error
+
+
+def _sheet_kwargs(sheet: Upload | None) -> dict[str, Any]:
+    return {} if sheet is None else {"sample_sheet": sheet.data, "sample_sheet_filename": sheet.name}
+
+
+def require_prepared(model: Any) -> Any | None:
+    """The prepared input, or ``None`` after telling the user where to go first."""
+    if dataset() is None:
+        st.info("No data yet. Upload a table, or try the demo data.", icon=":material/upload_file:")
+        c1, c2 = st.columns(2)
+        c1.page_link(PAGES["upload"], label="Upload & QC", icon=":material/upload_file:")
+        c2.page_link(PAGES["home"], label="Try the demo data", icon=":material/science:")
+        return None
+    prepared, _error = get_prepared(model)
+    if prepared is None:
+        st.error("Your table could not be read. The Upload & QC page says why.", icon=":material/error:")
+        st.page_link(PAGES["upload"], label="Go to Upload & QC", icon=":material/upload_file:")
+        return None
+    return prepared
+
+
+def guess_items(prepared: Any) -> dict[str, Any]:
+    """The pipeline's guesses as ``{name: Guess(value, reason)}``, whatever container holds them."""
+    guesses = getattr(prepared, "guesses", None)
+    if guesses is None:
+        return {}
+    if isinstance(guesses, Mapping):
+        return dict(guesses)
+    if hasattr(guesses, "__dataclass_fields__"):
+        return {k: getattr(guesses, k) for k in guesses.__dataclass_fields__}
+    return dict(vars(guesses))
+
+
+# ================================================================================ genes
+def _annotation() -> Any:
+    from bulkformer.genes import load_annotation
+
+    return load_annotation()  # read once per process by the package (functools.cache)
+
+
+def symbols_for(gene_ids: Sequence[str]) -> dict[str, str]:
+    """Ensembl ID → symbol for ``gene_ids`` (IDs without a symbol are left out)."""
+    key = ("symbols", hashlib.sha256("\n".join(gene_ids).encode()).hexdigest())
+    cache = memo()
+    if key not in cache:
+        table = _annotation().table
+        lookup = table.drop_duplicates("ensg_id").set_index("ensg_id")["symbol"]
+        found = lookup.reindex(pd.Index(list(gene_ids)))
+        cache[key] = {g: str(s) for g, s in found.items() if isinstance(s, str) and s}
+    return cache[key]
+
+
+def gene_labels(gene_ids: Sequence[str]) -> list[str]:
+    """``SYMBOL (ENSG…)`` labels for pickers."""
+    sym = symbols_for(gene_ids)
+    return [f"{sym[g]} ({g})" if g in sym else g for g in gene_ids]
+
+
+def resolve_gene_text(text: str, gene_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``text`` (symbols, aliases or Ensembl IDs; commas, spaces or lines) into model genes.
+
+    Returns (model gene IDs in the order given, names that matched no gene of the model).
+    """
+    tokens = [t for t in re.split(r"[\s,;]+", text) if t]
+    annotation = _annotation()
+    model_genes = set(gene_ids)
+    found: list[str] = []
+    unknown: list[str] = []
+    for token in tokens:
+        upper = token.upper()
+        gene = upper.split(".")[0] if upper.startswith("ENSG") else annotation.ensg_of(token)
+        if gene in model_genes:
+            if gene not in found:
+                found.append(gene)
+        else:
+            unknown.append(token)
+    return found, unknown
+
+
+# ================================================================================= jobs
+@dataclass
+class JobEntry:
+    """A background job of this session: what it computes (``key``) and for whom (``kind``)."""
+
+    kind: str
+    key: str
+    label: str
+    job: Any
+    options: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    cancel_requested: bool = False
+
+
+def jobs() -> dict[str, JobEntry]:
+    init_session()
+    return st.session_state[K_JOBS]
+
+
+def results() -> dict[str, Any]:
+    init_session()
+    return st.session_state[K_RESULTS]
+
+
+def start_job(kind: str, key: str, label: str, fn: Callable[[Callable[[int, int], None], Callable[[], bool]], Any],
+              **options: Any) -> None:
+    """Run ``fn(progress, should_stop)`` in a background thread, remembered under ``kind``."""
+    from bulkformer.jobs import Job
+
+    old = jobs().get(kind)
+    if old is not None and old.job.status in ("pending", "running"):
+        old.job.cancel()
+    job = Job(fn)
+    jobs()[kind] = JobEntry(kind, key, label, job, dict(options))
+    job.start()
+
+
+def is_running(kind: str) -> bool:
+    entry = jobs().get(kind)
+    return entry is not None and entry.job.status in ("pending", "running")
+
+
+def collect(kind: str) -> None:
+    """Move a finished job's outcome into the session's results (and say how it ended)."""
+    entry = jobs().get(kind)
+    if entry is None or entry.job.status in ("pending", "running"):
+        return
+    del jobs()[kind]
+    status = entry.job.status
+    if status == "done":
+        results()[kind] = entry.job.result
+    elif status == "cancelled":
+        st.info(f"{entry.label} was cancelled.", icon=":material/cancel:")
+    else:  # the job already turned the failure into a message for people (details in the log)
+        st.error(f"{entry.label} failed: {entry.job.error or GENERIC_ERROR}", icon=":material/error:")
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def job_panel(kind: str, *, finishing_text: str = "Finishing up…", where: str = "") -> None:
+    """A progress bar with ETA and a Cancel button that refreshes itself every second.
+
+    When the job ends the whole page reruns, so the page can :func:`collect` the result.
+    """
+    if kind not in jobs():
+        return
+
+    @st.fragment(run_every=1.0)
+    def _panel() -> None:
+        entry = jobs().get(kind)
+        if entry is None:
+            return
+        job = entry.job
+        if job.status not in ("pending", "running"):
+            st.rerun()
+            return
+        done, total = job.progress or (0, 0)
+        fraction = min(1.0, done / total) if total else 0.0
+        if entry.cancel_requested:
+            text = f"{entry.label}: stopping…"
+        elif total and done >= total:
+            text = f"{entry.label}: {finishing_text}"
+        elif total:
+            eta = format_seconds(job.eta_seconds)
+            text = f"{entry.label}: {done:,} of {total:,} samples" + (f" · about {eta} left" if eta else "")
+        else:
+            text = f"{entry.label}: starting…"
+        with st.container(border=True):
+            st.progress(fraction, text=text)
+            cols = st.columns([1, 3])
+            if cols[0].button("Cancel", key=f"bf_cancel_{kind}{where}", icon=":material/stop_circle:",
+                              help="Stop the run. Nothing from it is kept."):
+                job.cancel()
+                entry.cancel_requested = True
+            cols[1].caption(f"Running in the background for {format_seconds(time.time() - entry.started)}. "
+                            "You can visit other pages meanwhile.")
+
+    _panel()
+
+
+def sidebar_jobs() -> None:
+    """A one-line note per running job, on every page."""
+    for entry in jobs().values():
+        if entry.job.status in ("pending", "running"):
+            done, total = entry.job.progress or (0, 0)
+            pct = f" ({100 * done // total}%)" if total else ""
+            st.sidebar.caption(f":material/hourglass_top: {entry.label}{pct}")
+
+
+# ================================================================================ colour
+_PALETTE: tuple[str, ...] = tuple(dict.fromkeys(
+    pcolors.qualitative.Plotly + pcolors.qualitative.D3 + pcolors.qualitative.Set2
+    + pcolors.qualitative.Dark24 + pcolors.qualitative.Light24
+))
+MISSING_COLOR = "#b0b7c3"
+CONTINUOUS_SCALE = "Viridis"
+
+
+def _natural_key(text: str) -> tuple[Any, ...]:
+    return tuple(int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", text))
+
+
+def category_colors(values: Sequence[Any] | pd.Series) -> dict[str, str]:
+    """Category → colour, deterministic: categories in natural sort order take palette colours in turn.
+
+    Pass *all* values of a column (the whole sample sheet's column), so every page that colours
+    by that column gets the same colours. Missing values map to grey under the key ``"(missing)"``.
+    """
+    labels = sorted({category_label(v) for v in values} - {"(missing)"}, key=_natural_key)
+    colors = {label: _PALETTE[i % len(_PALETTE)] for i, label in enumerate(labels)}
+    colors["(missing)"] = MISSING_COLOR
+    return colors
+
+
+def category_label(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "(missing)"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def is_continuous(column: pd.Series) -> bool:
+    """Numbers with many distinct values are shown on a colour scale, not as categories."""
+    return (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+            and column.nunique(dropna=True) > 12)
+
+
+# ================================================================================= plots
+def image_format() -> str:
+    init_session()
+    return str(st.session_state[K_IMAGE_FORMAT])
+
+
+def plot_config(filename: str) -> dict[str, Any]:
+    """Plotly config: the camera button saves a picture (PNG or SVG, chosen in the sidebar)."""
+    return {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": image_format(), "filename": filename, "scale": 2},
+        "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"],
+    }
+
+
+def show_figure(fig: go.Figure, filename: str, *, key: str | None = None) -> None:
+    fig.update_layout(template="plotly_white", margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    st.plotly_chart(fig, width="stretch", config=plot_config(filename), key=key, theme=None)
+
+
+def hover_texts(sample_ids: Sequence[str], metadata: pd.DataFrame | None, *, max_columns: int = 8) -> list[str]:
+    """``<b>sample</b><br>column: value…`` per sample, for plot tooltips."""
+    ids = [str(s) for s in sample_ids]
+    if metadata is None or metadata.empty:
+        return [f"<b>{s}</b>" for s in ids]
+    meta = metadata.reindex(ids).iloc[:, :max_columns]
+    parts = [pd.Series([f"<b>{s}</b>" for s in ids])]
+    for column in meta.columns:
+        values = meta[column].map(category_label).to_numpy()
+        parts.append(pd.Series([f"{column}: {v}" for v in values]))
+    return list(pd.concat(parts, axis=1).agg("<br>".join, axis=1))
+
+
+def sample_scatter(
+    coords: np.ndarray,
+    sample_ids: Sequence[str],
+    *,
+    metadata: pd.DataFrame | None,
+    color_by: str | None,
+    color_values: pd.Series | None = None,
+    axis_titles: tuple[str, str] = ("1", "2"),
+    title: str = "",
+) -> go.Figure:
+    """One dot per sample (WebGL, so 5,000+ samples stay smooth), coloured by one column."""
+    coords = np.asarray(coords, dtype=float)
+    ids = [str(s) for s in sample_ids]
+    hover = hover_texts(ids, metadata)
+    fig = go.Figure()
+    marker_size = 8 if len(ids) <= 500 else 5 if len(ids) <= 3000 else 4
+    if color_by is None or color_values is None:
+        fig.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", text=hover,
+                                   hovertemplate="%{text}<extra></extra>", name="samples",
+                                   marker={"size": marker_size, "color": _PALETTE[0], "opacity": 0.85}))
+    else:
+        values = color_values.reindex(ids)
+        if is_continuous(color_values):
+            fig.add_trace(go.Scattergl(
+                x=coords[:, 0], y=coords[:, 1], mode="markers", text=hover, name=color_by,
+                hovertemplate="%{text}<extra></extra>",
+                marker={"size": marker_size, "color": values.to_numpy(dtype=float), "colorscale": CONTINUOUS_SCALE,
+                        "colorbar": {"title": {"text": color_by}}, "opacity": 0.9},
+            ))
+        else:
+            colors = category_colors(color_values)
+            labels = values.map(category_label).to_numpy()
+            order = [c for c in colors if c in set(labels)]
+            for label in order:
+                idx = np.flatnonzero(labels == label)
+                fig.add_trace(go.Scattergl(
+                    x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=label,
+                    text=[hover[i] for i in idx], hovertemplate="%{text}<extra></extra>",
+                    marker={"size": marker_size, "color": colors[label], "opacity": 0.85},
+                ))
+            fig.update_layout(legend={"title": {"text": color_by}, "itemsizing": "constant"})
+    fig.update_layout(title=title, height=560, xaxis_title=axis_titles[0], yaxis_title=axis_titles[1],
+                      hoverlabel={"align": "left"})
+    fig.update_xaxes(showgrid=False, zeroline=False)
+    fig.update_yaxes(showgrid=False, zeroline=False)
+    return fig
+
+
+# =========================================================================== downloads
+def download(label: str, data: bytes | Callable[[], bytes], file_name: str, *, mime: str, key: str,
+             help: str | None = None) -> None:
+    st.download_button(label, data=data, file_name=file_name, mime=mime, key=key, help=help,
+                       icon=":material/download:", on_click="ignore")
+
+
+# ================================================================= benchmarks (expected time)
+def expected_time_per_sample(model_name: str, device_type: str, *, results_file: Path | None = None) -> str | None:
+    """The "time per sample" for this model and device from ``benchmarks/RESULTS.md``, if listed.
+
+    The file is filled in by the benchmark runs; any Markdown table whose header has a column
+    mentioning "per sample" is read, and the row naming this model (and device, if a column
+    says so) gives the answer. Returns ``None`` when the file, table or row is absent.
+    TODO: move this reader into the ``bulkformer`` package (kept here for now: the app team
+    does not own the package).
+    """
+    path = results_file or (paths.PROJECT_ROOT / "benchmarks" / "RESULTS.md")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for header, rows in _markdown_tables(text):
+        lower = [h.lower() for h in header]
+        time_col = next((i for i, h in enumerate(lower) if "per sample" in h or "/sample" in h
+                         or "per-sample" in h), None)
+        if time_col is None:
+            continue
+        model_col = next((i for i, h in enumerate(lower) if h in ("model", "checkpoint", "size", "name")), 0)
+        device_col = next((i for i, h in enumerate(lower) if "device" in h or h in ("gpu", "hardware")), None)
+        unit = header[time_col]
+        for row in rows:
+            if len(row) <= max(time_col, model_col):
+                continue
+            if row[model_col].strip().strip("`*").lower() != model_name.lower():
+                continue
+            if device_col is not None and len(row) > device_col:
+                dev = row[device_col].lower()
+                if device_type == "cpu" and "cpu" not in dev:
+                    continue
+                if device_type == "cuda" and "cpu" in dev:
+                    continue
+            value = row[time_col].strip()
+            if value:
+                where = f" on {row[device_col].strip()}" if device_col is not None and len(row) > device_col else ""
+                return f"{value} ({unit}{where}, from benchmarks/RESULTS.md)"
+    return None
+
+
+def _markdown_tables(text: str) -> Iterator[tuple[list[str], list[list[str]]]]:
+    lines = [ln.strip() for ln in text.splitlines()]
+    i = 0
+    while i < len(lines) - 1:
+        if lines[i].startswith("|") and re.fullmatch(r"\|?\s*:?-{2,}.*", lines[i + 1]):
+            header = _cells(lines[i])
+            rows = []
+            j = i + 2
+            while j < len(lines) and lines[j].startswith("|"):
+                rows.append(_cells(lines[j]))
+                j += 1
+            yield header, rows
+            i = j
+        else:
+            i += 1
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+# ================================================================================= runs
+@dataclass(frozen=True, eq=False)
+class MainOutcome:
+    """The main run: sample embeddings + imputed expression, and the two maps of the samples."""
+
+    key: str
+    table_fp: str
+    options: dict[str, Any]
+    result: Any  # InferenceResult
+    projections: dict[str, Any]  # "umap" / "pca" → Projection
+    from_cache: bool
+    seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class HoldoutOutcome:
+    """The hold-out check: which measured values were hidden, what the model put there, the score."""
+
+    key: str
+    table_fp: str
+    fraction: float
+    hidden: np.ndarray  # bool [samples, genes]
+    truth: np.ndarray  # float32 [n hidden]
+    imputed: np.ndarray  # float32 [n hidden]
+    score: Any  # ImputationScore
+    from_cache: bool
+
+
+@dataclass(frozen=True, eq=False)
+class GeneOutcome:
+    """Gene-level embeddings of chosen genes."""
+
+    key: str
+    table_fp: str
+    genes: tuple[str, ...]
+    result: Any  # InferenceResult
+
+
+def table_fingerprint(model: Any) -> str:
+    """Content key of the numbers the model sees: upload bytes (sha256) + reading choices + model."""
+    from bulkformer.jobs import content_key
+
+    data = dataset()
+    assert data is not None
+    return content_key("table", data.table.sha, json.dumps(overrides(), sort_keys=True), model.checksum)
+
+
+def current(kind: str, model: Any) -> Any | None:
+    """This session's result of ``kind`` if it belongs to the current table and model."""
+    outcome = results().get(kind)
+    if outcome is None or dataset() is None or outcome.table_fp != table_fingerprint(model):
+        return None
+    return outcome
+
+
+def start_main_run(model: Any, prepared: Any, *, aggregate: str, aggregate_genes: Sequence[str] | None,
+                   precision: str, batch_size: int | None) -> str:
+    """Start (or reuse) the main run. Returns ``"have"`` when the result is already shown."""
+    from bulkformer.inference import InferenceCancelled
+    from bulkformer.jobs import content_key
+    from bulkformer.projection import project
+
+    options = {"aggregate": aggregate, "aggregate_genes": list(aggregate_genes) if aggregate_genes else None,
+               "precision": precision}
+    table_fp = table_fingerprint(model)
+    key = content_key("main", table_fp, json.dumps(options, sort_keys=True))
+    held = results().get("main")
+    if held is not None and held.key == key:
+        return "have"
+    if (entry := jobs().get("main")) is not None and entry.key == key and is_running("main"):
+        return "running"
+    cache = result_cache()
+    values, sample_ids = prepared.aligned.values, prepared.aligned.sample_ids
+
+    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> MainOutcome:
+        t0 = time.perf_counter()
+        result = cache.get(key)
+        from_cache = result is not None
+        if result is None:
+            result = model.run(values, sample_ids, embed=True, impute=True, aggregate=aggregate,
+                               aggregate_genes=options["aggregate_genes"], precision=precision,
+                               batch_size=batch_size or None, progress=progress, should_stop=should_stop)
+            cache.put(key, result)
+        else:
+            progress(len(sample_ids), len(sample_ids))
+        if should_stop():
+            raise InferenceCancelled("The run was cancelled.")
+        projections = {m: project(result.sample_embedding, method=m) for m in ("umap", "pca")}
+        return MainOutcome(key, table_fp, options, result, projections, from_cache, time.perf_counter() - t0)
+
+    start_job("main", key, "Running BulkFormer", run, **options)
+    return "started"
+
+
+def start_holdout_run(model: Any, prepared: Any, *, fraction: float, precision: str,
+                      batch_size: int | None, seed: int = 0) -> str:
+    from bulkformer.holdout import hide_measured, score_imputation
+    from bulkformer.jobs import content_key
+
+    table_fp = table_fingerprint(model)
+    options = {"fraction": round(float(fraction), 4), "seed": seed, "precision": precision}
+    key = content_key("holdout", table_fp, json.dumps(options, sort_keys=True))
+    held = results().get("holdout")
+    if held is not None and held.key == key:
+        return "have"
+    cache = result_cache()
+    aligned = prepared.aligned
+
+    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> HoldoutOutcome:
+        holdout = hide_measured(aligned.values, aligned.observed, fraction=fraction, seed=seed)
+        result = cache.get(key)
+        from_cache = result is not None
+        if result is None:
+            result = model.run(holdout.values, aligned.sample_ids, embed=False, impute=True,
+                               precision=precision, batch_size=batch_size or None,
+                               progress=progress, should_stop=should_stop)
+            cache.put(key, result)
+        else:
+            progress(len(aligned.sample_ids), len(aligned.sample_ids))
+        score = score_imputation(aligned.values, result.imputed, holdout.hidden, sample_ids=aligned.sample_ids)
+        return HoldoutOutcome(key, table_fp, fraction, holdout.hidden,
+                              np.asarray(aligned.values[holdout.hidden], dtype=np.float32),
+                              np.asarray(result.imputed[holdout.hidden], dtype=np.float32), score, from_cache)
+
+    start_job("holdout", key, "Hold-out check", run, **options)
+    return "started"
+
+
+def start_gene_run(model: Any, prepared: Any, *, genes: Sequence[str], precision: str,
+                   batch_size: int | None) -> str:
+    from bulkformer.jobs import content_key
+
+    table_fp = table_fingerprint(model)
+    options = {"genes": list(genes), "precision": precision}
+    key = content_key("genes", table_fp, json.dumps(options, sort_keys=True))
+    held = results().get("genes")
+    if held is not None and held.key == key:
+        return "have"
+    cache = result_cache()
+    aligned = prepared.aligned
+
+    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> GeneOutcome:
+        result = cache.get(key)
+        if result is None:
+            result = model.run(aligned.values, aligned.sample_ids, embed=False, impute=False,
+                               gene_embedding_genes=list(genes), precision=precision,
+                               batch_size=batch_size or None, progress=progress, should_stop=should_stop)
+            cache.put(key, result)
+        return GeneOutcome(key, table_fp, tuple(genes), result)
+
+    start_job("genes", key, "Gene embeddings", run, **options)
+    return "started"
+
+
+def batch_size_setting() -> int | None:
+    init_session()
+    value = int(st.session_state[K_BATCH] or 0)
+    return value or None

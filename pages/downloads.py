@@ -1,0 +1,179 @@
+"""Downloads: every result as a file (CSV, AnnData .h5ad) and the run report."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from bulkformer.export import (
+    RunFacts,
+    embedding_frame,
+    gene_embedding_frame,
+    imputed_frame,
+    projection_frame,
+    run_report,
+    to_anndata,
+    to_bytes,
+    write_output,
+)
+from pages import _ui
+
+st.title(":material/download: Downloads")
+_ui.show_flash()
+model = _ui.get_model()
+if model is None:
+    st.stop()
+_ui.model_badge(model)
+prepared = _ui.require_prepared(model)
+if prepared is None:
+    st.stop()
+_ui.collect("main")
+_ui.collect("genes")
+outcome = _ui.current("main", model)
+if outcome is None:
+    st.info("Nothing to download yet: run BulkFormer on the Embeddings page first.", icon=":material/info:")
+    st.page_link(_ui.PAGES["embeddings"], label="Go to Embeddings", icon=":material/scatter_plot:")
+    _ui.job_panel("main")
+    st.stop()
+
+prefix = _ui.file_prefix(model)
+if prefix:
+    st.caption("Every file made with the demo model has a name starting with **DEMO_** and says so inside.")
+result = outcome.result
+aligned = prepared.aligned
+metadata = prepared.metadata
+observed = np.asarray(aligned.observed, dtype=bool)
+ids = list(result.sample_ids)
+symbols = _ui.symbols_for(list(result.gene_ids))
+umap = outcome.projections["umap"]
+pca = outcome.projections["pca"]
+data = _ui.dataset()
+assert data is not None
+CSV = "text/csv"
+
+
+def name(what: str) -> str:
+    return _ui.output_name(model, what)
+
+
+folder = _ui.session_folder()
+
+holdout = _ui.current("holdout", model)
+extra = [("Input file", data.table.name), ("Reading choices", ", ".join(
+    f"{k} = {getattr(v, 'value', v)}" for k, v in _ui.guess_items(prepared).items()))]
+if data.sheet is not None:
+    extra.append(("Sample sheet", data.sheet.name))
+if outcome.options.get("aggregate_genes"):
+    extra.append(("Genes used for the sample embedding", f"{len(outcome.options['aggregate_genes'])} chosen genes"))
+extra.append(("Map", f"{umap.method.upper()}" + (f" ({umap.note})" if umap.note else "")))
+if holdout is not None:
+    s = holdout.score
+    extra.append(("Imputation hold-out check", (f"{holdout.fraction:.0%} of measured values hidden; Pearson "
+                  f"{s.pearson:.3f}, Spearman {s.spearman:.3f}, MAE {s.mae:.3f} (n = {s.n:,})")))
+facts = RunFacts(
+    model_name=model.name, model_checksum=model.checksum, model_source=model.source,
+    is_demo=bool(model.is_demo), device=str(model.device), aggregate=outcome.options["aggregate"],
+    batch_size=_ui.batch_size_setting(), precision=outcome.options["precision"],
+    n_samples=len(ids), n_genes=len(result.gene_ids), qc_summary=tuple(prepared.qc.summary_lines()),
+    extra=tuple(extra),
+)
+
+
+def card(title: str, text: str):
+    box = st.container(border=True)
+    box.markdown(f"**{title}**")
+    box.caption(text)
+    return box
+
+
+c1, c2 = st.columns(2)
+with c1:
+    with card("Sample embeddings", f"{len(ids):,} rows (one per sample) × {result.sample_embedding.shape[1]:,} "
+                                   "numbers: the fingerprints for your own analyses."):
+        _ui.download("Sample embeddings (CSV)", to_bytes(embedding_frame(result)),
+                     name("sample_embeddings.csv"), mime=CSV, key="dl_embeddings")
+    with card("Map coordinates", "x and y of every sample on the map, with your sample sheet columns."):
+        if umap.method == "umap":
+            _ui.download("UMAP coordinates (CSV)", to_bytes(projection_frame(umap, ids, metadata)),
+                         name("umap_coordinates.csv"), mime=CSV, key="dl_umap")
+        else:
+            st.caption(umap.note or "Only a PCA map was made.")
+        _ui.download("PCA coordinates (CSV)", to_bytes(projection_frame(pca, ids, metadata)),
+                     name("pca_coordinates.csv"), mime=CSV, key="dl_pca")
+    with card("Imputed expression", "The model's log(TPM + 1) value for every gene and sample "
+                                    f"({int((~observed).sum()):,} genes were not measured in your table)."):
+        c_genes, c_format = st.columns(2)
+        which = c_genes.radio("Genes", ["all", "missing"], key="dl_imputed_which",
+                              format_func={"all": "All model genes", "missing": "Only the genes not measured"}.get,
+                              help="All genes is a large file (one column per gene).")
+        fmt = c_format.radio("File type", ["csv", "parquet"], key="dl_imputed_format",
+                             format_func={"csv": "CSV (opens in Excel)", "parquet": "Parquet (compact; R/Python)"}.get,
+                             help="Parquet files are several times smaller and faster to read in R (arrow) or "
+                                  "Python (pandas).")
+        only_missing = which == "missing"
+        if only_missing and observed.all():
+            st.caption("Your table measured every model gene: nothing is missing.")
+        else:
+            _ui.download(
+                f"Imputed expression ({fmt.upper() if fmt == 'csv' else 'Parquet'})",
+                lambda: to_bytes(imputed_frame(result, observed=observed, only_missing=only_missing, symbols=symbols),
+                                 fmt),
+                name(f"imputed_{'missing_genes' if only_missing else 'all_genes'}.{fmt}"),
+                mime=CSV if fmt == "csv" else "application/vnd.apache.parquet",
+                key="dl_imputed", help="Rows are samples; columns are genes, named SYMBOL (ENSG…).",
+            )
+with c2:
+    with card("Everything in one AnnData file (.h5ad)",
+              "For scanpy / Python: imputed and measured values, embeddings, both maps and your sample sheet."):
+
+        def h5ad_bytes() -> bytes:
+            adata = to_anndata(result, observed_values=aligned.values, observed=observed, metadata=metadata,
+                               projection=umap, symbols=symbols, facts=facts)
+            adata.obsm.setdefault("X_pca", pca.coords)  # the UMAP map is X_umap (or X_pca with few samples)
+            with tempfile.TemporaryDirectory(dir=folder) as tmp:
+                path = write_output(adata, Path(tmp) / "run.h5ad")
+                return path.read_bytes()
+
+        _ui.download("AnnData (.h5ad)", h5ad_bytes, name("bulkformer.h5ad"),
+                     mime="application/x-hdf5", key="dl_h5ad")
+
+    with card("Run report", "What was run, with which model and settings, the QC summary, software "
+                            "versions and a methods paragraph for your paper (Markdown)."):
+        report = run_report(facts)
+        _ui.download("Run report (Markdown)", report.encode("utf-8"), name("run_report.md"),
+                     mime="text/markdown", key="dl_report")
+        with st.expander("Preview the report"):
+            st.markdown(report)
+
+    with card("Gene-level embeddings", "The model's description of chosen genes in every sample "
+                                       "(one row per sample and gene). Computed on request."):
+        gene_text = st.text_area("Genes", key="dl_gene_text", height=68, placeholder="e.g. TP53, MYC, ALB",
+                                 help="Gene symbols or Ensembl IDs, separated by commas, spaces or new lines "
+                                      "(up to 50).")
+        _ui.collect("genes")
+        if st.button("Compute gene embeddings", icon=":material/play_arrow:", key="dl_gene_run",
+                     disabled=_ui.is_running("genes")):
+            found, unknown = _ui.resolve_gene_text(gene_text, model.gene_ids)
+            if unknown:
+                st.warning(f"Not among the model's genes: {', '.join(unknown[:10])}.", icon=":material/warning:")
+            if not found:
+                st.error("Enter at least one gene of the model (a symbol such as TP53, or an Ensembl ID).",
+                         icon=":material/error:")
+            elif len(found) > 50:
+                st.error(f"{len(found)} genes: please choose at most 50 at a time.", icon=":material/error:")
+            else:
+                with _ui.guarded("starting the gene embeddings"):
+                    _ui.start_gene_run(model, prepared, genes=found, precision=outcome.options["precision"],
+                                       batch_size=_ui.batch_size_setting())
+        _ui.job_panel("genes")
+        genes_outcome = _ui.current("genes", model)
+        if genes_outcome is not None:
+            names = ", ".join(_ui.gene_labels(list(genes_outcome.genes))[:8])
+            st.caption(f"Ready for {len(genes_outcome.genes)} gene(s): {names}"
+                       f"{'…' if len(genes_outcome.genes) > 8 else ''}")
+            gres = genes_outcome.result
+            _ui.download("Gene embeddings (CSV)", lambda: to_bytes(gene_embedding_frame(gres)),
+                         name("gene_embeddings.csv"), mime=CSV, key="dl_gene_embeddings")

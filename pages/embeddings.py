@@ -1,0 +1,164 @@
+"""Embeddings: run BulkFormer on the table in the background, then map and colour the samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages import _ui
+
+AGGREGATES = {
+    "mean": "Average over genes (recommended)",
+    "max": "Strongest signal per dimension (max)",
+    "median": "Median over genes",
+    "all": "All three combined (max + mean + median)",
+}
+PRECISIONS = {
+    "fp32": "Full (fp32)",
+    "bf16": "Half (bf16)",
+}
+NONE, CLUSTERS = "(no colour)", "Clusters found by the app"
+
+st.title(":material/scatter_plot: Embeddings")
+_ui.show_flash()
+st.caption(
+    "BulkFormer reads each sample's whole expression profile and turns it into an *embedding*: a "
+    "list of numbers that works like a fingerprint. Samples with similar biology get similar "
+    "fingerprints, so on the map below they sit close together."
+)
+model = _ui.get_model()
+if model is None:
+    st.stop()
+_ui.model_badge(model)
+prepared = _ui.require_prepared(model)
+if prepared is None:
+    st.stop()
+
+aligned = prepared.aligned
+data = _ui.dataset()
+assert data is not None
+_ui.collect("main")
+
+with st.form("run_options", border=True):
+    st.markdown(f"#### Run BulkFormer on {len(aligned.sample_ids):,} samples · `{data.table.name}`")
+    c1, c2, c3, c4 = st.columns([3, 3, 1, 2])
+    aggregate = c1.selectbox(
+        "Summarise genes by", list(AGGREGATES), format_func=AGGREGATES.get, key="emb_aggregate",
+        help="The model describes every gene in a sample; the fingerprint of the sample summarises "
+             "those gene descriptions. The average works well in most cases.",
+    )
+    gene_text = c2.text_area(
+        "Only use these genes (optional)", key="emb_gene_subset", height=68,
+        placeholder="e.g. ALB, APOA1, CYP3A4 — leave empty to use all genes",
+        help="Gene symbols or Ensembl IDs, separated by commas, spaces or new lines. The fingerprint "
+             "is then built from these genes only (for example a pathway you care about).",
+    )
+    batch_size = c3.number_input(
+        "Batch size", min_value=0, max_value=512, value=int(_ui.batch_size_setting() or 0), step=1,
+        key="emb_batch", help="How many samples the model reads at once. 0 = choose automatically. "
+                              "Lower it if the computer runs out of memory.",
+    )
+    precision = c4.selectbox("Precision", list(PRECISIONS), format_func=PRECISIONS.get, key="emb_precision",
+                             help="Full precision (fp32) gives exact results. Half precision (bf16) saves memory and "
+                                  "time on modern GPUs, with tiny differences in the numbers.")
+    submitted = st.form_submit_button("Run BulkFormer", type="primary", icon=":material/play_arrow:",
+                                      disabled=_ui.is_running("main"))
+
+if submitted:
+    subset = None
+    ok = True
+    if gene_text.strip():
+        subset, unknown = _ui.resolve_gene_text(gene_text, model.gene_ids)
+        if unknown:
+            st.warning(f"{len(unknown)} gene name(s) are not among the model's genes and were left out: "
+                       f"{', '.join(unknown[:10])}{'…' if len(unknown) > 10 else ''}.", icon=":material/warning:")
+        if not subset:
+            st.error("None of the genes you listed is among the model's genes. Check the spelling, "
+                     "or leave the box empty to use all genes.", icon=":material/error:")
+            ok = False
+    if ok:
+        with _ui.guarded("starting the run"):
+            state = _ui.start_main_run(model, prepared, aggregate=aggregate, aggregate_genes=subset,
+                                       precision=precision, batch_size=int(batch_size) or None)
+            if state == "have":
+                st.success("These results are already computed for this table and these options.",
+                           icon=":material/check_circle:")
+
+_ui.job_panel("main", finishing_text="drawing the map of your samples…")
+
+outcome = _ui.current("main", model)
+if outcome is None:
+    if not _ui.is_running("main"):
+        st.info("Choose the options above and press **Run BulkFormer**. "
+                f"{_ui.expected_time_per_sample(model.name, model.device.type) or ''}",
+                icon=":material/info:")
+    st.stop()
+
+result = outcome.result
+embedding = result.sample_embedding
+ids = list(result.sample_ids)
+metadata = prepared.metadata
+
+m = st.columns(4)
+m[0].metric("Samples", f"{len(ids):,}")
+m[1].metric("Fingerprint length", f"{embedding.shape[1]:,}", help="Numbers per sample embedding.")
+m[2].metric("Summary", outcome.options["aggregate"],
+            help="How the gene descriptions were summarised"
+                 + (f" ({len(outcome.options['aggregate_genes'])} chosen genes)." if outcome.options["aggregate_genes"]
+                    else " (all genes)."))
+m[3].metric("Time", "from cache" if outcome.from_cache else _ui.format_seconds(outcome.seconds),
+            help="A run with the same table and options is stored for this session and reused instantly.")
+
+# ------------------------------------------------------------------------------ the map
+columns = [] if metadata is None else [c for c in metadata.columns if metadata[c].notna().any()]
+options = [NONE, CLUSTERS, *columns]
+default = columns[0] if columns else CLUSTERS
+c1, c2, c3 = st.columns([2, 1, 1])
+color_by = c1.selectbox("Colour samples by", options, index=options.index(default), key="emb_color_by",
+                        help="A column of your sample sheet, or groups of similar samples found by the app "
+                             "(k-means clustering of the fingerprints).")
+method = c2.radio("Map", ["UMAP", "PCA"], horizontal=True, key="emb_method",
+                  help="UMAP keeps neighbours together and shows groups well; PCA shows the two "
+                       "directions in which samples differ most (distances are more faithful).")
+n_clusters = c3.number_input("Number of clusters", min_value=0, max_value=30, value=0, key="emb_k",
+                             help="0 = let the app choose the number of groups that fits best.",
+                             disabled=color_by != CLUSTERS)
+
+projection = outcome.projections["umap" if method == "UMAP" else "pca"]
+if projection.note:
+    st.info(projection.note, icon=":material/info:")
+
+color_values: pd.Series | None = None
+if color_by == CLUSTERS:
+    memo_key = ("clusters", outcome.key, int(n_clusters))
+    cache = _ui.memo()
+    if memo_key not in cache:
+        from bulkformer.projection import cluster
+
+        with _ui.guarded("finding clusters"), st.spinner("Finding groups of similar samples…"):
+            cache[memo_key] = cluster(embedding, n_clusters=int(n_clusters) or None)
+    labels = cache.get(memo_key)
+    if labels is not None:
+        color_values = pd.Series([f"cluster {int(x) + 1}" for x in labels], index=ids)
+        _ui.memo()["cluster_labels"] = (outcome.key, color_values)
+elif color_by != NONE and metadata is not None:
+    color_values = metadata[color_by]
+
+axis = ("UMAP 1", "UMAP 2") if projection.method == "umap" else ("PC 1", "PC 2")
+fig = _ui.sample_scatter(projection.coords, ids, metadata=metadata,
+                         color_by=None if color_by == NONE else color_by, color_values=color_values,
+                         axis_titles=axis, title=f"{projection.method.upper()} map of {len(ids):,} samples")
+_ui.show_figure(fig, f"{_ui.file_prefix(model)}{projection.method}_map", key="emb_map")
+st.caption("Each dot is one sample; hover for its name and sample-sheet details. Use the camera "
+           "button at the top right of the plot to save it as a picture.")
+
+with st.expander("The embedding numbers (first columns)", icon=":material/table:"):
+    preview = pd.DataFrame(np.asarray(embedding)[:, :12], index=pd.Index(ids, name="sample_id"),
+                           columns=[f"dim_{i}" for i in range(min(12, embedding.shape[1]))])
+    st.dataframe(preview, width="stretch", height=240)
+
+st.divider()
+c1, c2 = st.columns(2)
+c1.page_link(_ui.PAGES["imputation"], label="Check imputation", icon=":material/auto_fix_high:")
+c2.page_link(_ui.PAGES["downloads"], label="Download results", icon=":material/download:")

@@ -1,0 +1,63 @@
+"""Home: what the app does, the demo button, which model is loaded, and the privacy note."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _ui
+
+st.title(":material/biotech: BulkFormer Studio")
+_ui.show_flash()
+
+st.markdown(
+    "BulkFormer is an AI model that has learned how the ~20,000 human protein-coding genes "
+    "behave together in bulk RNA-seq. Upload your expression table and it turns every sample "
+    "into a compact *fingerprint* (an embedding) that you can map, colour and compare, and it "
+    "fills in genes your experiment did not measure (imputation). "
+    "All of it with a few clicks in your web browser: no programming needed."
+)
+
+c1, c2 = st.columns(2)
+with c1, st.container(border=True):
+    st.markdown("#### :material/science: Try it in one click")
+    st.caption("A simulated cohort of ~200 samples from six tissues, with a sample sheet.")
+    if st.button("Try the demo data", type="primary", icon=":material/play_arrow:", key="demo_button",
+                 help="Loads the demo table and sample sheet as if you had uploaded them."):
+        try:
+            _ui.load_demo("demo")
+        except Exception as err:  # noqa: BLE001
+            _ui.show_error(err, what="loading the demo data")
+        else:
+            _ui.flash("Demo data loaded: a simulated cohort with its sample sheet.")
+            st.switch_page(_ui.PAGES["upload"])
+    if st.button("Try a targeted gene panel", icon=":material/filter_list:", key="panel_button",
+                 help="24 new samples where only ~1,000 genes were measured, named by gene symbol: "
+                      "shows how BulkFormer fills in the genes that were not measured."):
+        try:
+            _ui.load_demo("panel")
+        except Exception as err:  # noqa: BLE001
+            _ui.show_error(err, what="loading the panel demo")
+        else:
+            _ui.flash("Panel demo loaded: 24 samples, ~1,000 measured genes.")
+            st.switch_page(_ui.PAGES["upload"])
+with c2, st.container(border=True):
+    st.markdown("#### :material/upload_file: Or use your own data")
+    st.caption("A table of counts, TPM or FPKM: genes × samples or samples × genes, "
+               "Ensembl IDs or gene symbols. CSV, TSV, Excel, Parquet or AnnData.")
+    st.page_link(_ui.PAGES["upload"], label="Upload & QC", icon=":material/arrow_forward:")
+
+st.subheader("The model")
+model = _ui.get_model()
+if model is not None:
+    _ui.model_badge(model)
+    st.markdown(f"**Loaded:** {model.describe()}")
+    st.caption("Change the model, the device or the batch size on the Model page.")
+    st.page_link(_ui.PAGES["model"], label="Model settings", icon=":material/memory:")
+
+st.subheader("Your data stays here")
+st.info(
+    "Files you upload are processed on this server only — they are never sent anywhere else. "
+    "They are kept for this browser session only and deleted when the session ends "
+    "(close the tab, or it times out). Other users of this server cannot see them.",
+    icon=":material/lock:",
+)

@@ -1,0 +1,237 @@
+"""Imputation: how well the model fills in values (hold-out check), one gene at a time, and the
+list of genes your table did not measure with the values the model gives them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from bulkformer.export import imputed_frame, to_bytes
+from pages import _ui
+
+#: Above this many points the observed-vs-imputed plot is a density map instead of dots.
+MAX_SCATTER_POINTS = 20_000
+
+st.title(":material/auto_fix_high: Imputation")
+_ui.show_flash()
+st.caption(
+    "*Imputation* means the model estimates the expression of genes from everything else it sees in "
+    "the sample. It fills in genes your experiment did not measure. The hold-out check below shows "
+    "how far to trust those estimates on your own data."
+)
+model = _ui.get_model()
+if model is None:
+    st.stop()
+_ui.model_badge(model)
+prepared = _ui.require_prepared(model)
+if prepared is None:
+    st.stop()
+aligned = prepared.aligned
+metadata = prepared.metadata
+_ui.collect("holdout")
+_ui.collect("main")
+
+tab_check, tab_gene, tab_missing = st.tabs(
+    [":material/fact_check: Hold-out check", ":material/search: One gene", ":material/playlist_add: Missing genes"]
+)
+
+# ------------------------------------------------------------------------- (a) hold-out
+with tab_check:
+    st.markdown(
+        "The app hides some of the values you **did** measure, asks the model to fill them in, and "
+        "compares its answers with the real values. Values are log(TPM + 1)."
+    )
+    c1, c2 = st.columns([3, 1])
+    fraction = c1.slider("Share of measured genes to hide in each sample", min_value=0.05, max_value=0.5,
+                         value=0.1, step=0.05, format="%.2f", key="holdout_fraction",
+                         help="0.10 hides 10% of each sample's measured genes at random (the same ones "
+                              "every time, so the check is repeatable).")
+    c2.write("")
+    if c2.button("Run the hold-out check", type="primary", icon=":material/play_arrow:", key="holdout_run",
+                 disabled=_ui.is_running("holdout")):
+        with _ui.guarded("starting the hold-out check"):
+            _ui.start_holdout_run(model, prepared, fraction=fraction, precision="fp32",
+                                  batch_size=_ui.batch_size_setting())
+    _ui.job_panel("holdout", finishing_text="scoring the answers…")
+
+    holdout = _ui.current("holdout", model)
+    if holdout is None:
+        if not _ui.is_running("holdout"):
+            st.info("Press **Run the hold-out check** to see how well the model fills in your values.",
+                    icon=":material/info:")
+    else:
+        score = holdout.score
+        st.markdown(f"**Result for {holdout.fraction:.0%} hidden** "
+                    f"({score.n:,} values hidden across {len(aligned.sample_ids):,} samples)")
+        m = st.columns(4)
+        m[0].metric("Pearson correlation", f"{score.pearson:.3f}",
+                    help="How well the filled-in values follow the real ones in a straight line "
+                         "(1 = perfectly, 0 = not at all).")
+        m[1].metric("Spearman correlation", f"{score.spearman:.3f}",
+                    help="Like Pearson, but only the ranking counts: does the model put genes in the right order?")
+        m[2].metric("Mean absolute error", f"{score.mae:.3f}",
+                    help="Average distance between filled-in and real values, in log(TPM + 1) units.")
+        m[3].metric("Values checked", f"{score.n:,}")
+
+        truth, guess = holdout.truth, holdout.imputed
+        lo = float(min(truth.min(), guess.min())) if truth.size else 0.0
+        hi = float(max(truth.max(), guess.max())) if truth.size else 1.0
+        if truth.size > MAX_SCATTER_POINTS:
+            fig = go.Figure(go.Histogram2d(x=truth, y=guess, nbinsx=80, nbinsy=80, colorscale="Blues",
+                                           colorbar={"title": {"text": "values"}},
+                                           hovertemplate="real %{x}<br>model %{y}<br>%{z:,} values<extra></extra>"))
+            subtitle = f"density of {truth.size:,} values"
+        else:
+            fig = go.Figure(go.Scattergl(x=truth, y=guess, mode="markers",
+                                         marker={"size": 4, "opacity": 0.5, "color": _ui._PALETTE[0]},
+                                         hovertemplate="real %{x:.2f}<br>model %{y:.2f}<extra></extra>"))
+            subtitle = f"{truth.size:,} values"
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect agreement",
+                                 line={"color": "#6b7280", "dash": "dash"}, hoverinfo="skip"))
+        fig.update_layout(title="Real vs filled-in values", height=520, showlegend=False,
+                          xaxis_title="real (hidden) value, log(TPM + 1)",
+                          yaxis_title="model's value, log(TPM + 1)")
+        c1, c2 = st.columns([3, 2])
+        with c1:
+            _ui.show_figure(fig, f"{_ui.file_prefix(model)}holdout_scatter", key="holdout_plot")
+            st.caption(f"Showing {subtitle}. Values on the dashed line were filled in exactly right.")
+        with c2:
+            st.markdown("**By expression level of the hidden value**")
+            st.dataframe(score.by_level, hide_index=True, width="stretch",
+                         column_config={"pearson": st.column_config.NumberColumn(format="%.3f"),
+                                        "spearman": st.column_config.NumberColumn(format="%.3f"),
+                                        "mae": st.column_config.NumberColumn("mean abs. error", format="%.3f")})
+            st.caption("Unexpressed genes are easy to fill in; the low/mid/high rows show how the "
+                       "model does on genes that are actually expressed.")
+        with st.expander("Per sample", icon=":material/table_rows:"):
+            st.dataframe(score.per_sample, width="stretch", height=300,
+                         column_config={"pearson": st.column_config.NumberColumn(format="%.3f"),
+                                        "spearman": st.column_config.NumberColumn(format="%.3f"),
+                                        "mae": st.column_config.NumberColumn("mean abs. error", format="%.3f")})
+            st.download_button("Download per-sample scores (CSV)", to_bytes(score.per_sample),
+                               file_name=_ui.output_name(model, "holdout_per_sample.csv"), mime="text/csv",
+                               key="dl_holdout", icon=":material/download:", on_click="ignore")
+
+# ------------------------------------------------------------------------------ main run
+outcome = _ui.current("main", model)
+
+
+def _need_main_run(where: str) -> None:
+    st.info("This needs the model's output for your samples. Run BulkFormer on the Embeddings page, "
+            "or start it here with the standard options.", icon=":material/info:")
+    if st.button("Run BulkFormer (standard options)", icon=":material/play_arrow:", key=f"main_run_{where}",
+                 disabled=_ui.is_running("main")):
+        with _ui.guarded("starting the run"):
+            _ui.start_main_run(model, prepared, aggregate="mean", aggregate_genes=None, precision="fp32",
+                               batch_size=_ui.batch_size_setting())
+            st.rerun()
+    _ui.job_panel("main", finishing_text="drawing the map of your samples…", where=where)
+
+
+gene_ids = list(aligned.gene_ids)
+observed = np.asarray(aligned.observed, dtype=bool)
+
+# ---------------------------------------------------------------------------- (b) one gene
+with tab_gene:
+    if outcome is None:
+        _need_main_run("gene")
+    else:
+        imputed = outcome.result.imputed
+        labels = _ui.gene_labels(gene_ids)
+        c1, c2 = st.columns([2, 1])
+        choice = c1.selectbox("Gene", range(len(gene_ids)), format_func=labels.__getitem__, index=None,
+                              placeholder="Type a gene symbol, e.g. ALB", key="gene_pick",
+                              help="Type to search among the model's genes by symbol or Ensembl ID.")
+        columns = [] if metadata is None else [c for c in metadata.columns if metadata[c].notna().any()]
+        group_by = c2.selectbox("Colour by", ["(no colour)", *columns], key="gene_group",
+                                index=1 if columns else 0,
+                                help="A sample-sheet column; the same colours as on the Embeddings page.")
+        if choice is not None:
+            g = int(choice)
+            ids = list(outcome.result.sample_ids)
+            model_vals = imputed[:, g]
+            color_values = metadata[group_by] if metadata is not None and group_by != "(no colour)" else None
+            hover = _ui.hover_texts(ids, metadata)
+            fig = go.Figure()
+            if observed[g]:
+                real = aligned.values[:, g]
+                st.markdown(f"**{labels[g]}** was measured in your table: the model's value for each "
+                            "sample is plotted against the measured one.")
+                xs, ys, xt = real, model_vals, "measured value, log(TPM + 1)"
+            else:
+                st.markdown(f"**{labels[g]}** was **not** measured in your table: these values are the "
+                            "model's estimates, one per sample.")
+                rank = np.empty(len(ids))
+                rank[np.argsort(model_vals)] = np.arange(len(ids))
+                xs, ys, xt = rank, model_vals, "samples, lowest to highest"
+            groups = None if color_values is None else color_values.reindex(ids).map(_ui.category_label).to_numpy()
+            if groups is None or _ui.is_continuous(color_values):
+                fig.add_trace(go.Scattergl(x=xs, y=ys, mode="markers", text=hover,
+                                           marker={"size": 7, "color": _ui._PALETTE[0]},
+                                           hovertemplate="%{text}<br>model %{y:.2f}<extra></extra>"))
+            else:
+                colors = _ui.category_colors(color_values)
+                for label in [c for c in colors if c in set(groups)]:
+                    idx = np.flatnonzero(groups == label)
+                    fig.add_trace(go.Scattergl(x=xs[idx], y=ys[idx], mode="markers", name=label,
+                                               text=[hover[i] for i in idx],
+                                               marker={"size": 7, "color": colors[label]},
+                                               hovertemplate="%{text}<br>model %{y:.2f}<extra></extra>"))
+                fig.update_layout(legend={"title": {"text": group_by}})
+            if observed[g]:
+                lo, hi = float(min(xs.min(), ys.min())), float(max(xs.max(), ys.max()))
+                fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", showlegend=False,
+                                         line={"color": "#6b7280", "dash": "dash"}, hoverinfo="skip"))
+            fig.update_layout(title=labels[g], height=460, xaxis_title=xt,
+                              yaxis_title="model's value, log(TPM + 1)")
+            _ui.show_figure(fig, f"{_ui.file_prefix(model)}gene_{gene_ids[g]}", key="gene_plot")
+
+# ----------------------------------------------------------------------- (c) missing genes
+with tab_missing:
+    n_missing = int((~observed).sum())
+    if n_missing == 0:
+        st.success("Your table measured every one of the model's genes, so nothing had to be filled in. "
+                   "Try the targeted-panel demo on the Home page to see this list.", icon=":material/check_circle:")
+    elif outcome is None:
+        st.markdown(f"Your table lacks **{n_missing:,}** of the model's {len(gene_ids):,} genes.")
+        _need_main_run("missing")
+    else:
+        st.markdown(f"Your table lacks **{n_missing:,}** of the model's {len(gene_ids):,} genes; the "
+                    "model estimated them for every sample. Values are log(TPM + 1).")
+        symbols = _ui.symbols_for(gene_ids)
+        memo_key = ("missing_summary", outcome.key)
+        cache = _ui.memo()
+        if memo_key not in cache:
+            values = outcome.result.imputed[:, ~observed]
+            missing_ids = np.asarray(gene_ids, dtype=object)[~observed]
+            cache[memo_key] = pd.DataFrame({
+                "gene": [symbols.get(g, "") for g in missing_ids],
+                "ensembl_id": missing_ids,
+                "mean": values.mean(axis=0),
+                "sd": values.std(axis=0),
+                "min": values.min(axis=0),
+                "max": values.max(axis=0),
+            }).sort_values("mean", ascending=False, ignore_index=True)
+        summary = cache[memo_key]
+        top_n = st.number_input("Show the top genes (by average estimated expression)", min_value=10,
+                                max_value=max(10, len(summary)), value=min(100, max(10, len(summary))),
+                                step=10, key="missing_top")
+        st.dataframe(summary.head(int(top_n)), hide_index=True, width="stretch", height=420,
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("mean", "sd", "min", "max")})
+        c1, c2 = st.columns(2)
+        with c1:
+            st.download_button("Download this summary (CSV)", to_bytes(summary), mime="text/csv",
+                               file_name=_ui.output_name(model, "missing_genes_summary.csv"), key="dl_missing_summary",
+                               icon=":material/download:", on_click="ignore")
+        with c2:
+            result = outcome.result
+            st.download_button(
+                "Download estimated values, all samples (CSV)",
+                lambda: to_bytes(imputed_frame(result, observed=observed, only_missing=True, symbols=symbols)),
+                mime="text/csv", file_name=_ui.output_name(model, "imputed_missing_genes.csv"), key="dl_missing_values",
+                icon=":material/download:", on_click="ignore",
+                help="Rows are samples, columns the genes your table did not measure.",
+            )

@@ -1,0 +1,234 @@
+"""Upload & QC: the table (and optional sample sheet), the pipeline's guesses, the QC report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from bulkformer.genes import ID_TYPES, ORIENTATIONS
+from bulkformer.normalise import VALUE_TYPES
+from pages import _ui
+
+TABLE_TYPES = ["csv", "tsv", "txt", "tab", "xlsx", "h5ad", "parquet", "gz"]
+SHEET_TYPES = ["csv", "tsv", "txt", "xlsx"]
+
+LABELS = {
+    "orientation": {
+        "auto": "Decide for me",
+        "genes_in_rows": "Genes are rows, samples are columns",
+        "genes_in_columns": "Samples are rows, genes are columns",
+    },
+    "id_type": {
+        "auto": "Decide for me",
+        "ensembl": "Ensembl gene IDs (ENSG…)",
+        "symbol": "Gene symbols (e.g. TP53, GAPDH)",
+    },
+    "value_type": {
+        "auto": "Decide for me",
+        "counts": "Raw read counts",
+        "tpm": "TPM (transcripts per million)",
+        "fpkm": "FPKM / RPKM",
+        "log1p_tpm": "log(TPM + 1), natural log",
+        "log2_tpm": "log2(TPM + 1)",
+    },
+}
+CHOICES = {"orientation": ORIENTATIONS, "id_type": ID_TYPES, "value_type": VALUE_TYPES}
+TITLES = {
+    "orientation": ("Table layout", "Which way round your table is: one column per sample, or one row per sample."),
+    "id_type": ("Gene names", ("How genes are named in your table. Ensembl IDs are the ENSG… codes; "
+                               "symbols are the short names such as TP53.")),
+    "value_type": ("What the numbers are", ("Raw counts are reads per gene. TPM and FPKM are already "
+                                            "normalised for sequencing depth (and gene length). "
+                                            "The model needs log(TPM + 1); the app converts for you.")),
+}
+
+st.title(":material/upload_file: Upload & QC")
+_ui.show_flash()
+model = _ui.get_model()
+if model is None:
+    st.stop()
+_ui.model_badge(model)
+
+limit_mb = int(st.get_option("server.maxUploadSize"))
+ss = st.session_state
+
+with st.container(border=True):
+    st.markdown("#### 1 · Your expression table")
+    st.caption(
+        f"Counts, TPM or FPKM from bulk RNA-seq of human samples. CSV, TSV/TXT, Excel (.xlsx), "
+        f"Parquet or AnnData (.h5ad), optionally gzipped (.gz). Largest file: {limit_mb:,} MB."
+    )
+    c1, c2 = st.columns(2)
+    table_file = c1.file_uploader(
+        "Expression table", type=TABLE_TYPES, key="table_uploader",
+        help="Genes × samples or samples × genes — the app works out which. Gene names may be "
+             "Ensembl IDs (with or without version) or gene symbols.",
+    )
+    sheet_file = c2.file_uploader(
+        "Sample sheet (optional)", type=SHEET_TYPES, key="sheet_uploader",
+        help="One row per sample: a column with the sample names as in the table, then anything "
+             "you want to colour plots by (tissue, treatment, batch…).",
+    )
+
+    if table_file is not None and table_file.file_id != ss.get("bf_table_file_id"):
+        ss["bf_table_file_id"] = table_file.file_id
+        ss["bf_sheet_file_id"] = None
+        _ui.set_table(_ui.Upload.of(table_file.name, table_file.getvalue()))
+    if sheet_file is not None and sheet_file.file_id != ss.get("bf_sheet_file_id") and _ui.dataset() is not None:
+        ss["bf_sheet_file_id"] = sheet_file.file_id
+        _ui.set_sheet(_ui.Upload.of(sheet_file.name, sheet_file.getvalue()))
+
+    data = _ui.dataset()
+    if data is None:
+        st.info("Upload a table above, or start with the demo data.", icon=":material/info:")
+        if st.button("Try the demo data", type="primary", icon=":material/play_arrow:", key="demo_button_upload"):
+            with _ui.guarded("loading the demo data"):
+                _ui.load_demo("demo")
+                st.rerun()
+        st.stop()
+
+    cols = st.columns([4, 1])
+    cols[0].markdown(f"**Table:** `{data.table.name}` ({len(data.table.data) / 1e6:,.1f} MB)"
+                     + (f" · **Sample sheet:** `{data.sheet.name}`" if data.sheet else " · no sample sheet"))
+    if cols[1].button("Remove", icon=":material/delete:", key="remove_data",
+                      help="Forget this table and its results in this session."):
+        _ui.clear_dataset()
+        ss["bf_table_file_id"] = table_file.file_id if table_file is not None else None
+        st.rerun()
+
+prepared, error = _ui.get_prepared(model)
+
+# ----------------------------------------------------------------------------- the guesses
+with st.container(border=True):
+    st.markdown("#### 2 · How the app read your table")
+    st.caption("The app makes three guesses about your file. Check them; if one is wrong, "
+               "pick the right answer and the table is read again.")
+    guesses = _ui.guess_items(prepared) if prepared is not None else {}
+    current = _ui.overrides()
+    new: dict[str, str] = {}
+    cols = st.columns(3)
+    for col, name in zip(cols, ("orientation", "id_type", "value_type")):
+        title, help_text = TITLES[name]
+        choices = list(CHOICES[name])
+        with col:
+            new[name] = st.selectbox(
+                title, choices, index=choices.index(current.get(name, "auto")),
+                format_func=LABELS[name].get, help=help_text,
+                key=f"override_{name}_{data.table.sha[:12]}",
+            )
+            guess = guesses.get(name)
+            if guess is not None:
+                shown = LABELS[name].get(guess.value, guess.value)
+                verb = "You chose" if current.get(name, "auto") != "auto" else "Guessed"
+                st.markdown(f"{verb}: **{shown}**")
+                st.caption(f"Why: {guess.reason}")
+    if new != current:
+        _ui.set_overrides(**new)
+        st.rerun()
+
+if error is not None:
+    _ui.show_error(error, what="reading the table")
+    st.stop()
+assert prepared is not None
+
+# ------------------------------------------------------------------------------- QC report
+qc = prepared.qc
+aligned = prepared.aligned
+per_sample = qc.per_sample
+
+st.markdown("#### 3 · Quality check")
+m = st.columns(5)
+m[0].metric("Samples", f"{qc.n_samples:,}", help="Samples found in the table.")
+m[1].metric("Genes read", f"{qc.n_genes_read:,}", help="Rows (or columns) of genes in the file.")
+m[2].metric("Genes recognised", f"{qc.n_genes_mapped:,}",
+            help="Gene names matched to the human gene annotation.")
+m[3].metric("Model genes covered", f"{qc.coverage:.0%}",
+            help=f"{qc.n_model_genes_observed:,} of the model's {qc.n_model_genes:,} genes are in your "
+                 "table. The model fills in the rest (imputation).")
+flagged = int(per_sample["outlier"].sum()) if "outlier" in per_sample else 0
+m[4].metric("Flagged samples", f"{flagged:,}",
+            help="Samples with unusual sequencing depth or number of detected genes.")
+
+for warning in qc.warnings:
+    st.warning(warning, icon=":material/warning:")
+with st.expander("Details of the QC report", icon=":material/list:"):
+    for line in qc.summary_lines():
+        if not line.startswith("Warning:"):
+            st.markdown(f"- {line}")
+
+flag_color = np.where(per_sample.get("outlier", pd.Series(False, index=per_sample.index)).to_numpy(bool),
+                      "#dc2626", _ui._PALETTE[0])
+ids = [str(s) for s in per_sample.index]
+hover = _ui.hover_texts(ids, prepared.metadata)
+if "flags" in per_sample:
+    hover = [h + (f"<br><b>flagged:</b> {f}" if f else "") for h, f in zip(hover, per_sample["flags"].fillna(""))]
+
+MAX_BARS = 300  # above this many samples, ranked dots (WebGL) instead of bars
+
+
+def ranked_plot(values: np.ndarray, *, title: str, y_title: str, x_title: str, value_fmt: str, key: str) -> None:
+    """One mark per sample, sorted; flagged samples in red; hover shows the sample's details."""
+    order = np.argsort(values, kind="stable")
+    hover_sorted = [hover[i] for i in order]
+    template = "%{text}<br>" + value_fmt + "<extra></extra>"
+    if len(values) <= MAX_BARS:
+        trace = go.Bar(x=[ids[i] for i in order], y=values[order], marker_color=flag_color[order], marker_line_width=0,
+                       text=hover_sorted, hovertemplate=template, textposition="none")
+    else:
+        trace = go.Scattergl(x=np.arange(len(values)), y=values[order], mode="markers", text=hover_sorted,
+                             marker={"color": flag_color[order], "size": 4}, hovertemplate=template)
+    fig = go.Figure(trace)
+    fig.update_layout(title=title, height=360, xaxis={"showticklabels": len(ids) <= 40},
+                      yaxis_title=y_title, xaxis_title=x_title)
+    _ui.show_figure(fig, key, key=f"qc_{key}")
+
+
+plot_cols = st.columns(2)
+library = per_sample["library_size"] if "library_size" in per_sample else pd.Series(dtype=float)
+with plot_cols[0]:
+    if library.notna().any():
+        ranked_plot(library.to_numpy(dtype=float) / 1e6, title="Library size (million reads)",
+                    y_title="million reads", x_title="samples, smallest to largest",
+                    value_fmt="%{y:.2f} M reads", key="library_sizes")
+    else:
+        st.caption("Library sizes are shown for raw counts only (your values are already normalised).")
+with plot_cols[1]:
+    ranked_plot(per_sample["detected_genes"].to_numpy(dtype=float), title="Detected genes per sample",
+                y_title="genes with a value above 0", x_title="samples, fewest to most", value_fmt="%{y:,} genes detected",
+                key="detected_genes")
+
+plot_cols = st.columns(2)
+with plot_cols[0]:
+    observed = qc.n_model_genes_observed
+    fig = go.Figure(go.Pie(
+        labels=["measured in your table", "not measured (the model fills them in)"],
+        values=[observed, qc.n_model_genes - observed], hole=0.55, sort=False,
+        marker={"colors": [_ui._PALETTE[0], _ui.MISSING_COLOR]},
+        hovertemplate="%{label}: %{value:,} genes (%{percent})<extra></extra>",
+    ))
+    fig.update_layout(title="Coverage of the model's genes", height=340, showlegend=True,
+                      legend={"orientation": "h", "y": -0.1})
+    _ui.show_figure(fig, "gene_coverage", key="qc_coverage")
+with plot_cols[1]:
+    missing_markers = getattr(qc, "missing_markers", None)
+    if missing_markers is not None and len(missing_markers):
+        st.markdown("**Well-known marker genes missing from your table**")
+        st.dataframe(pd.DataFrame(missing_markers), hide_index=True, width="stretch", height=300)
+    if "flags" in per_sample and per_sample["flags"].astype(bool).any():
+        st.markdown("**Flagged samples**")
+        st.dataframe(per_sample.loc[per_sample["flags"].astype(bool), ["flags"]], width="stretch")
+    else:
+        st.success("No sample stands out on sequencing depth or detected genes.", icon=":material/check_circle:")
+
+if prepared.metadata is not None:
+    with st.expander("Sample sheet", icon=":material/table:"):
+        st.dataframe(prepared.metadata, width="stretch", height=260)
+
+with st.expander("Per-sample numbers", icon=":material/table_rows:"):
+    st.dataframe(per_sample, width="stretch", height=260)
+
+st.divider()
+st.markdown("**Next:** turn every sample into an embedding and look at the map of your cohort.")
+st.page_link(_ui.PAGES["embeddings"], label="Go to Embeddings", icon=":material/arrow_forward:")
