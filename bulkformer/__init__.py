@@ -24,6 +24,11 @@ _PUBLIC = {
     "PreparedInput": "bulkformer.pipeline",
     "AlignedMatrix": "bulkformer.align",
     "QCReport": "bulkformer.qc",
+    "read_table": "bulkformer.io",
+    "load_annotation": "bulkformer.genes",
+    "train": "bulkformer.train",
+    "TrainingConfig": "bulkformer.train",
+    "simulate_cohort": "bulkformer.simulate",
 }
 
 __all__ = [*_PUBLIC, "__version__"]

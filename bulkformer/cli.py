@@ -754,6 +754,9 @@ def train(
         min=0.01, max=0.9, help="Share of each sample's measured genes hidden per step.")] = 0.15,
     val_fraction: Annotated[float, typer.Option(
         min=0.0, max=0.5, help="Share of samples held out to report imputation accuracy.")] = 0.1,
+    panel_fraction: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Share of samples shown as if measured by a random gene panel "
+        "(teaches imputation from targeted panels; 0 = the paper's objective).")] = 0.0,
     graph_k: Annotated[int, typer.Option(min=1, help="From scratch: co-expression neighbours per gene.")] = 20,
     warmup_steps: Annotated[int, typer.Option(min=0)] = 50,
     seed: Annotated[int, typer.Option()] = 0,
@@ -786,7 +789,7 @@ def train(
             architecture = BulkFormerConfig.from_dict(
                 {**shape.to_dict(), "n_genes": len(gene_order), "name": "demo" if demo else shape.name})
         config = TrainingConfig(epochs=epochs, batch_size=batch_size, lr=lr, mask_fraction=mask_fraction,
-                                val_fraction=val_fraction, graph_k=graph_k, warmup_steps=warmup_steps,
+                                panel_fraction=panel_fraction, val_fraction=val_fraction, graph_k=graph_k, warmup_steps=warmup_steps,
                                 seed=seed, device=device)
         columns = (TextColumn("Epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("steps  loss {task.fields[loss]}"), TimeRemainingColumn())

@@ -17,6 +17,7 @@ from sklearn.impute import KNNImputer
 from sklearn.metrics import silhouette_score
 
 from bulkformer.model import MISSING
+from bulkformer.projection import project
 from bulkformer.train import mask_measured, pearson
 from bulkformer.wrapper import BulkFormerModel
 
@@ -34,10 +35,13 @@ class ImputationBenchmark:
 
 @dataclass(frozen=True)
 class SeparationBenchmark:
-    """Silhouette of known groups (e.g. tissues) in the model's sample embeddings vs PCA of the data."""
+    """Silhouette of known groups (e.g. tissues): the model's sample embeddings against PCA of
+    the data, each in its own space and on its 2-D UMAP map (as the app shows them)."""
 
     model_silhouette: float
+    model_umap_silhouette: float
     pca_silhouette: float
+    pca_umap_silhouette: float
 
 
 def benchmark_imputation(
@@ -88,7 +92,8 @@ def benchmark_separation(
     model: BulkFormerModel, values: np.ndarray, labels: Sequence[str], *, aggregate: str = "mean",
     batch_size: int | None = None,
 ) -> SeparationBenchmark:
-    """Silhouette of ``labels`` in the model's sample embeddings and in PCA(20) of the values."""
+    """Silhouette of ``labels`` in the model's sample embeddings and in PCA(20) of the values,
+    in each space (embeddings standardised per feature) and on UMAP maps of each."""
     labels = np.asarray(labels)
     emb = model.run(values, [str(i) for i in range(len(values))], impute=False, aggregate=aggregate,
                     batch_size=batch_size).sample_embedding
@@ -98,5 +103,7 @@ def benchmark_separation(
     standardised = (emb - emb.mean(0)) / (emb.std(0) + 1e-8)
     return SeparationBenchmark(
         model_silhouette=float(silhouette_score(standardised, labels)),
+        model_umap_silhouette=float(silhouette_score(project(emb, seed=0).coords, labels)),
         pca_silhouette=float(silhouette_score(pcs, labels)),
+        pca_umap_silhouette=float(silhouette_score(project(pcs, seed=0).coords, labels)),
     )

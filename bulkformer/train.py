@@ -52,6 +52,10 @@ class TrainingConfig:
         weight_decay: AdamW weight decay.
         warmup_steps: steps of linear warm-up before the cosine decay to 0.
         mask_fraction: fraction of each sample's measured genes hidden per step.
+        panel_fraction: fraction of training samples shown, at each step, as if measured by a
+            targeted panel (a random subset of 500 genes up to all measured genes, log-uniform,
+            its TPM renormalised over the panel) before masking; 0 is the paper's objective. It teaches a model to impute from the
+            sparse inputs of panel assays.
         grad_clip: maximum global gradient norm.
         val_fraction: fraction of samples held out to report imputation PCC each epoch.
         graph_k: neighbours per gene when a co-expression graph is built (training from scratch).
@@ -65,6 +69,7 @@ class TrainingConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 50
     mask_fraction: float = 0.15
+    panel_fraction: float = 0.0
     grad_clip: float = 1.0
     val_fraction: float = 0.1
     graph_k: int = 20
@@ -115,6 +120,28 @@ def mask_measured(values: Tensor, fraction: float, generator: torch.Generator) -
     rank = scores.argsort(dim=1).argsort(dim=1)
     hidden = (rank < n_hide.unsqueeze(1)) & measured
     return values.masked_fill(hidden, MISSING), hidden
+
+
+def simulate_panels(values: Tensor, fraction: float, generator: torch.Generator, *, min_genes: int = 500) -> Tensor:
+    """Show ``fraction`` of the samples as if only a random gene panel had been measured.
+
+    Shapes:
+        values: ``[batch, genes]`` → ``[batch, genes]`` with the genes outside each panel at -10.
+    """
+    measured = values != MISSING
+    n_measured = measured.sum(1).float()
+    chosen = torch.rand(values.shape[0], generator=generator) < fraction
+    low = torch.log(torch.clamp(torch.full_like(n_measured, float(min_genes)), max=n_measured))
+    size = torch.exp(low + torch.rand(values.shape[0], generator=generator) * (torch.log(n_measured) - low))
+    scores = torch.rand(values.shape, generator=generator).masked_fill(~measured.cpu(), 2.0)
+    rank = scores.argsort(dim=1).argsort(dim=1)
+    outside = ((rank >= size.round().long().unsqueeze(1)) & chosen.unsqueeze(1)).to(values.device)
+    # A panel's reads all fall on its genes, so its TPM is normalised over the panel alone.
+    tpm = torch.expm1(values.clamp_min(0)).masked_fill(outside | ~measured, 0.0)
+    scale = torch.where(chosen.to(values.device), 1e6 / tpm.sum(1).clamp_min(1e-12), torch.ones_like(n_measured))
+    rescaled = torch.log1p(tpm * scale.unsqueeze(1))
+    shown = torch.where(chosen.to(values.device).unsqueeze(1) & measured, rescaled, values)
+    return shown.masked_fill(outside, MISSING)
 
 
 def state_path_for(output_dir: Path) -> Path:
@@ -204,7 +231,8 @@ def train(
         losses = []
         for start in range(0, len(epoch_order), config.batch_size):
             x = torch.from_numpy(values[epoch_order[start : start + config.batch_size]]).to(device)
-            masked, hidden = mask_measured(x, config.mask_fraction, generator)
+            shown = simulate_panels(x, config.panel_fraction, generator) if config.panel_fraction > 0 else x
+            masked, hidden = mask_measured(shown, config.mask_fraction, generator)
             pred = network(masked, adjacency)
             loss = torch.nn.functional.mse_loss(pred[hidden], x[hidden])
             optimizer.zero_grad(set_to_none=True)

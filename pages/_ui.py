@@ -399,6 +399,25 @@ def _sheet_kwargs(sheet: Upload | None) -> dict[str, Any]:
     return {} if sheet is None else {"sample_sheet": sheet.data, "sample_sheet_filename": sheet.name}
 
 
+def open_page(title: str, caption: str | None = None, *, needs_data: bool = True) -> tuple[Any, Any]:
+    """Every page's start: title, pending messages, the loaded model (and, when the page needs
+    data, the prepared table). Stops the page with a friendly note when either is missing."""
+    st.title(title)
+    show_flash()
+    if caption:
+        st.caption(caption)
+    model = get_model()
+    if model is None:
+        st.stop()
+    model_badge(model)
+    if not needs_data:
+        return model, None
+    prepared = require_prepared(model)
+    if prepared is None:
+        st.stop()
+    return model, prepared
+
+
 def require_prepared(model: Any) -> Any | None:
     """The prepared input, or ``None`` after telling the user where to go first."""
     if dataset() is None:
@@ -721,68 +740,6 @@ def download(label: str, data: bytes | Callable[[], bytes], file_name: str, *, m
 
 
 # ================================================================= benchmarks (expected time)
-def expected_time_per_sample(model_name: str, device_type: str, *, results_file: Path | None = None) -> str | None:
-    """The "time per sample" for this model and device from ``benchmarks/RESULTS.md``, if listed.
-
-    The file is filled in by the benchmark runs; any Markdown table whose header has a column
-    mentioning "per sample" is read, and the row naming this model (and device, if a column
-    says so) gives the answer. Returns ``None`` when the file, table or row is absent.
-    TODO: move this reader into the ``bulkformer`` package (kept here for now: the app team
-    does not own the package).
-    """
-    path = results_file or (paths.PROJECT_ROOT / "benchmarks" / "RESULTS.md")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return None
-    for header, rows in _markdown_tables(text):
-        lower = [h.lower() for h in header]
-        time_col = next((i for i, h in enumerate(lower) if "per sample" in h or "/sample" in h
-                         or "per-sample" in h), None)
-        if time_col is None:
-            continue
-        model_col = next((i for i, h in enumerate(lower) if h in ("model", "checkpoint", "size", "name")), 0)
-        device_col = next((i for i, h in enumerate(lower) if "device" in h or h in ("gpu", "hardware")), None)
-        unit = header[time_col]
-        for row in rows:
-            if len(row) <= max(time_col, model_col):
-                continue
-            if row[model_col].strip().strip("`*").lower() != model_name.lower():
-                continue
-            if device_col is not None and len(row) > device_col:
-                dev = row[device_col].lower()
-                if device_type == "cpu" and "cpu" not in dev:
-                    continue
-                if device_type == "cuda" and "cpu" in dev:
-                    continue
-            value = row[time_col].strip()
-            if value:
-                where = f" on {row[device_col].strip()}" if device_col is not None and len(row) > device_col else ""
-                return f"{value} ({unit}{where}, from benchmarks/RESULTS.md)"
-    return None
-
-
-def _markdown_tables(text: str) -> Iterator[tuple[list[str], list[list[str]]]]:
-    lines = [ln.strip() for ln in text.splitlines()]
-    i = 0
-    while i < len(lines) - 1:
-        if lines[i].startswith("|") and re.fullmatch(r"\|?\s*:?-{2,}.*", lines[i + 1]):
-            header = _cells(lines[i])
-            rows = []
-            j = i + 2
-            while j < len(lines) and lines[j].startswith("|"):
-                rows.append(_cells(lines[j]))
-                j += 1
-            yield header, rows
-            i = j
-        else:
-            i += 1
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
-
-
 # ================================================================================= runs
 @dataclass(frozen=True, eq=False)
 class MainOutcome:

@@ -21,15 +21,7 @@ from bulkformer.export import (
 )
 from pages import _ui
 
-st.title(":material/download: Downloads")
-_ui.show_flash()
-model = _ui.get_model()
-if model is None:
-    st.stop()
-_ui.model_badge(model)
-prepared = _ui.require_prepared(model)
-if prepared is None:
-    st.stop()
+model, prepared = _ui.open_page(":material/download: Downloads")
 _ui.collect("main")
 _ui.collect("genes")
 outcome = _ui.current("main", model)

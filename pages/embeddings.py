@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from bulkformer import speed
+
 from pages import _ui
 
 AGGREGATES = {
@@ -20,20 +22,12 @@ PRECISIONS = {
 }
 NONE, CLUSTERS = "(no colour)", "Clusters found by the app"
 
-st.title(":material/scatter_plot: Embeddings")
-_ui.show_flash()
-st.caption(
+model, prepared = _ui.open_page(
+    ":material/scatter_plot: Embeddings",
     "BulkFormer reads each sample's whole expression profile and turns it into an *embedding*: a "
     "list of numbers that works like a fingerprint. Samples with similar biology get similar "
-    "fingerprints, so on the map below they sit close together."
+    "fingerprints, so on the map below they sit close together.",
 )
-model = _ui.get_model()
-if model is None:
-    st.stop()
-_ui.model_badge(model)
-prepared = _ui.require_prepared(model)
-if prepared is None:
-    st.stop()
 
 aligned = prepared.aligned
 data = _ui.dataset()
@@ -91,7 +85,7 @@ outcome = _ui.current("main", model)
 if outcome is None:
     if not _ui.is_running("main"):
         st.info("Choose the options above and press **Run BulkFormer**. "
-                f"{_ui.expected_time_per_sample(model.name, model.device.type) or ''}",
+                f"{speed.expected_time_per_sample(model.name, model.device.type) or ''}",
                 icon=":material/info:")
     st.stop()
 

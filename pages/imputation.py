@@ -14,20 +14,12 @@ from pages import _ui
 #: Above this many points the observed-vs-imputed plot is a density map instead of dots.
 MAX_SCATTER_POINTS = 20_000
 
-st.title(":material/auto_fix_high: Imputation")
-_ui.show_flash()
-st.caption(
+model, prepared = _ui.open_page(
+    ":material/auto_fix_high: Imputation",
     "*Imputation* means the model estimates the expression of genes from everything else it sees in "
     "the sample. It fills in genes your experiment did not measure. The hold-out check below shows "
-    "how far to trust those estimates on your own data."
+    "how far to trust those estimates on your own data.",
 )
-model = _ui.get_model()
-if model is None:
-    st.stop()
-_ui.model_badge(model)
-prepared = _ui.require_prepared(model)
-if prepared is None:
-    st.stop()
 aligned = prepared.aligned
 metadata = prepared.metadata
 _ui.collect("holdout")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from bulkformer import paths
+from bulkformer import paths, speed
 from bulkformer.download import DRIVE_CHECKPOINTS
 from pages import _ui
 
@@ -58,7 +58,7 @@ if model is not None:
     st.markdown("**Checksum (sha256 of the weights)** — quote it to say exactly which model you used:")
     st.code(model.checksum, language=None)
     st.caption(f"Loaded from `{model.source}`")
-    expected = _ui.expected_time_per_sample(model.name, model.device.type)
+    expected = speed.expected_time_per_sample(model.name, model.device.type)
     if expected:
         st.markdown(f"**Expected time per sample:** {expected}")
 

@@ -44,12 +44,7 @@ TITLES = {
                                             "The model needs log(TPM + 1); the app converts for you.")),
 }
 
-st.title(":material/upload_file: Upload & QC")
-_ui.show_flash()
-model = _ui.get_model()
-if model is None:
-    st.stop()
-_ui.model_badge(model)
+model, _ = _ui.open_page(":material/upload_file: Upload & QC", needs_data=False)
 
 limit_mb = int(st.get_option("server.maxUploadSize"))
 ss = st.session_state

@@ -67,3 +67,20 @@ def test_resume_after_an_interruption_is_exact(tmp_path) -> None:
     for (k, a), (_, b) in zip(straight.model.network.state_dict().items(),
                               resumed.model.network.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
+
+
+def test_simulated_panels_keep_at_least_500_genes_and_renormalise_their_tpm() -> None:
+    from bulkformer.train import simulate_panels
+
+    values = torch.tensor(np.random.default_rng(0).uniform(0, 5, size=(200, 3000)).astype(np.float32))
+    values[:, :100] = MISSING
+    shown = simulate_panels(values, 0.5, torch.Generator().manual_seed(0))
+    kept = (shown != MISSING).sum(1)
+    panels = kept < 2900
+    assert 70 < int(panels.sum()) < 130  # about half the samples
+    assert int(kept.min()) >= 500 and torch.all(kept[~panels] == 2900)
+    assert torch.equal(shown[~panels], values[~panels])  # samples not chosen are untouched
+    assert torch.all(shown[:, :100] == MISSING)
+    # A panel's TPM is renormalised over its genes: it sums to a million again.
+    tpm = torch.expm1(shown[panels].clamp_min(0)).masked_fill(shown[panels] == MISSING, 0).double()
+    torch.testing.assert_close(tpm.sum(1), torch.full((int(panels.sum()),), 1e6, dtype=torch.float64), rtol=1e-4, atol=0)

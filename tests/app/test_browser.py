@@ -110,35 +110,52 @@ def browser(tmp_path: Path) -> Iterator[tuple[object, Path]]:
 def _wait(driver, condition, timeout: float = PAGE_TIMEOUT, what: str = ""):
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.25).until(condition, message=what)
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    # Streamlit re-renders elements while the script reruns: an element found a moment ago
+    # may be gone, so a stale reference just means "look again".
+    return WebDriverWait(driver, timeout, poll_frequency=0.25,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(condition, message=what)
 
 
-def _button(driver, label: str):
+def _click_button(driver, label: str) -> None:
+    """Click the button labelled ``label`` once it is there (retrying through re-renders)."""
     from selenium.webdriver.common.by import By
 
-    def find(d):
+    def click(d):
         for b in d.find_elements(By.CSS_SELECTOR, "button"):
             if b.text.strip().endswith(label) and b.is_displayed() and b.is_enabled():
-                return b
+                b.click()
+                return True
         return False
 
-    return _wait(driver, find, what=f"button {label!r}")
+    _wait(driver, click, what=f"button {label!r}")
 
 
 def _go(driver, page: str) -> None:
     """Click a sidebar link (a fresh URL would start a new session and lose the upload)."""
     from selenium.webdriver.common.by import By
 
-    link = _wait(driver, lambda d: next((a for a in d.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a')
-                                         if a.get_attribute("href", ).rstrip("/").endswith(page)), False),
-                 what=f"sidebar link {page}")
-    link.click()
+    def click(d):
+        for a in d.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a'):
+            if a.get_attribute("href").rstrip("/").endswith(page):
+                a.click()
+                return True
+        return False
+
+    _wait(driver, click, what=f"sidebar link {page}")
 
 
 def _page_text(driver) -> str:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    return driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    for _ in range(20):  # the main block is replaced while Streamlit re-renders
+        try:
+            return driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError("the page kept re-rendering")
 
 
 def test_upload_run_map_and_download_embeddings(server: str, browser, tmp_path: Path) -> None:
@@ -162,7 +179,7 @@ def test_upload_run_map_and_download_embeddings(server: str, browser, tmp_path: 
     assert "Traceback" not in _page_text(driver)
 
     _go(driver, "embeddings")
-    _button(driver, "Run BulkFormer").click()
+    _click_button(driver, "Run BulkFormer")
     _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .main-svg'),
           timeout=RUN_TIMEOUT, what="the UMAP plot")
     _wait(driver, lambda d: "UMAP map of 12 samples" in _page_text(d), what="UMAP title")
@@ -174,7 +191,7 @@ def test_upload_run_map_and_download_embeddings(server: str, browser, tmp_path: 
         driver.save_screenshot(str(Path(shots) / "embeddings.png"))
 
     _go(driver, "downloads")
-    _button(driver, "Sample embeddings (CSV)").click()
+    _click_button(driver, "Sample embeddings (CSV)")
     name = "DEMO_my_counts_sample_embeddings.csv"
 
     def downloaded(_driver):

@@ -362,20 +362,10 @@ def test_category_colours_are_deterministic_and_shared() -> None:
     assert _ui.category_label(2.0) == "2" and _ui.category_label(float("nan")) == "(missing)"
 
 
-def test_expected_time_is_read_from_the_benchmark_table(tmp_path: Path) -> None:
+def test_format_seconds() -> None:
     from pages import _ui
 
-    results = tmp_path / "RESULTS.md"
-    assert _ui.expected_time_per_sample("147M", "cpu", results_file=results) is None
-    results.write_text(
-        "# Results\n\nSome text.\n\n| model | device | time per sample (s) |\n|---|---|---|\n"
-        "| 147M | NVIDIA H100 | 0.05 |\n| 147M | CPU (2 cores) | 4.1 |\n| demo | CPU (2 cores) | 0.2 |\n"
-    )
-    assert _ui.expected_time_per_sample("147M", "cuda", results_file=results).startswith("0.05 (time per sample (s) on NVIDIA H100")
-    assert _ui.expected_time_per_sample("147M", "cpu", results_file=results).startswith("4.1")
-    assert _ui.expected_time_per_sample("37M", "cpu", results_file=results) is None
     assert _ui.format_seconds(75) == "1 min 15 s" and _ui.format_seconds(None) == ""
-
 
 def test_maps_of_5000_samples_use_webgl_and_build_quickly() -> None:
     import time
