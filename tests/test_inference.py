@@ -92,7 +92,7 @@ def test_bf16_path_keeps_the_accuracy_bounds_on_the_demo_model() -> None:
     model = BulkFormerModel.load("demo", device="cpu")
     prepared = prepare(paths.demo_dir() / "demo_counts.csv.gz", gene_order=model.gene_ids)
     truth = prepared.aligned.values[:8]
-    masked, hidden = (t.numpy() for t in mask_measured(torch.from_numpy(truth), 0.15, torch.Generator().manual_seed(0)))
+    masked, hidden = (t.numpy() for t in mask_measured(torch.tensor(truth), 0.15, torch.Generator().manual_seed(0)))
     ids = prepared.aligned.sample_ids[:8]
     fp32 = model.run(masked, ids, precision="fp32")
     bf16 = model.run(masked, ids, precision="bf16")
