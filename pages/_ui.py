@@ -816,15 +816,10 @@ def start_main_run(model: Any, prepared: Any, *, aggregate: str, aggregate_genes
 
     def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> MainOutcome:
         t0 = time.perf_counter()
-        result = cache.get(key)
-        from_cache = result is not None
-        if result is None:
-            result = model.run(values, sample_ids, embed=True, impute=True, aggregate=aggregate,
-                               aggregate_genes=options["aggregate_genes"], precision=precision,
-                               batch_size=batch_size or None, progress=progress, should_stop=should_stop)
-            cache.put(key, result)
-        else:
-            progress(len(sample_ids), len(sample_ids))
+        result, from_cache = cached_run(cache, key, len(sample_ids), progress, lambda: model.run(
+            values, sample_ids, embed=True, impute=True, aggregate=aggregate,
+            aggregate_genes=options["aggregate_genes"], precision=precision,
+            batch_size=batch_size or None, progress=progress, should_stop=should_stop))
         if should_stop():
             raise InferenceCancelled("The run was cancelled.")
         projections = {m: project(result.sample_embedding, method=m) for m in ("umap", "pca")}
@@ -832,6 +827,18 @@ def start_main_run(model: Any, prepared: Any, *, aggregate: str, aggregate_genes
 
     start_job("main", key, "Running BulkFormer", run, **options)
     return "started"
+
+
+def cached_run(cache: Any, key: str, n_samples: int, progress: Callable[[int, int], None],
+               compute: Callable[[], Any]) -> tuple[Any, bool]:
+    """The on-disk result for ``key``, or ``compute()`` stored under it; and whether it was cached."""
+    result = cache.get(key)
+    if result is not None:
+        progress(n_samples, n_samples)
+        return result, True
+    result = compute()
+    cache.put(key, result)
+    return result, False
 
 
 def start_holdout_run(model: Any, prepared: Any, *, fraction: float, precision: str,
@@ -850,15 +857,9 @@ def start_holdout_run(model: Any, prepared: Any, *, fraction: float, precision: 
 
     def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> HoldoutOutcome:
         holdout = hide_measured(aligned.values, aligned.observed, fraction=fraction, seed=seed)
-        result = cache.get(key)
-        from_cache = result is not None
-        if result is None:
-            result = model.run(holdout.values, aligned.sample_ids, embed=False, impute=True,
-                               precision=precision, batch_size=batch_size or None,
-                               progress=progress, should_stop=should_stop)
-            cache.put(key, result)
-        else:
-            progress(len(aligned.sample_ids), len(aligned.sample_ids))
+        result, from_cache = cached_run(cache, key, len(aligned.sample_ids), progress, lambda: model.run(
+            holdout.values, aligned.sample_ids, embed=False, impute=True, precision=precision,
+            batch_size=batch_size or None, progress=progress, should_stop=should_stop))
         score = score_imputation(aligned.values, result.imputed, holdout.hidden, sample_ids=aligned.sample_ids)
         return HoldoutOutcome(key, table_fp, fraction, holdout.hidden,
                               np.asarray(aligned.values[holdout.hidden], dtype=np.float32),
@@ -882,12 +883,9 @@ def start_gene_run(model: Any, prepared: Any, *, genes: Sequence[str], precision
     aligned = prepared.aligned
 
     def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> GeneOutcome:
-        result = cache.get(key)
-        if result is None:
-            result = model.run(aligned.values, aligned.sample_ids, embed=False, impute=False,
-                               gene_embedding_genes=list(genes), precision=precision,
-                               batch_size=batch_size or None, progress=progress, should_stop=should_stop)
-            cache.put(key, result)
+        result, _ = cached_run(cache, key, len(aligned.sample_ids), progress, lambda: model.run(
+            aligned.values, aligned.sample_ids, embed=False, impute=False, gene_embedding_genes=list(genes),
+            precision=precision, batch_size=batch_size or None, progress=progress, should_stop=should_stop))
         return GeneOutcome(key, table_fp, tuple(genes), result)
 
     start_job("genes", key, "Gene embeddings", run, **options)

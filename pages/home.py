@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from pages import _ui
@@ -17,29 +19,31 @@ st.markdown(
     "All of it with a few clicks in your web browser: no programming needed."
 )
 
+
+
+def demo_button(label: str, which: str, loaded: str, **button: Any) -> None:
+    """A button that loads one of the shipped demo data sets and opens Upload & QC."""
+    if st.button(label, key=f"{which}_button", **button):
+        try:
+            _ui.load_demo(which)
+        except Exception as err:  # noqa: BLE001
+            _ui.show_error(err, what=f"loading the {which} demo")
+        else:
+            _ui.flash(loaded)
+            st.switch_page(_ui.PAGES["upload"])
+
+
 c1, c2 = st.columns(2)
 with c1, st.container(border=True):
     st.markdown("#### :material/science: Try it in one click")
     st.caption("A simulated cohort of ~200 samples from six tissues, with a sample sheet.")
-    if st.button("Try the demo data", type="primary", icon=":material/play_arrow:", key="demo_button",
-                 help="Loads the demo table and sample sheet as if you had uploaded them."):
-        try:
-            _ui.load_demo("demo")
-        except Exception as err:  # noqa: BLE001
-            _ui.show_error(err, what="loading the demo data")
-        else:
-            _ui.flash("Demo data loaded: a simulated cohort with its sample sheet.")
-            st.switch_page(_ui.PAGES["upload"])
-    if st.button("Try a targeted gene panel", icon=":material/filter_list:", key="panel_button",
-                 help="24 new samples where only ~1,000 genes were measured, named by gene symbol: "
-                      "shows how BulkFormer fills in the genes that were not measured."):
-        try:
-            _ui.load_demo("panel")
-        except Exception as err:  # noqa: BLE001
-            _ui.show_error(err, what="loading the panel demo")
-        else:
-            _ui.flash("Panel demo loaded: 24 samples, ~1,000 measured genes.")
-            st.switch_page(_ui.PAGES["upload"])
+    demo_button("Try the demo data", "demo", "Demo data loaded: a simulated cohort with its sample sheet.",
+                type="primary", icon=":material/play_arrow:",
+                help="Loads the demo table and sample sheet as if you had uploaded them.")
+    demo_button("Try a targeted gene panel", "panel", "Panel demo loaded: 24 samples, ~1,000 measured genes.",
+                icon=":material/filter_list:",
+                help="24 new samples where only ~1,000 genes were measured, named by gene symbol: "
+                     "shows how BulkFormer fills in the genes that were not measured.")
 with c2, st.container(border=True):
     st.markdown("#### :material/upload_file: Or use your own data")
     st.caption("A table of counts, TPM or FPKM: genes × samples or samples × genes, "
