@@ -795,19 +795,30 @@ def current(kind: str, model: Any) -> Any | None:
     return outcome
 
 
+def run_key(kind: str, model: Any, options: Mapping[str, Any]) -> tuple[str, str]:
+    """(table fingerprint, cache key) of a run: sha256 over the table, the model and the options."""
+    from bulkformer.jobs import content_key
+
+    table_fp = table_fingerprint(model)
+    return table_fp, content_key(kind, table_fp, json.dumps(options, sort_keys=True))
+
+
+def is_shown(kind: str, key: str) -> bool:
+    """Whether this session already holds the result of exactly this run."""
+    held = results().get(kind)
+    return held is not None and held.key == key
+
+
 def start_main_run(model: Any, prepared: Any, *, aggregate: str, aggregate_genes: Sequence[str] | None,
                    precision: str, batch_size: int | None) -> str:
     """Start (or reuse) the main run. Returns ``"have"`` when the result is already shown."""
     from bulkformer.inference import InferenceCancelled
-    from bulkformer.jobs import content_key
     from bulkformer.projection import project
 
     options = {"aggregate": aggregate, "aggregate_genes": list(aggregate_genes) if aggregate_genes else None,
                "precision": precision}
-    table_fp = table_fingerprint(model)
-    key = content_key("main", table_fp, json.dumps(options, sort_keys=True))
-    held = results().get("main")
-    if held is not None and held.key == key:
+    table_fp, key = run_key("main", model, options)
+    if is_shown("main", key):
         return "have"
     if (entry := jobs().get("main")) is not None and entry.key == key and is_running("main"):
         return "running"
@@ -844,13 +855,10 @@ def cached_run(cache: Any, key: str, n_samples: int, progress: Callable[[int, in
 def start_holdout_run(model: Any, prepared: Any, *, fraction: float, precision: str,
                       batch_size: int | None, seed: int = 0) -> str:
     from bulkformer.holdout import hide_measured, score_imputation
-    from bulkformer.jobs import content_key
 
-    table_fp = table_fingerprint(model)
     options = {"fraction": round(float(fraction), 4), "seed": seed, "precision": precision}
-    key = content_key("holdout", table_fp, json.dumps(options, sort_keys=True))
-    held = results().get("holdout")
-    if held is not None and held.key == key:
+    table_fp, key = run_key("holdout", model, options)
+    if is_shown("holdout", key):
         return "have"
     cache = result_cache()
     aligned = prepared.aligned
@@ -871,13 +879,9 @@ def start_holdout_run(model: Any, prepared: Any, *, fraction: float, precision: 
 
 def start_gene_run(model: Any, prepared: Any, *, genes: Sequence[str], precision: str,
                    batch_size: int | None) -> str:
-    from bulkformer.jobs import content_key
-
-    table_fp = table_fingerprint(model)
     options = {"genes": list(genes), "precision": precision}
-    key = content_key("genes", table_fp, json.dumps(options, sort_keys=True))
-    held = results().get("genes")
-    if held is not None and held.key == key:
+    table_fp, key = run_key("genes", model, options)
+    if is_shown("genes", key):
         return "have"
     cache = result_cache()
     aligned = prepared.aligned
