@@ -68,6 +68,7 @@ def aggregate_genes(features: Tensor, how: str) -> Tensor:
     Shapes:
         features: ``[batch, genes, dim]`` → ``[batch, dim]``
     """
+    check_aggregate(how)
     if how == "max":
         return features.amax(dim=1)
     if how == "mean":
@@ -76,9 +77,13 @@ def aggregate_genes(features: Tensor, how: str) -> Tensor:
         ordered = features.sort(dim=1).values
         n = ordered.shape[1]
         return (ordered[:, (n - 1) // 2] + ordered[:, n // 2]) / 2
-    if how == "all":
-        return sum(aggregate_genes(features, h) for h in ("max", "mean", "median"))
-    raise BulkFormerError(f"Unknown aggregation {how!r}.", hint=f"Use one of {', '.join(AGGREGATES)}.")
+    return sum(aggregate_genes(features, h) for h in ("max", "mean", "median"))  # "all"
+
+
+def check_aggregate(how: str) -> None:
+    """Refuse an unknown pooling name before any work is done."""
+    if how not in AGGREGATES:
+        raise BulkFormerError(f"Unknown aggregation {how!r}.", hint=f"Use one of {', '.join(AGGREGATES)}.")
 
 
 @dataclass(frozen=True)
@@ -137,8 +142,7 @@ def iter_forward(
     Shapes:
         values: ``[samples, genes]`` float32, ``-10`` for missing genes.
     """
-    if plan.aggregate not in AGGREGATES:
-        aggregate_genes(torch.zeros(1, 1, 1), plan.aggregate)  # raises the user-facing error
+    check_aggregate(plan.aggregate)
     n = values.shape[0]
     use_bf16 = resolve_precision(precision, device) == "bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
