@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # heavy imports (torch) happen inside the commands that need 
     import numpy as np
 
     from bulkformer.export import RunFacts
-    from bulkformer.inference import Precision
+    from bulkformer.inference import Compile, Precision
     from bulkformer.pipeline import PreparedInput
     from bulkformer.wrapper import BulkFormerModel, InferenceResult
 
@@ -475,6 +475,10 @@ def extract(
     precision: Annotated[Literal["auto", "fp32", "bf16"], typer.Option(
         help="auto: bf16 where the CPU or GPU computes it natively (faster; embeddings within "
         "cosine 0.999 of fp32), else fp32. fp32: exact reference arithmetic.")] = "auto",
+    compile_mode: Annotated[Literal["auto", "on", "off"], typer.Option(
+        "--compile", help="Compile the model's layers with torch.compile: about 1.8x faster per "
+        "sample on a CPU after a one-off wait of ~30 s. auto: on the CPU when the run is long "
+        "enough to gain from it.")] = "auto",
 ) -> None:
     """Run BulkFormer on an expression table and save embeddings or imputed expression."""
     with user_errors():
@@ -499,7 +503,7 @@ def extract(
         for line in prepared.qc.summary_lines():
             out.print(line, markup=False)
         aligned = prepared.aligned
-        run = {"batch_size": batch_size, "precision": precision}
+        run = {"batch_size": batch_size, "precision": precision, "compile": compile_mode}
         with _progress_bar() as report:
             if kind == "gene_level" and chosen is None:
                 shape = _stream_gene_embeddings(loaded, aligned.values, output, progress=report, **run)
@@ -581,7 +585,7 @@ def _progress_bar() -> Iterator[Callable[[int, int], None]]:
 
 
 def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output: Path, *,
-                            batch_size: int | None, precision: Precision,
+                            batch_size: int | None, precision: Precision, compile: Compile,
                             progress: Callable[[int, int], None]) -> tuple[int, ...]:
     """All genes' embeddings into a .npy, batch by batch (a temp file, renamed when complete)."""
     import os
@@ -603,7 +607,7 @@ def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output:
         array = None
         for batch in loaded.iter_batches(values, embed=False, impute=False,
                                          gene_embedding_genes=loaded.gene_ids, batch_size=batch_size,
-                                         precision=precision, progress=progress):
+                                         precision=precision, compile=compile, progress=progress):
             if array is None:
                 shape = (values.shape[0], *batch.gene_embedding.shape[1:])
                 array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
@@ -715,12 +719,12 @@ def _symbols(gene_ids: Sequence[str]) -> dict[str, str]:
 
 def _run_facts(loaded: BulkFormerModel, prepared: PreparedInput, *, kind: str, aggregate: str,
                input_path: Path, genes_file: Path | None, batch_size: int | None,
-               precision: str) -> RunFacts:
+               precision: str, compile: str) -> RunFacts:
     """What the report and the .h5ad ``uns`` record about this run."""
     from bulkformer.export import RunFacts
 
     extra = [("output", kind), ("input", input_path.name),
-             ("value type", prepared.guesses.value_type.value)]
+             ("value type", prepared.guesses.value_type.value), ("torch.compile", compile)]
     if genes_file is not None:
         extra.append(("genes file", genes_file.name))
     return RunFacts(

@@ -8,7 +8,11 @@ the genes the caller asked for are kept.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import shutil
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -16,14 +20,26 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from bulkformer.errors import BulkFormerError
 from bulkformer.model.bulkformer import BulkFormer
+from bulkformer.model.config import BulkFormerConfig
+from bulkformer.model.layers import LayerRunner
 
 Aggregate = Literal["max", "mean", "median", "all"]
 AGGREGATES: tuple[str, ...] = ("max", "mean", "median", "all")
 Precision = Literal["auto", "fp32", "bf16"]
+Compile = Literal["auto", "on", "off"]
+
+_log = logging.getLogger(__name__)
+
+#: A first compile on a 2-core CPU takes ~30 s (less once torch's on-disk cache is warm) and
+#: makes each Performer layer ~1.8x faster; "auto" compiles when the eager run would take
+#: longer than this, i.e. when the saving clearly outweighs the wait.
+_COMPILE_WORTH_S = 60.0
+#: Rough eager CPU throughput used only for that decision (FLOP/s).
+_EAGER_CPU_FLOPS = 1e11
 
 ProgressFn = Callable[[int, int], None]
 """Called after each batch with (samples done, samples in all)."""
@@ -57,6 +73,87 @@ def resolve_precision(precision: str, device: torch.device) -> Literal["fp32", "
     native = getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
         cpu, "_is_amx_tile_supported", lambda: False)()
     return "bf16" if device.type == "cpu" and native else "fp32"
+
+
+def flop_per_sample(config: BulkFormerConfig) -> float:
+    """Approximate floating-point operations of one sample's forward pass.
+
+    Per gene token: each Performer layer has 4 attention projections (``d²``) and a 4×-wide
+    feed-forward (``8 d²``), plus FAVOR+ (``4 · dim_head · features`` per head); the input
+    MLP adds ``8 d²``. A multiply-add counts as 2. 147M: ≈ 2.9 TFLOP.
+    """
+    d, heads = config.dim, config.heads
+    features = max(1, int(config.dim_head * math.log(config.dim_head)))
+    layers = config.gb_repeat * config.p_repeat
+    per_token = layers * (12 * d * d + heads * 4 * config.dim_head * features) + 8 * d * d
+    return 2.0 * config.n_genes * per_token
+
+
+def resolve_compile(setting: str, network: BulkFormer, device: torch.device, n_samples: int) -> bool:
+    """Whether to run the Performer layers through ``torch.compile``.
+
+    ``"on"`` / ``"off"`` are obeyed (``"on"`` still falls back to eager where compiling fails).
+    ``"auto"`` compiles on the CPU when a C++ compiler is present and the run is long enough
+    for the one-off compile to pay for itself (measured in ``benchmarks/RESULTS.md``); not on
+    CUDA, where it has not been measured.
+    """
+    if setting not in ("auto", "on", "off"):
+        raise BulkFormerError(f"Unknown compile setting {setting!r}.", hint="Use auto, on or off.")
+    if setting != "auto":
+        return setting == "on"
+    if device.type != "cpu" or not _has_cxx_compiler():
+        return False
+    return n_samples * flop_per_sample(network.config) / _EAGER_CPU_FLOPS > _COMPILE_WORTH_S
+
+
+def _has_cxx_compiler() -> bool:
+    """torch's CPU code generator needs a C++ compiler (``$CXX``, g++ or clang++)."""
+    return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c)
+
+
+class _CompiledLayers:
+    """One ``torch.compile``d function that runs any Performer layer.
+
+    The layers share their code, and torch treats module parameters as inputs, so one compile
+    (per batch size) serves all of them. Calls are serialised: the compiler is not meant to be
+    entered from two threads at once. If compiling fails (no working C++ compiler, an
+    unsupported platform), a warning is logged and every later call runs eagerly.
+    """
+
+    def __init__(self) -> None:
+        self._fn = torch.compile(self._call, dynamic=False)
+        self._lock = threading.Lock()
+        self._broken = False
+
+    @staticmethod
+    def _call(layer: nn.Module, x: Tensor) -> Tensor:
+        return layer(x)
+
+    def __call__(self, layer: nn.Module, x: Tensor) -> Tensor:
+        if self._broken:
+            return layer(x)
+        with self._lock:
+            try:
+                return self._fn(layer, x)
+            except Exception as err:  # noqa: BLE001 - any compiler failure: fall back, say so once
+                if _is_out_of_memory(err):
+                    raise  # not the compiler's fault: iter_forward retries with a smaller batch
+                self._broken = True
+                _log.warning("torch.compile failed (%s: %s); running without it.", type(err).__name__, err)
+        return layer(x)
+
+
+_compiled: _CompiledLayers | None = None
+_compiled_lock = threading.Lock()
+
+
+def compiled_layers() -> _CompiledLayers:
+    """The process-wide compiled layer runner (created on first use)."""
+    global _compiled
+    with _compiled_lock:
+        if _compiled is None:
+            _compiled = _CompiledLayers()
+        return _compiled
 
 
 def aggregate_genes(features: Tensor, how: str) -> Tensor:
@@ -132,12 +229,16 @@ def iter_forward(
     batch_size: int,
     device: torch.device,
     precision: Precision = "auto",
+    compiled: bool = False,
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[BatchOutput]:
     """Run the network over ``values`` batch by batch, yielding what ``plan`` asks for.
 
-    ``network``, ``adjacency`` and ``identity`` must already be on ``device``.
+    ``network``, ``adjacency`` and ``identity`` must already be on ``device``. ``compiled``
+    runs the Performer layers through :func:`compiled_layers`. When a batch runs out of
+    memory, it is retried at half the size, and that size is kept for the rest of the run;
+    a single sample that does not fit is a :class:`BulkFormerError`.
 
     Shapes:
         values: ``[samples, genes]`` float32, ``-10`` for missing genes.
@@ -145,50 +246,97 @@ def iter_forward(
     check_aggregate(plan.aggregate)
     n = values.shape[0]
     use_bf16 = resolve_precision(precision, device) == "bf16"
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
+    run_layer = compiled_layers() if compiled else None
     agg_idx = None if plan.aggregate_index is None else torch.as_tensor(plan.aggregate_index, device=device)
     gene_idx = None if plan.gene_index is None else torch.as_tensor(plan.gene_index, device=device)
     network.eval()
-    for start in range(0, n, batch_size):
+    start = 0
+    while start < n:
         if should_stop is not None and should_stop():
             raise InferenceCancelled("The run was cancelled.", hint="Start it again when ready.")
         stop = min(start + batch_size, n)
-        x = torch.tensor(values[start:stop], dtype=torch.float32, device=device)  # a copy: inputs may be read-only
-        with torch.inference_mode(), autocast:
-            h = network.encode(x, adjacency, identity=identity)
-            features = network.gene_features(x, h).float()
-            sample_emb = imputed = gene_emb = None
-            if plan.embed:
-                pooled = features if agg_idx is None else features.index_select(1, agg_idx)
-                sample_emb = aggregate_genes(pooled, plan.aggregate).cpu().numpy()
-            if plan.impute:
-                imputed = network.impute(x, features).float().cpu().numpy()
-            if gene_idx is not None:
-                gene_emb = features.index_select(1, gene_idx).cpu().numpy()
-                if plan.gene_table is not None:
-                    table = np.broadcast_to(plan.gene_table, (stop - start, *plan.gene_table.shape))
-                    gene_emb = np.concatenate([gene_emb, table], axis=-1)
-        yield BatchOutput(start, stop, sample_emb, imputed, gene_emb)
+        try:
+            out = _forward_batch(network, adjacency, identity, values, start, stop, plan, device=device,
+                                 use_bf16=use_bf16, run_layer=run_layer, agg_idx=agg_idx, gene_idx=gene_idx)
+        except RuntimeError as err:  # torch.OutOfMemoryError is one
+            if not _is_out_of_memory(err):
+                raise
+            _release_memory(device)
+            if stop - start == 1:
+                raise BulkFormerError(
+                    f"One sample does not fit in the free {device.type.upper()} memory.",
+                    hint="Close other programs using that memory, or run on another device (--device cpu).",
+                ) from None
+            batch_size = (stop - start + 1) // 2
+            _log.warning("Out of memory at batch size %d; going on with %d.", stop - start, batch_size)
+            continue
+        yield out
+        start = stop
         if progress is not None:
             progress(stop, n)
+
+
+def _forward_batch(
+    network: BulkFormer,
+    adjacency: Tensor,
+    identity: Tensor,
+    values: np.ndarray,
+    start: int,
+    stop: int,
+    plan: ForwardPlan,
+    *,
+    device: torch.device,
+    use_bf16: bool,
+    run_layer: LayerRunner | None,
+    agg_idx: Tensor | None,
+    gene_idx: Tensor | None,
+) -> BatchOutput:
+    """Rows ``start:stop`` through the network; everything returned is on the CPU."""
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
+    x = torch.tensor(values[start:stop], dtype=torch.float32, device=device)  # a copy: inputs may be read-only
+    sample_emb = imputed = gene_emb = None
+    with torch.inference_mode(), autocast:
+        h = network.encode(x, adjacency, identity=identity, run_layer=run_layer)
+        features = network.gene_features(x, h).float()
+        del h
+        if plan.embed:
+            pooled = features if agg_idx is None else features.index_select(1, agg_idx)
+            sample_emb = aggregate_genes(pooled, plan.aggregate).cpu().numpy()
+        if plan.impute:
+            imputed = network.impute(x, features).float().cpu().numpy()
+        if gene_idx is not None:
+            gene_emb = features.index_select(1, gene_idx).cpu().numpy()
+            if plan.gene_table is not None:
+                table = np.broadcast_to(plan.gene_table, (stop - start, *plan.gene_table.shape))
+                gene_emb = np.concatenate([gene_emb, table], axis=-1)
+    return BatchOutput(start, stop, sample_emb, imputed, gene_emb)
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    """CUDA raises ``OutOfMemoryError``; the CPU allocator a ``RuntimeError`` that says so."""
+    return isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in str(err)
+
+
+def _release_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def auto_batch_size(network: BulkFormer, device: torch.device, n_samples: int) -> int:
     """A batch size that fits memory: ~1.2 GB of activations per sample for the 147M model.
 
-    On CUDA the free memory decides (up to 64); on the CPU small batches are as fast as large
-    ones, so at most 4.
+    On CUDA the free memory decides (up to 64), and :func:`iter_forward` halves it if a batch
+    still runs out. On the CPU one sample at a time is fastest per sample (measured: batches of
+    4 or 16 are 1.2–2.5x slower, as the working set falls out of cache), and a compiled model
+    then needs a single compile.
     """
+    if device.type != "cuda":
+        return 1
     cfg = network.config
     heads_features = cfg.heads * max(1, int(cfg.dim_head * math.log(cfg.dim_head)))
     per_sample = cfg.n_genes * 4 * (6 * cfg.dim + 2 * heads_features)  # bytes, generous
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        cap = max(1, int(free * 0.6 // per_sample))
-        limit = 64
-    else:
-        cap, limit = max(1, int(4e9 // per_sample)), 4
-    return max(1, min(cap, limit, n_samples))
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, min(int(free * 0.6 // per_sample), 64, n_samples))
 
 
 def resolve_indices(gene_ids: Sequence[str], wanted: Sequence[str] | None, *, what: str) -> np.ndarray | None:

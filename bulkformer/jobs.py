@@ -65,6 +65,7 @@ class Job(Generic[T]):
         self._status: Status = "pending"
         self._progress = (0, 0)
         self._started_at: float | None = None
+        self._first_report: tuple[int, float] | None = None
         self._result: T | None = None
         self._error: str | None = None
 
@@ -97,13 +98,21 @@ class Job(Generic[T]):
 
     @property
     def eta_seconds(self) -> float | None:
-        """Seconds left, extrapolated from the time taken so far; ``None`` before the first
-        progress report and once the job has finished."""
+        """Seconds left; ``None`` before the first progress report and once the job finished.
+
+        After the first report the pace is measured from that report on: the first step carries
+        one-off costs (compiling the model takes ~30 s) that later steps do not repeat.
+        """
         done, total = self._progress
-        if self._status != "running" or self._started_at is None or done <= 0 or total <= 0:
+        first = self._first_report
+        if self._status != "running" or self._started_at is None or done <= 0 or total <= 0 or first is None:
             return None
-        elapsed = time.monotonic() - self._started_at
-        return max(0.0, elapsed * (total - done) / done)
+        now = time.monotonic()
+        if done > first[0]:
+            per_step = (now - first[1]) / (done - first[0])
+        else:
+            per_step = (now - self._started_at) / done
+        return max(0.0, per_step * (total - done))
 
     @property
     def result(self) -> T | None:
@@ -119,6 +128,8 @@ class Job(Generic[T]):
         return self._finished.wait(timeout)
 
     def _report(self, done: int, total: int) -> None:
+        if self._first_report is None and done > 0:
+            self._first_report = (int(done), time.monotonic())
         self._progress = (int(done), int(total))
 
     def _run(self) -> None:

@@ -31,12 +31,14 @@ from bulkformer.errors import CheckpointError
 from bulkformer.graph import GeneGraph, load_graph
 from bulkformer.inference import (
     BatchOutput,
+    Compile,
     ForwardPlan,
     Precision,
     ProgressFn,
     auto_batch_size,
     choose_device,
     iter_forward,
+    resolve_compile,
     resolve_indices,
 )
 from bulkformer.model.bulkformer import BulkFormer
@@ -217,10 +219,16 @@ class BulkFormerModel:
         with_esm2: bool = False,
         batch_size: int | None = None,
         precision: Precision = "auto",
+        compile: Compile = "auto",
         progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> InferenceResult:
         """Sample embeddings, imputed expression and chosen gene embeddings in one pass.
+
+        ``precision``: ``auto`` (bf16 where the hardware has it natively, FAVOR+ kept in
+        float32), ``fp32`` or ``bf16``. ``compile``: ``auto`` (``torch.compile`` the Performer
+        layers on the CPU when the run is long enough to repay the ~30 s compile), ``on`` or
+        ``off``. ``batch_size``: ``None`` chooses one from free memory.
 
         Shapes:
             values: ``[samples, genes]`` aligned to :attr:`gene_ids`, ``-10`` where missing.
@@ -228,7 +236,7 @@ class BulkFormerModel:
         outputs = list(self.iter_batches(
             values, embed=embed, impute=impute, aggregate=aggregate, aggregate_genes=aggregate_genes,
             gene_embedding_genes=gene_embedding_genes, with_esm2=with_esm2, batch_size=batch_size,
-            precision=precision, progress=progress, should_stop=should_stop,
+            precision=precision, compile=compile, progress=progress, should_stop=should_stop,
         ))
 
         def stack(attr: str) -> np.ndarray | None:
@@ -257,6 +265,7 @@ class BulkFormerModel:
         with_esm2: bool = False,
         batch_size: int | None = None,
         precision: Precision = "auto",
+        compile: Compile = "auto",
         progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[BatchOutput]:
@@ -276,10 +285,11 @@ class BulkFormerModel:
             gene_index=gene_index,
             gene_table=self._esm2_rows(gene_index) if with_esm2 and gene_index is not None else None,
         )
+        compiled = resolve_compile(compile, self.network, self.device, values.shape[0])
         size = batch_size or auto_batch_size(self.network, self.device, values.shape[0])
         return iter_forward(
-            self.network, self._adjacency, self.identity(), values, plan, batch_size=size,
-            device=self.device, precision=precision, progress=progress, should_stop=should_stop,
+            self.network, self._adjacency, self.identity(), values, plan, batch_size=size, device=self.device,
+            precision=precision, compiled=compiled, progress=progress, should_stop=should_stop,
         )
 
     def _esm2_rows(self, gene_index: np.ndarray) -> np.ndarray:

@@ -50,8 +50,8 @@ with st.form("run_options", border=True):
     )
     batch_size = c3.number_input(
         "Batch size", min_value=0, max_value=512, value=int(_ui.batch_size_setting() or 0), step=1,
-        key="emb_batch", help="How many samples the model reads at once. 0 = choose automatically. "
-                              "Lower it if the computer runs out of memory.",
+        key="emb_batch", help="How many samples the model reads at once. 0 = choose automatically "
+                              "(one at a time on a CPU; as many as fit on a GPU).",
     )
     precision = c4.selectbox("Precision", list(PRECISIONS), format_func=PRECISIONS.get, key="emb_precision",
                              help="Full precision (fp32) gives exact results. Half precision (bf16) saves memory and "

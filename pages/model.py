@@ -38,8 +38,8 @@ with st.container(border=True):
     )
     batch = c3.number_input(
         "Batch size", min_value=0, max_value=512, value=int(ss[_ui.K_BATCH] or 0), step=1, key="model_batch_pick",
-        help="How many samples the model reads at once. 0 = automatic (fits the memory). "
-             "Lower it if you see an out-of-memory message.",
+        help="How many samples the model reads at once. 0 = automatic: one at a time on a CPU "
+             "(fastest there), as many as fit on a GPU (halved by itself if memory runs out).",
     )
     if (new_spec, new_device) != (spec, device) or int(batch) != int(ss[_ui.K_BATCH] or 0):
         ss[_ui.K_MODEL_SPEC], ss[_ui.K_DEVICE], ss[_ui.K_BATCH] = new_spec, new_device, int(batch)

@@ -270,3 +270,14 @@ def _md5(path: Path) -> str:
     digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
     assert verify_file(path, digest)
     return digest
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")), reason="needs a C++ compiler")
+def test_compiled_run_gives_the_same_embeddings(setup: dict, tmp_path: Path) -> None:
+    output = tmp_path / "emb.csv"
+    result = _extract(setup, output, "--compile", "on")
+    assert result.exit_code == 0, result.output
+    expected = _expected(setup, impute=False).sample_embedding
+    np.testing.assert_allclose(_read_table(output).to_numpy(), expected, rtol=1e-4, atol=1e-5)
+    refused = _extract(setup, tmp_path / "x.csv", "--compile", "maybe")
+    assert refused.exit_code != 0 and "'maybe' is not one of" in refused.output

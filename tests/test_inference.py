@@ -1,6 +1,11 @@
-"""Batched inference: pooling against numpy, batching, gene subsets, cancellation."""
+"""Batched inference: pooling against numpy, batching, gene subsets, cancellation, memory
+back-off, compiled layers."""
 
 from __future__ import annotations
+
+import logging
+import math
+import shutil
 
 import numpy as np
 import pytest
@@ -10,11 +15,16 @@ from bulkformer.errors import BulkFormerError
 from bulkformer.inference import (
     ForwardPlan,
     InferenceCancelled,
+    _CompiledLayers,
     aggregate_genes,
+    auto_batch_size,
+    flop_per_sample,
     iter_forward,
+    resolve_compile,
     resolve_indices,
     resolve_precision,
 )
+from bulkformer.model import PRESETS
 from tests.conftest import random_expression, random_graph, tiny_network
 
 
@@ -110,3 +120,135 @@ def test_precision_names() -> None:
     assert resolve_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
     with pytest.raises(BulkFormerError, match="Unknown precision"):
         resolve_precision("fp8", torch.device("cpu"))
+
+
+def _fails_above(limit: int, error: Exception, network):
+    """Make ``network.encode`` raise ``error`` for batches larger than ``limit``; record sizes."""
+    sizes: list[int] = []
+    encode = network.encode
+
+    def guarded(x, *args, **kwargs):
+        sizes.append(x.shape[0])
+        if x.shape[0] > limit:
+            raise error
+        return encode(x, *args, **kwargs)
+
+    network.encode = guarded
+    return sizes
+
+
+@pytest.mark.parametrize("error", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"),
+])
+def test_out_of_memory_halves_the_batch_and_keeps_every_sample(error: Exception, caplog) -> None:
+    network = tiny_network("v2", seed=2)
+    adjacency = random_graph(50, 120).normalized_adjacency()
+    values = random_expression(7, 50, seed=4)
+    expected = np.concatenate([o.imputed for o in _collect(network, adjacency, values, ForwardPlan(), 7)])
+    sizes = _fails_above(2, error, network)
+    done: list[int] = []
+    with caplog.at_level(logging.WARNING, logger="bulkformer.inference"):
+        outs = list(iter_forward(network, adjacency, network.gene_identity().detach(), values, ForwardPlan(),
+                                 batch_size=8, device=torch.device("cpu"), precision="fp32",
+                                 progress=lambda d, t: done.append(d)))
+    # 7 (the whole cohort) → 4 → 2 on the first batch, then 2 for the rest: 7 = 2 + 2 + 2 + 1.
+    assert sizes == [7, 4, 2, 2, 2, 1]
+    assert [(o.start, o.stop) for o in outs] == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    assert done == [2, 4, 6, 7]
+    np.testing.assert_allclose(np.concatenate([o.imputed for o in outs]), expected, atol=1e-5)
+    assert "Out of memory at batch size 7; going on with 4" in caplog.text
+
+
+def test_one_sample_that_does_not_fit_is_a_clear_error() -> None:
+    network = tiny_network("v2")
+    adjacency = random_graph(50, 100).normalized_adjacency()
+    _fails_above(0, torch.OutOfMemoryError("CUDA out of memory"), network)
+    with pytest.raises(BulkFormerError, match="One sample does not fit") as info:
+        list(iter_forward(network, adjacency, network.gene_identity().detach(), random_expression(3, 50),
+                          ForwardPlan(), batch_size=4, device=torch.device("cpu")))
+    assert "--device cpu" in info.value.hint
+
+
+def test_errors_other_than_memory_are_not_retried() -> None:
+    network = tiny_network("v2")
+    adjacency = random_graph(50, 100).normalized_adjacency()
+    sizes = _fails_above(1, RuntimeError("mat1 and mat2 shapes cannot be multiplied"), network)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        list(iter_forward(network, adjacency, network.gene_identity().detach(), random_expression(3, 50),
+                          ForwardPlan(), batch_size=4, device=torch.device("cpu")))
+    assert sizes == [3]
+
+
+def test_flop_count_matches_a_hand_count() -> None:
+    # 147M: dim 640, 8 heads of 80, int(80 ln 80) = 350 random features, 12 layers, 20,010 genes.
+    assert int(80 * math.log(80)) == 350
+    per_layer = 4 * 640 * 640 + 2 * 640 * 2560 + 8 * (2 * 80 * 350 + 2 * 350 * 80)  # MACs per gene
+    stem = 2 * 640 * 2560
+    assert flop_per_sample(PRESETS["147M"]) == 2 * 20010 * (12 * per_layer + stem)
+
+
+class _ConfigOnly:
+    """Only the config is read by the compile and batch decisions; building a 147M network is not needed."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+
+def test_auto_compile_only_where_it_pays_off(monkeypatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    big, small = _ConfigOnly(PRESETS["147M"]), _ConfigOnly(PRESETS["37M"])
+    monkeypatch.setattr("bulkformer.inference._has_cxx_compiler", lambda: True)
+    assert resolve_compile("auto", big, cpu, 3)  # ~90 s of eager work: worth a ~30 s compile
+    assert not resolve_compile("auto", big, cpu, 1)
+    assert not resolve_compile("auto", small, cpu, 200)
+    assert not resolve_compile("auto", big, cuda, 100)  # not measured on GPUs
+    assert resolve_compile("on", small, cpu, 1) and not resolve_compile("off", big, cpu, 100)
+    monkeypatch.setattr("bulkformer.inference._has_cxx_compiler", lambda: False)
+    assert not resolve_compile("auto", big, cpu, 100)
+    with pytest.raises(BulkFormerError, match="Unknown compile setting"):
+        resolve_compile("yes", big, cpu, 1)
+    assert auto_batch_size(big, cpu, 10) == 1  # one sample at a time is fastest on a CPU
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")), reason="needs a C++ compiler")
+def test_compiled_layers_give_the_eager_results(family: str) -> None:
+    network = tiny_network(family, seed=5)
+    adjacency = random_graph(50, 150).normalized_adjacency()
+    values = random_expression(3, 50, seed=6)
+    identity = network.gene_identity().detach()
+    runs = [list(iter_forward(network, adjacency, identity, values, ForwardPlan(aggregate="all"), batch_size=3,
+                              device=torch.device("cpu"), precision="fp32", compiled=compiled))[0]
+            for compiled in (False, True)]
+    np.testing.assert_allclose(runs[1].sample_embedding, runs[0].sample_embedding, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(runs[1].imputed, runs[0].imputed, rtol=1e-4, atol=1e-5)
+
+
+def test_a_failing_compiler_falls_back_to_eager_once(caplog) -> None:
+    runner = _CompiledLayers()
+    calls: list[int] = []
+
+    def broken(layer, x):
+        calls.append(1)
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    runner._fn = broken
+    layer = torch.nn.Linear(4, 4)
+    x = torch.randn(2, 4)
+    with caplog.at_level(logging.WARNING, logger="bulkformer.inference"):
+        torch.testing.assert_close(runner(layer, x), layer(x))
+        torch.testing.assert_close(runner(layer, x), layer(x))
+    assert calls == [1]  # not retried
+    assert "torch.compile failed" in caplog.text and "running without it" in caplog.text
+
+
+def test_running_out_of_memory_inside_a_compiled_layer_is_passed_on() -> None:
+    runner = _CompiledLayers()
+
+    def oom(layer, x):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    runner._fn = oom
+    with pytest.raises(torch.OutOfMemoryError):
+        runner(torch.nn.Linear(4, 4), torch.randn(1, 4))
+    assert not runner._broken

@@ -22,6 +22,34 @@ def test_content_key_is_length_prefixed_and_stable() -> None:
     assert content_key() != content_key("")
 
 
+def test_eta_leaves_out_the_first_step_once_it_can(monkeypatch) -> None:
+    """A first sample that took 40 s (compiling) and then 10 s a sample: 8 left → 80 s, not 160."""
+    from bulkformer import jobs
+
+    clock = [0.0]
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: clock[0])
+    steps = [threading.Event() for _ in range(3)]
+    reported = [threading.Event() for _ in range(2)]
+
+    def work(progress, should_stop):
+        for (done, at), go, told in zip([(1, 40.0), (3, 60.0)], steps, reported):
+            go.wait(5)
+            clock[0] = at
+            progress(done, 11)
+            told.set()
+        steps[2].wait(5)
+
+    job = Job(work).start()
+    steps[0].set()
+    assert reported[0].wait(5)
+    assert job.eta_seconds == pytest.approx(40.0 * 10)  # only the first step to go by
+    steps[1].set()
+    assert reported[1].wait(5)
+    assert job.eta_seconds == pytest.approx(10.0 * 8)
+    steps[2].set()
+    assert job.wait(5)
+
+
 def test_job_reports_progress_and_result() -> None:
     halfway, go_on = threading.Event(), threading.Event()
 

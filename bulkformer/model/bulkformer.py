@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from bulkformer.model.config import BulkFormerConfig
-from bulkformer.model.layers import MISSING, ExpressionEmbedding, GraphBlock
+from bulkformer.model.layers import MISSING, ExpressionEmbedding, GraphBlock, LayerRunner
 
 _EPS = 1e-8
 
@@ -86,14 +86,25 @@ class BulkFormer(nn.Module):
         """Per-sample context vector ``[batch, dim]`` from the whole expression vector."""
         return self.ae_enc(x) if self.config.family == "v1" else self.global_expr_proj(x)
 
-    def encode(self, x: Tensor, adjacency: Tensor, *, identity: Tensor | None = None) -> Tensor:
-        """Per-gene embeddings after the final LayerNorm, ``[batch, genes, dim]``."""
+    def encode(
+        self,
+        x: Tensor,
+        adjacency: Tensor,
+        *,
+        identity: Tensor | None = None,
+        run_layer: LayerRunner | None = None,
+    ) -> Tensor:
+        """Per-gene embeddings after the final LayerNorm, ``[batch, genes, dim]``.
+
+        ``identity``: :meth:`gene_identity`, when the caller already has it; ``run_layer``: see
+        :meth:`GraphBlock.forward`.
+        """
         if identity is None:
             identity = self.gene_identity()
         h = self.expr_emb(x) + identity + self.sample_context(x).unsqueeze(1)
         h = self.x_proj(h)
         for block in self.gb_formers:
-            h = block(h, adjacency)
+            h = block(h, adjacency, run_layer=run_layer)
         return self.layernorm(h)
 
     def gene_features(self, x: Tensor, h: Tensor, *, mask_prob: Tensor | None = None) -> Tensor:
