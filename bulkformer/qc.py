@@ -3,6 +3,7 @@ looks wrong: the report shown before any model runs, so that problems surface ea
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,10 @@ OUTLIER_Z = 3.5
 #: Fewer samples than this give no meaningful between-sample spread.
 MIN_SAMPLES_FOR_OUTLIERS = 5
 _EXAMPLES = 5
+_MONTH = "(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+#: What Excel makes of symbols such as SEPT2, MARCH1 or DEC1 ("2-Sep", "Mar-1", "2023-09-02").
+_EXCEL_DATE = re.compile(rf"\d{{1,2}}-{_MONTH}|{_MONTH}-\d{{1,2}}|\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}",
+                         re.IGNORECASE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,6 +159,12 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
         notes.append(f"{len(sheet_unused)} sample-sheet row(s) match no sample: "
                      f"{_examples(sheet_unused)}.")
     unmapped = mapping.unmapped_labels
+    dates = [label for label in unmapped if _EXCEL_DATE.fullmatch(str(label).strip())]
+    if dates:
+        warnings.append(f"{len(dates):,} gene names look like dates ({_examples(dates)}): Excel turns "
+                        f"symbols such as SEPT2, MARCH1 or DEC1 into dates when a table is opened in "
+                        f"it. Those genes are treated as unmeasured. Export the table again without "
+                        f"opening it in Excel (or import the gene column as text), or use Ensembl IDs.")
     if unmapped:
         notes.append(f"{len(unmapped):,} gene labels are not human genes known here (e.g. "
                      f"{_examples(unmapped)}); they still count towards TPM.")

@@ -517,16 +517,23 @@ def results() -> dict[str, Any]:
 
 
 def start_job(kind: str, key: str, label: str, fn: Callable[[Callable[[int, int], None], Callable[[], bool]], Any],
-              **options: Any) -> None:
-    """Run ``fn(progress, should_stop)`` in a background thread, remembered under ``kind``."""
+              **options: Any) -> str:
+    """Run ``fn(progress, should_stop)`` in a background thread, remembered under ``kind``.
+
+    Returns ``"running"`` (and starts nothing) when the same run (``key``) is already under
+    way, e.g. after a double click; a different run of this kind is cancelled and replaced.
+    """
     from bulkformer.jobs import Job
 
     old = jobs().get(kind)
     if old is not None and old.job.status in ("pending", "running"):
+        if old.key == key and not old.cancel_requested:
+            return "running"
         old.job.cancel()
     job = Job(fn)
     jobs()[kind] = JobEntry(kind, key, label, job, dict(options))
     job.start()
+    return "started"
 
 
 def is_running(kind: str) -> bool:
@@ -820,8 +827,6 @@ def start_main_run(model: Any, prepared: Any, *, aggregate: str, aggregate_genes
     table_fp, key = run_key("main", model, options)
     if is_shown("main", key):
         return "have"
-    if (entry := jobs().get("main")) is not None and entry.key == key and is_running("main"):
-        return "running"
     cache = result_cache()
     values, sample_ids = prepared.aligned.values, prepared.aligned.sample_ids
 
@@ -836,8 +841,7 @@ def start_main_run(model: Any, prepared: Any, *, aggregate: str, aggregate_genes
         projections = {m: project(result.sample_embedding, method=m) for m in ("umap", "pca")}
         return MainOutcome(key, table_fp, options, result, projections, from_cache, time.perf_counter() - t0)
 
-    start_job("main", key, "Running BulkFormer", run, **options)
-    return "started"
+    return start_job("main", key, "Running BulkFormer", run, **options)
 
 
 def cached_run(cache: Any, key: str, n_samples: int, progress: Callable[[int, int], None],
@@ -873,8 +877,7 @@ def start_holdout_run(model: Any, prepared: Any, *, fraction: float, precision: 
                               np.asarray(aligned.values[holdout.hidden], dtype=np.float32),
                               np.asarray(result.imputed[holdout.hidden], dtype=np.float32), score, from_cache)
 
-    start_job("holdout", key, "Hold-out check", run, **options)
-    return "started"
+    return start_job("holdout", key, "Hold-out check", run, **options)
 
 
 def start_gene_run(model: Any, prepared: Any, *, genes: Sequence[str], precision: str,
@@ -892,8 +895,7 @@ def start_gene_run(model: Any, prepared: Any, *, genes: Sequence[str], precision
             precision=precision, batch_size=batch_size or None, progress=progress, should_stop=should_stop))
         return GeneOutcome(key, table_fp, tuple(genes), result)
 
-    start_job("genes", key, "Gene embeddings", run, **options)
-    return "started"
+    return start_job("genes", key, "Gene embeddings", run, **options)
 
 
 def batch_size_setting() -> int | None:

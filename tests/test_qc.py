@@ -69,3 +69,15 @@ def test_robust_z() -> None:
     # median 3, MAD median(|x-3|) = median(2,1,0,1,97) = 1
     np.testing.assert_allclose(robust_z(x), 0.6745 * (x - 3.0))
     assert (robust_z(np.ones(4)) == 0).all()
+
+
+def test_gene_names_that_excel_turned_into_dates_are_named() -> None:
+    labels = [*GENES[:3], "1-Mar", "2-SEP", "Dec-1", "2023-09-02", "9/2/23", "MARCHF1x"]
+    mapping = map_genes(labels)
+    values = np.full((2, len(labels)), 10.0)
+    table = pd.DataFrame(np.log1p(values[:, :3]), index=["S0", "S1"], columns=GENES[:3])
+    qc = make_report(values, sample_ids=["S0", "S1"], value_type="tpm", mapping=mapping,
+                     duplicates=NO_DUPLICATES, aligned=align(table, gene_order=GENES[:3]), source_format="csv")
+    (warning,) = [w for w in qc.warnings if "look like dates" in w]
+    assert warning.startswith("5 gene names look like dates ('1-Mar', '2-SEP', 'Dec-1', '2023-09-02', '9/2/23')")
+    assert "Ensembl IDs" in warning and "MARCHF1x" not in warning

@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 RUN_TIMEOUT = 60  # seconds for one script run (model loading, reading 200 × 20,000 values)
 JOB_TIMEOUT = 240  # seconds for one background model run
-BATCH = 16  # faster than the CPU default on 2 cores
 
 pytestmark = pytest.mark.skipif(
     not (paths.demo_dir() / "demo_counts.csv.gz").is_file() or not (paths.demo_model_dir() / "config.json").is_file(),
@@ -70,7 +69,6 @@ def new_app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
     at.run()
     assert_clean(at)
-    at.session_state["bf_batch_size"] = BATCH
     return at
 
 
@@ -362,14 +360,42 @@ def test_category_colours_are_deterministic_and_shared() -> None:
     assert _ui.category_label(2.0) == "2" and _ui.category_label(float("nan")) == "(missing)"
 
 
+def test_the_same_run_is_not_started_twice() -> None:
+    """A double click on a run button must not cancel and restart an identical run."""
+
+    def script() -> None:
+        import threading
+
+        import streamlit as st
+
+        from pages import _ui
+
+        gate = threading.Event()
+
+        def work(progress, should_stop):  # noqa: ANN001, ANN202
+            gate.wait(10)
+            return "done"
+
+        first = _ui.start_job("genes", "key-1", "Gene embeddings", work)
+        job = _ui.jobs()["genes"].job
+        again = _ui.start_job("genes", "key-1", "Gene embeddings", work)
+        same = _ui.jobs()["genes"].job is job
+        other = _ui.start_job("genes", "key-2", "Gene embeddings", work)
+        replaced = _ui.jobs()["genes"].job is not job and _ui.jobs()["genes"].key == "key-2"
+        gate.set()
+        st.write(f"{first} {again} {same} {other} {replaced}")
+
+    at = AppTest.from_function(script).run(timeout=RUN_TIMEOUT)
+    assert_clean(at)
+    assert at.markdown[0].value == "started running True started True"
+
+
 def test_format_seconds() -> None:
     from pages import _ui
 
     assert _ui.format_seconds(75) == "1 min 15 s" and _ui.format_seconds(None) == ""
 
-def test_maps_of_5000_samples_use_webgl_and_build_quickly() -> None:
-    import time
-
+def test_maps_of_5000_samples_use_webgl() -> None:
     from pages import _ui
 
     n = 5000
@@ -377,13 +403,11 @@ def test_maps_of_5000_samples_use_webgl_and_build_quickly() -> None:
     ids = [f"S{i:05d}" for i in range(n)]
     meta = pd.DataFrame({"tissue": rng.choice(["liver", "brain", "blood"], n), "age": rng.uniform(20, 80, n)},
                         index=pd.Index(ids, name="sample_id"))
-    start = time.perf_counter()
     for column in ("tissue", "age"):
         fig = _ui.sample_scatter(rng.normal(size=(n, 2)), ids, metadata=meta, color_by=column,
                                  color_values=meta[column])
         assert all(trace.type == "scattergl" for trace in fig.data)
         assert sum(len(trace.x) for trace in fig.data) == n
-    assert time.perf_counter() - start < 10
     assert fig.data[0].marker.colorscale  # age: a colour scale, not 5,000 categories
 
 
