@@ -198,6 +198,11 @@ class BulkFormerModel:
         save_pretrained(self.network, Path(directory), graph=self.graph, info=info)
 
     # --------------------------------------------------------------------------- inference
+    def compiles(self, n_samples: int, *, compile: Compile = "auto") -> bool:
+        """Whether a run of ``n_samples`` compiles the model first (its first sample then takes
+        ~30 s longer on a CPU; every later one is faster)."""
+        return resolve_compile(compile, self.network, self.device, n_samples)
+
     def identity(self) -> Tensor:
         """Projected gene identities ``[genes, dim]``, computed once per model (input-independent)."""
         with self._lock:

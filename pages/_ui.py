@@ -504,6 +504,7 @@ class JobEntry:
     options: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     cancel_requested: bool = False
+    starting_note: str = ""
 
 
 def jobs() -> dict[str, JobEntry]:
@@ -517,7 +518,7 @@ def results() -> dict[str, Any]:
 
 
 def start_job(kind: str, key: str, label: str, fn: Callable[[Callable[[int, int], None], Callable[[], bool]], Any],
-              **options: Any) -> str:
+              *, starting_note: str = "", **options: Any) -> str:
     """Run ``fn(progress, should_stop)`` in a background thread, remembered under ``kind``.
 
     Returns ``"running"`` (and starts nothing) when the same run (``key``) is already under
@@ -531,7 +532,7 @@ def start_job(kind: str, key: str, label: str, fn: Callable[[Callable[[int, int]
             return "running"
         old.job.cancel()
     job = Job(fn)
-    jobs()[kind] = JobEntry(kind, key, label, job, dict(options))
+    jobs()[kind] = JobEntry(kind, key, label, job, dict(options), starting_note=starting_note)
     job.start()
     return "started"
 
@@ -596,7 +597,7 @@ def job_panel(kind: str, *, finishing_text: str = "Finishing up…", where: str 
             eta = format_seconds(job.eta_seconds)
             text = f"{entry.label}: {done:,} of {total:,} samples" + (f" · about {eta} left" if eta else "")
         else:
-            text = f"{entry.label}: starting…"
+            text = f"{entry.label}: starting…" + (f" {entry.starting_note}" if entry.starting_note else "")
         with st.container(border=True):
             st.progress(fraction, text=text)
             cols = st.columns([1, 3])
@@ -841,7 +842,15 @@ def start_main_run(model: Any, prepared: Any, *, aggregate: str, aggregate_genes
         projections = {m: project(result.sample_embedding, method=m) for m in ("umap", "pca")}
         return MainOutcome(key, table_fp, options, result, projections, from_cache, time.perf_counter() - t0)
 
-    return start_job("main", key, "Running BulkFormer", run, **options)
+    return start_job("main", key, "Running BulkFormer", run, starting_note=compile_note(model, len(sample_ids)),
+                     **options)
+
+
+def compile_note(model: Any, n_samples: int) -> str:
+    """Said while a run starts, when the model compiles itself first (large models on a CPU)."""
+    if not model.compiles(n_samples):
+        return ""
+    return "The model is being compiled for this computer first (about 30 s, once); then it runs faster."
 
 
 def cached_run(cache: Any, key: str, n_samples: int, progress: Callable[[int, int], None],
@@ -877,7 +886,8 @@ def start_holdout_run(model: Any, prepared: Any, *, fraction: float, precision: 
                               np.asarray(aligned.values[holdout.hidden], dtype=np.float32),
                               np.asarray(result.imputed[holdout.hidden], dtype=np.float32), score, from_cache)
 
-    return start_job("holdout", key, "Hold-out check", run, **options)
+    return start_job("holdout", key, "Hold-out check", run,
+                     starting_note=compile_note(model, len(aligned.sample_ids)), **options)
 
 
 def start_gene_run(model: Any, prepared: Any, *, genes: Sequence[str], precision: str,
@@ -895,7 +905,8 @@ def start_gene_run(model: Any, prepared: Any, *, genes: Sequence[str], precision
             precision=precision, batch_size=batch_size or None, progress=progress, should_stop=should_stop))
         return GeneOutcome(key, table_fp, tuple(genes), result)
 
-    return start_job("genes", key, "Gene embeddings", run, **options)
+    return start_job("genes", key, "Gene embeddings", run,
+                     starting_note=compile_note(model, len(aligned.sample_ids)), **options)
 
 
 def batch_size_setting() -> int | None:

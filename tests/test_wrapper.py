@@ -49,6 +49,13 @@ def test_published_tiny_checkpoint_runs_end_to_end(tmp_path) -> None:
     np.testing.assert_array_equal(result.gene_embedding[0, 0, 16:], network.gene_emb[7].detach().numpy())
 
 
+def test_the_demo_model_does_not_compile_for_ordinary_cohorts() -> None:
+    """Up to ~1,000 samples are under a minute of work: a ~30 s compile would not pay off."""
+    model = BulkFormerModel.load("demo", device="cpu")
+    assert not model.compiles(200) and not model.compiles(1000)
+    assert model.compiles(1, compile="on") and not model.compiles(10**6, compile="off")
+
+
 def test_saved_folder_round_trip_gives_identical_outputs(tmp_path) -> None:
     network = tiny_network("v2", seed=9)
     ids = [f"ENSG{i:011d}" for i in range(50)]

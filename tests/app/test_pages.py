@@ -390,6 +390,31 @@ def test_the_same_run_is_not_started_twice() -> None:
     assert at.markdown[0].value == "started running True started True"
 
 
+def test_a_run_that_compiles_first_says_so_while_it_starts() -> None:
+    def script() -> None:
+        import threading
+
+        from pages import _ui
+
+        class LargeModel:  # what a 147M model on a CPU answers
+            def compiles(self, n_samples: int) -> bool:
+                return n_samples > 2
+
+        gate = threading.Event()
+        note = _ui.compile_note(LargeModel(), 10)
+        assert _ui.compile_note(LargeModel(), 1) == ""
+        _ui.start_job("genes", "key", "Gene embeddings", lambda progress, should_stop: gate.wait(10),
+                      starting_note=note)
+        _ui.job_panel("genes")
+        gate.set()
+
+    at = AppTest.from_function(script).run(timeout=RUN_TIMEOUT)
+    assert_clean(at)
+    (bar,) = at.get("progress")
+    assert bar.proto.text == ("Gene embeddings: starting… The model is being compiled for this computer first "
+                              "(about 30 s, once); then it runs faster.")
+
+
 def test_format_seconds() -> None:
     from pages import _ui
 
