@@ -277,6 +277,7 @@ def test_compiled_run_gives_the_same_embeddings(setup: dict, tmp_path: Path) -> 
     output = tmp_path / "emb.csv"
     result = _extract(setup, output, "--compile", "on")
     assert result.exit_code == 0, result.output
+    assert "Compiling the model for this computer first" in result.output
     expected = _expected(setup, impute=False).sample_embedding
     np.testing.assert_allclose(_read_table(output).to_numpy(), expected, rtol=1e-4, atol=1e-5)
     refused = _extract(setup, tmp_path / "x.csv", "--compile", "maybe")
