@@ -6,7 +6,7 @@
     FAVOR+ code, the gene-identity projection recomputed for every batch, one sample a batch;
 (b) optimised: ``BulkFormerModel.run`` as the app and CLI call it (identity projected once per
     model, precision "auto" = bf16 autocast where the hardware has native bf16 with FAVOR+
-    in float32 apart from its random-feature projection, lean FAVOR+ arithmetic, compile "auto" = the Performer layers through
+    kept in float32, lean FAVOR+ arithmetic, compile "auto" = the Performer layers through
     ``torch.compile`` when the run is long enough, batch size chosen from memory). Its
     compile starts from an empty compiler cache, so the first batch pays the full cost a
     first-time user pays; the time of that first batch and the steady time per sample after

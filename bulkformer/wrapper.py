@@ -230,7 +230,7 @@ class BulkFormerModel:
     ) -> InferenceResult:
         """Sample embeddings, imputed expression and chosen gene embeddings in one pass.
 
-        ``precision``: ``auto`` (bf16 where the hardware has it natively, FAVOR+ mostly in
+        ``precision``: ``auto`` (bf16 where the hardware has it natively, FAVOR+ kept in
         float32), ``fp32`` or ``bf16``. ``compile``: ``auto`` (``torch.compile`` the Performer
         layers on the CPU when the run is long enough to repay the ~30 s compile), ``on`` or
         ``off``. ``batch_size``: ``None`` chooses one from free memory.

@@ -45,42 +45,33 @@ class ExpressionEmbedding(nn.Module):
 
 
 class Fp32FastAttention(FastAttention):
-    """performer-pytorch's FAVOR+ attention (softmax kernel, non-causal), leaner, with float32
-    where bf16 would hurt.
+    """performer-pytorch's FAVOR+ attention (softmax kernel, non-causal) in float32, leaner.
 
     Same parameters, buffers and mathematics as the parent class, computed in fewer passes
     over the ``[batch, heads, genes, features]`` tensors (the dominant memory traffic at 20,010
     genes): the data normaliser is folded into the projection matrix, the two subtractions
     before ``exp`` are merged, and the ``ratio = features^-0.5`` factor is left out because it
-    multiplies numerator and denominator alike.
-
-    Under bf16 autocast only the random-feature projection ``x·P`` runs in bf16 (its inputs
-    come out of bf16 linear layers anyway); the ``exp`` kernel, its normaliser (a sum over all
-    genes) and the two products with the values stay in float32: bf16 loses too much there.
-    Without autocast everything is float32.
+    multiplies numerator and denominator alike. Under bf16 autocast the projections around
+    this module run in bf16, but the ``exp`` kernel and its normaliser (a sum over all genes)
+    stay in float32: bf16 loses too much there.
     """
 
     eps = 1e-4
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        device = q.device.type
-        bf16 = torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.bfloat16
-        with torch.autocast(device, enabled=False):
+        with torch.autocast(q.device.type, enabled=False):
             q, k, v = q.float(), k.float(), v.float()
             d = q.shape[-1]
             projection = self.projection_matrix.float().t() * d**-0.25  # [dim_head, features]
-            q_feat = self._features(q, projection, d, per_row=True, bf16=bf16)
-            k_feat = self._features(k, projection, d, per_row=False, bf16=bf16)
+            q_feat = self._features(q, projection, d, per_row=True)
+            k_feat = self._features(k, projection, d, per_row=False)
             k_sum = k_feat.sum(dim=-2).unsqueeze(-1)  # [b, h, features, 1]
             context = k_feat.transpose(-1, -2) @ v  # [b, h, features, dim_head]
             return (q_feat @ context) / (q_feat @ k_sum)
 
-    def _features(self, x: Tensor, projection: Tensor, d: int, *, per_row: bool, bf16: bool) -> Tensor:
+    def _features(self, x: Tensor, projection: Tensor, d: int, *, per_row: bool) -> Tensor:
         """``exp(x·P/d^¼ − |x|²/(2√d) − max) + eps``; the max is per row for queries, per head for keys."""
-        if bf16:
-            dash = (x.bfloat16() @ projection.bfloat16()).float()  # [b, h, n, features]
-        else:
-            dash = x @ projection
+        dash = x @ projection  # [b, h, n, features]
         peak = dash.detach().amax(dim=-1, keepdim=True) if per_row else dash.detach().amax(dim=(-1, -2), keepdim=True)
         shift = x.pow(2).sum(dim=-1, keepdim=True) * (0.5 / math.sqrt(d)) + peak
         return torch.exp(dash.sub_(shift)) + self.eps
