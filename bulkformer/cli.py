@@ -505,8 +505,9 @@ def extract(
         aligned = prepared.aligned
         run = {"batch_size": batch_size, "precision": precision, "compile": compile_mode}
         if loaded.compiles(len(aligned.sample_ids), compile=compile_mode):
-            err.print("Compiling the model for this computer first (about 30 s, once); then it runs faster.",
-                      markup=False)
+            from bulkformer.inference import COMPILE_NOTE
+
+            err.print(COMPILE_NOTE, markup=False)
         with _progress_bar() as report:
             if kind == "gene_level" and chosen is None:
                 shape = _stream_gene_embeddings(loaded, aligned.values, output, progress=report, **run)

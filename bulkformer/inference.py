@@ -9,7 +9,6 @@ the genes the caller asked for are kept.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import threading
@@ -40,6 +39,8 @@ _log = logging.getLogger(__name__)
 _COMPILE_WORTH_S = 60.0
 #: Rough eager CPU throughput used only for that decision (FLOP/s).
 _EAGER_CPU_FLOPS = 1e11
+#: What the CLI and the app tell people when a run compiles first.
+COMPILE_NOTE = "Compiling the model for this computer first (about 30 s, once); then it runs faster."
 
 ProgressFn = Callable[[int, int], None]
 """Called after each batch with (samples done, samples in all)."""
@@ -82,10 +83,9 @@ def flop_per_sample(config: BulkFormerConfig) -> float:
     feed-forward (``8 d²``), plus FAVOR+ (``4 · dim_head · features`` per head); the input
     MLP adds ``8 d²``. A multiply-add counts as 2. 147M: ≈ 2.9 TFLOP.
     """
-    d, heads = config.dim, config.heads
-    features = max(1, int(config.dim_head * math.log(config.dim_head)))
+    d = config.dim
     layers = config.gb_repeat * config.p_repeat
-    per_token = layers * (12 * d * d + heads * 4 * config.dim_head * features) + 8 * d * d
+    per_token = layers * (12 * d * d + config.heads * 4 * config.dim_head * config.random_features) + 8 * d * d
     return 2.0 * config.n_genes * per_token
 
 
@@ -333,8 +333,7 @@ def auto_batch_size(network: BulkFormer, device: torch.device, n_samples: int) -
     if device.type != "cuda":
         return 1
     cfg = network.config
-    heads_features = cfg.heads * max(1, int(cfg.dim_head * math.log(cfg.dim_head)))
-    per_sample = cfg.n_genes * 4 * (6 * cfg.dim + 2 * heads_features)  # bytes, generous
+    per_sample = cfg.n_genes * 4 * (6 * cfg.dim + 2 * cfg.heads * cfg.random_features)  # bytes, generous
     free, _ = torch.cuda.mem_get_info(device)
     return max(1, min(int(free * 0.6 // per_sample), 64, n_samples))
 

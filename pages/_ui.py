@@ -848,9 +848,9 @@ def start_main_run(model: Any, prepared: Any, *, aggregate: str, aggregate_genes
 
 def compile_note(model: Any, n_samples: int) -> str:
     """Said while a run starts, when the model compiles itself first (large models on a CPU)."""
-    if not model.compiles(n_samples):
-        return ""
-    return "The model is being compiled for this computer first (about 30 s, once); then it runs faster."
+    from bulkformer.inference import COMPILE_NOTE
+
+    return COMPILE_NOTE if model.compiles(n_samples) else ""
 
 
 def cached_run(cache: Any, key: str, n_samples: int, progress: Callable[[int, int], None],

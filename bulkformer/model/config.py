@@ -7,6 +7,7 @@ read off a state_dict's tensor shapes (see :func:`bulkformer.checkpoint.infer_co
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,6 +66,12 @@ class BulkFormerConfig:
     @property
     def dim_head(self) -> int:
         return self.dim // self.heads
+
+    @property
+    def random_features(self) -> int:
+        """FAVOR+ random features per head, ``int(d·ln d)`` for ``d = dim_head`` (performer-pytorch's
+        default; the checkpoints' ``projection_matrix`` has this many rows). 147M: 350."""
+        return max(1, int(self.dim_head * math.log(self.dim_head)))
 
     @property
     def gene_feature_dim(self) -> int:

@@ -411,7 +411,7 @@ def test_a_run_that_compiles_first_says_so_while_it_starts() -> None:
     at = AppTest.from_function(script).run(timeout=RUN_TIMEOUT)
     assert_clean(at)
     (bar,) = at.get("progress")
-    assert bar.proto.text == ("Gene embeddings: starting… The model is being compiled for this computer first "
+    assert bar.proto.text == ("Gene embeddings: starting… Compiling the model for this computer first "
                               "(about 30 s, once); then it runs faster.")
 
 
