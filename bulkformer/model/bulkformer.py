@@ -64,7 +64,7 @@ class BulkFormer(nn.Module):
         self.layernorm = nn.LayerNorm(dim)
         context = nn.Sequential(nn.Linear(n, 4 * dim), nn.ReLU(), nn.Linear(4 * dim, dim))
         if v1:
-            self.ae_enc = nn.Sequential(*context, nn.ReLU())
+            self.ae_enc = context
             self.head = nn.Sequential(
                 nn.Linear(dim, 4 * dim), nn.ReLU(), nn.Linear(4 * dim, 1), nn.ReLU()
             )
