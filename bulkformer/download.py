@@ -1,15 +1,26 @@
-"""Fetch the published BulkFormer checkpoints and gene tables from Zenodo.
+"""Fetch the published BulkFormer checkpoints and gene tables from Zenodo and Google Drive.
 
-Standard library only (``urllib.request``), so downloading needs nothing beyond Python.
-A file is streamed into ``<name>.part``, resumed with an HTTP ``Range`` request after an
-interruption, checked against Zenodo's md5, and only then renamed to its final name: a file
-with the final name is therefore always complete and verified. Every failure a user can meet
-(no network, HTTP errors, a corrupt transfer, a full disk) is raised as a
+Zenodo: standard library only (``urllib.request``). A file is streamed into ``<name>.part``,
+resumed with an HTTP ``Range`` request after an interruption, checked against Zenodo's md5,
+and only then renamed to its final name: a file with the final name is therefore always
+complete and verified. Every failure a user can meet (no network, HTTP errors, a corrupt
+transfer, a full disk, a server too slow to finish) is raised as a
 :class:`~bulkformer.errors.DownloadError` whose hint says how to get the file by hand.
 
-The five v2 checkpoints (``bulkformer_37M.pt`` … ``bulkformer_147M.pt``) are published on
-Google Drive, which cannot be fetched without a browser: :data:`DRIVE_CHECKPOINTS` and
-:func:`drive_instructions` tell the user where to get them and where to put them.
+The five v2 checkpoints (:data:`DRIVE_CHECKPOINTS`) are on Google Drive: :mod:`bulkformer.drive`
+fetches them with ``gdown`` and checks them; :mod:`bulkformer.model_fetch` fetches one
+published model with the gene table and graph of its family. Both build on this module's
+helpers (URLs, :class:`Pace`, the checksum book, free-space checks).
+
+A server is never trusted: listings are read up to :data:`MAX_LISTING_BYTES`; a file name must
+be a plain name that is not one of ours (:data:`CHECKSUMS_NAME`, ``*.part``); a size must not
+be negative; redirects must stay on the same host; every file has an overall deadline
+(:class:`Pace`); plain http is allowed only for this computer or a base URL configured in the
+environment (a test server).
+
+What was fetched is recorded in each folder's :data:`CHECKSUMS_NAME` (size, md5 and/or
+sha256): :func:`read_checksums` and :func:`check_recorded` let ``bulkformer verify`` re-check
+files offline.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ from __future__ import annotations
 import email.utils
 import errno
 import functools
+import glob
 import hashlib
 import http.client
 import json
@@ -24,6 +36,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -34,8 +47,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from bulkformer import paths
+from bulkformer import paths, registry
 from bulkformer.errors import DownloadError
+from bulkformer.registry import PublishedModel
 
 FileKind = Literal["model", "data", "pretraining"]
 ProgressFn = Callable[[int, int], None]
@@ -45,6 +59,13 @@ FileProgressFn = Callable[["RemoteFile", int, int], None]
 
 ZENODO_URL_ENV = "BULKFORMER_ZENODO_URL"
 DEFAULT_ZENODO_URL = "https://zenodo.org"
+DRIVE_URL_ENV = "BULKFORMER_DRIVE_URL"
+"""Base URL for Google Drive downloads (``<base>/uc?id=<file id>&export=download``): a test server."""
+DEFAULT_DRIVE_URL = "https://drive.google.com"
+MIN_RATE_ENV = "BULKFORMER_DOWNLOAD_MIN_RATE"
+"""Slowest average transfer (bytes/s) a download may have before its deadline ends it."""
+MAX_LISTING_BYTES = 8 * 2**20
+"""Largest record listing read: Zenodo's listings of the BulkFormer records are a few kB."""
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRIES = 4
 DEFAULT_BACKOFF = 1.0
@@ -60,62 +81,51 @@ _PRETRAINING_NAME = re.compile(r"prebulk.*", re.IGNORECASE)
 _MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 _T = TypeVar("_T")
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
-
-@dataclass(frozen=True)
-class KnownRecord:
-    """A Zenodo record that holds published BulkFormer assets."""
-
-    record_id: str
-    label: str
-    description: str
-
-
-KNOWN_RECORDS: tuple[KnownRecord, ...] = (
-    KnownRecord(
-        "15744294",
-        "v2",
-        "Current release: gene table, TCGA gene graph, ESM2 protein table, demo data and "
-        "the optional pretraining data (PreBULK). Its five checkpoints are on Google Drive.",
-    ),
-    KnownRecord(
-        "15559368",
-        "v1",
-        "First release: the BulkFormer checkpoint (epoch 29), GTEx gene graph, ESM2 protein "
-        "table, gene table and demo data.",
-    ),
-)
+KnownRecord = registry.ZenodoRecord
+KNOWN_RECORDS: tuple[KnownRecord, ...] = registry.RECORDS
 """Newest first: when both records offer a file name, the newer copy wins."""
 
+DRIVE_CHECKPOINTS: tuple[PublishedModel, ...] = tuple(
+    m for m in registry.MODELS.values() if m.source == "drive"
+)
+"""The published models whose checkpoint is on Google Drive (the v2 sizes)."""
+
+
+class DownloadCancelled(DownloadError):
+    """The caller asked to stop; the part fetched so far is kept, so the next start resumes."""
+
 
 @dataclass(frozen=True)
-class DriveCheckpoint:
-    """A v2 checkpoint that is published on Google Drive and must be fetched by hand."""
+class Pace:
+    """The overall deadline of one file: ``grace_s + bytes / min_rate`` seconds.
 
-    name: str
-    file_name: str
-    dim: int
-    performer_layers: int
-    url: str
+    A server that sends a byte every minute never trips a per-read timeout; this deadline
+    ends it. ``min_rate`` defaults to ``BULKFORMER_DOWNLOAD_MIN_RATE`` or 50 kB/s (a 600 MB
+    checkpoint then has 3 h 22 min).
+    """
 
+    min_rate: float = 50_000.0
+    grace_s: float = 120.0
 
-def _drive(size: str, dim: int, layers: int, file_id: str) -> DriveCheckpoint:
-    return DriveCheckpoint(
-        f"BulkFormer-{size}",
-        f"bulkformer_{size}.pt",
-        dim,
-        layers,
-        f"https://drive.google.com/file/d/{file_id}/view",
-    )
+    @classmethod
+    def from_env(cls) -> Pace:
+        text = os.environ.get(MIN_RATE_ENV, "").strip()
+        if not text:
+            return cls()
+        try:
+            rate = float(text)
+        except ValueError:
+            rate = -1.0
+        if not rate > 0:
+            raise DownloadError(f"{MIN_RATE_ENV}={text!r} is not a positive number of bytes per second.",
+                                hint=f"Set {MIN_RATE_ENV} to e.g. 50000, or unset it.")
+        return cls(min_rate=rate)
 
-
-DRIVE_CHECKPOINTS: tuple[DriveCheckpoint, ...] = (
-    _drive("37M", 128, 1, "1qY2qaXfKfDot9EMcOF9gr8T0jghrH7km"),
-    _drive("50M", 256, 2, "12ZYGYrZIQJyodaVicrJpnY_8_JG-hamK"),
-    _drive("93M", 512, 6, "1s_3XoMaHiBfxi5C8D3bgwwzNrihafaIk"),
-    _drive("127M", 640, 8, "1-5AdgIpkm8dOm9tuwOXcqS1sUyGN6vHg"),
-    _drive("147M", 640, 12, "1UtqN_vCh3669Fs-GU5CTE7F7UnuQCAzN"),
-)
+    def deadline(self, n_bytes: int) -> float:
+        """``time.monotonic()`` value by which ``n_bytes`` must have arrived."""
+        return time.monotonic() + self.grace_s + max(n_bytes, 0) / self.min_rate
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,7 @@ class RemoteFile:
     md5: str
     url: str
     kind: FileKind
+    source: Literal["zenodo", "drive"] = "zenodo"
 
 
 class _Transient(Exception):
@@ -179,8 +190,20 @@ def resolve_record_id(record: str | int) -> str:
 def zenodo_base_url(base_url: str | None = None) -> str:
     """The argument, else ``BULKFORMER_ZENODO_URL``, else https://zenodo.org (no trailing /)."""
     url = (base_url or os.environ.get(ZENODO_URL_ENV) or DEFAULT_ZENODO_URL).rstrip("/")
-    _require_http(url)
+    _require_web_url(url)
     return url
+
+
+def drive_base_url(base_url: str | None = None) -> str:
+    """The argument, else ``BULKFORMER_DRIVE_URL``, else https://drive.google.com (no trailing /)."""
+    url = (base_url or os.environ.get(DRIVE_URL_ENV) or DEFAULT_DRIVE_URL).rstrip("/")
+    _require_web_url(url)
+    return url
+
+
+def drive_download_url(file_id: str, base_url: str | None = None) -> str:
+    """Drive's direct-download address of a file id (gdown follows Drive's confirm page)."""
+    return f"{drive_base_url(base_url)}/uc?id={urllib.parse.quote(file_id)}&export=download"
 
 
 def record_page_url(record_id: str | int, base_url: str | None = None) -> str:
@@ -196,18 +219,19 @@ def target_dir(remote: RemoteFile, dest: Path | str | None = None) -> Path:
 
 
 def drive_instructions(model_folder: Path | None = None) -> str:
-    """How to fetch the Google Drive checkpoints by hand and where to put them."""
+    """How to fetch the Google Drive checkpoints, with this package or by hand."""
     folder = model_folder or paths.model_dir()
     lines = [
-        "The five v2 checkpoints are published on Google Drive, which this app cannot "
-        "download for you. To use one:",
+        ("The five v2 checkpoints are published on Google Drive. 'bulkformer download model "
+         "--size 147M' (or another size) fetches one with its gene table and graph. By hand:"),
         "  1. open its link below in a web browser and download the file;",
         f"  2. move it, keeping its file name (for example bulkformer_147M.pt), into {folder}",
         "Links:",
     ]
     lines += [
-        f"  - {c.file_name} ({c.name}, dim {c.dim}, {c.performer_layers} performer "
-        f"layer{'s' if c.performer_layers > 1 else ''}): {c.url}"
+        f"  - {c.checkpoint} ({c.label}, dim {c.config.dim}, {c.config.p_repeat} performer "
+        f"layer{'s' if c.config.p_repeat > 1 else ''}, about {human_size(c.download_bytes)}): "
+        f"{c.source_url}"
         for c in DRIVE_CHECKPOINTS
     ]
     return "\n".join(lines)
@@ -235,9 +259,14 @@ def list_record(
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
     backoff: float = DEFAULT_BACKOFF,
+    pace: Pace | None = None,
 ) -> list[RemoteFile]:
-    """The files of one Zenodo record, classified as model, data or pretraining."""
+    """The files of one Zenodo record, classified as model, data or pretraining.
+
+    At most :data:`MAX_LISTING_BYTES` are read, within ``pace``'s deadline for that many.
+    """
     record_id = resolve_record_id(record_id)
+    deadline = (pace or Pace.from_env()).deadline(MAX_LISTING_BYTES)
     base = zenodo_base_url(base_url)
     api_url = f"{base}/api/records/{record_id}"
     what = f"Zenodo record {record_id}"
@@ -253,8 +282,8 @@ def list_record(
             api_url, headers={"Accept": "application/json", "User-Agent": _USER_AGENT}
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.read()
+            with _OPENER.open(request, timeout=timeout) as response:
+                raw = _read_listing(response, deadline, what)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 exc.close()
@@ -266,9 +295,33 @@ def list_record(
             raise _http_failure(exc, what, hint) from None
         except (OSError, http.client.HTTPException) as exc:
             raise _unreachable(base, exc, hint) from None
+        if len(raw) > MAX_LISTING_BYTES:
+            raise DownloadError(
+                f"The answer for {what} from {base} is larger than {human_size(MAX_LISTING_BYTES)}; "
+                "a Zenodo listing is a few kB, so it was not read.",
+                hint=f"Check {ZENODO_URL_ENV} or the base URL you gave. {hint}",
+            )
+        return raw
 
-    raw = _with_retries(fetch, retries=retries, backoff=backoff)
+    raw = _with_retries(fetch, retries=retries, backoff=backoff, deadline=deadline)
     return _parse_listing(record_id, raw, base)
+
+
+def _read_listing(response: http.client.HTTPResponse, deadline: float, what: str) -> bytes:
+    """The body, up to one byte past :data:`MAX_LISTING_BYTES`, read as it arrives until the
+    deadline (a server that dribbles never trips the per-read timeout)."""
+    chunks: list[bytes] = []
+    n_bytes = 0
+    while n_bytes <= MAX_LISTING_BYTES:
+        if time.monotonic() > deadline:
+            raise DownloadError(f"The listing of {what} arrives too slowly; it was not read to its end.",
+                                hint="Try again later.")
+        chunk = response.read1(MAX_LISTING_BYTES + 1 - n_bytes)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n_bytes += len(chunk)
+    return b"".join(chunks)
 
 
 def _parse_listing(record_id: str, raw: bytes, base: str) -> list[RemoteFile]:
@@ -284,12 +337,37 @@ def _parse_listing(record_id: str, raw: bytes, base: str) -> list[RemoteFile]:
             if algorithm != "md5" or not _MD5_HEX.fullmatch(digest):
                 raise bad
             url = urllib.parse.urljoin(base + "/", entry["links"]["self"])
-            _require_http(url)
             key, size = str(entry["key"]), int(entry["size"])
+            _check_listed(record_id, key, size, url, base)
             files.append(RemoteFile(record_id, key, size, digest.lower(), url, classify(key, size)))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise bad from None
     return files
+
+
+def _check_listed(record_id: str, key: str, size: int, url: str, base: str) -> None:
+    """Refuse a listed file that could write outside its folder or over our own files."""
+    where = f"Zenodo record {record_id} at {base}"
+    hint = "The server's answer is not trustworthy: check the record number and the base URL."
+    if not is_plain_name(key):
+        raise DownloadError(f"{where} lists a file name that is not a plain file name: {key!r}.", hint=hint)
+    if size < 0:
+        raise DownloadError(f"{where} lists {key!r} with a negative size ({size}).", hint=hint)
+    if urllib.parse.urlsplit(url)[:2] != urllib.parse.urlsplit(base)[:2]:
+        raise DownloadError(f"{where} lists {key!r} on another server ({url}).", hint=hint)
+
+
+def is_plain_name(key: str) -> bool:
+    """A file name we may create: no folder part, no NUL, not hidden, not one of our own
+    bookkeeping files (:data:`CHECKSUMS_NAME`, ``*.part``, ``*.tmp``, ``*.download``)."""
+    return bool(
+        key
+        and len(key.encode("utf-8", "surrogatepass")) <= 200
+        and not any(c in key for c in "/\\\x00")
+        and not key.startswith(".")
+        and key.lower() not in (CHECKSUMS_NAME, CHECKSUMS_NAME + ".tmp")
+        and not key.lower().endswith((".part", ".tmp", ".download"))
+    )
 
 
 # --- downloading ----------------------------------------------------------------------------
@@ -303,23 +381,33 @@ def download_file(
     retries: int = DEFAULT_RETRIES,
     backoff: float = DEFAULT_BACKOFF,
     timeout: float = DEFAULT_TIMEOUT,
+    pace: Pace | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Path:
     """Download ``remote`` into ``dest_dir`` (resuming, verifying), or keep a valid copy there.
 
-    Returns the final path, which exists only once its md5 matched.
+    Returns the final path, which exists only once its md5 matched. ``pace`` bounds the
+    whole file's time (default :meth:`Pace.from_env`); ``should_stop()`` True raises
+    :class:`DownloadCancelled`, keeping the part fetched so far.
     """
     dest_dir = Path(dest_dir)
+    if not is_plain_name(remote.key):
+        raise DownloadError(f"{remote.key!r} is not a plain file name; it is not downloaded.",
+                            hint="Use a file name without '/', '..' or an absolute path.")
     final = paths.safe_child(dest_dir, remote.key)
     part = paths.safe_child(dest_dir, remote.key + ".part")
-    _make_dir(final.parent)
-    report = progress or (lambda done, total: None)
+    make_dir(final.parent)
+    report = progress_reporter(progress, should_stop)
     if verify_file(final, remote.md5):
         report(remote.size, remote.size)
         record_checksum(final, remote.md5)
         return final
 
+    have = part.stat().st_size if part.is_file() else 0
+    deadline = (pace or Pace.from_env()).deadline(remote.size - have)
     _with_retries(
-        lambda: _fetch_into(remote, part, report, timeout), retries=retries, backoff=backoff
+        lambda: _fetch_into(remote, part, report, timeout, deadline),
+        retries=retries, backoff=backoff, deadline=deadline,
     )
     if not verify_file(part, remote.md5):
         part.unlink(missing_ok=True)
@@ -342,25 +430,98 @@ def download_file(
 
 
 CHECKSUMS_NAME = "checksums.json"
-"""``{file name: md5 hex}`` beside downloaded files, so ``bulkformer verify`` can re-check them offline."""
+"""``{file name: {"size": n, "md5": hex, "sha256": hex}}`` beside downloaded files (the md5 of
+Zenodo files, the sha256 of Drive files), so ``bulkformer verify`` can re-check them offline.
+Older books hold ``{file name: md5 hex}``; both are read."""
+_BOOK_LOCK = threading.Lock()
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def record_checksum(path: Path, md5: str) -> None:
-    """Add ``path``'s verified md5 to its folder's checksums.json (written atomically)."""
-    book = path.parent / CHECKSUMS_NAME
+@dataclass(frozen=True)
+class Recorded:
+    """What the checksum book says about one file (``None``: not recorded)."""
+
+    size: int | None = None
+    md5: str | None = None
+    sha256: str | None = None
+
+
+def read_checksums(folder: Path) -> dict[str, Recorded]:
+    """The folder's checksum book, or nothing if it has none (or it is unreadable)."""
     try:
-        known = json.loads(book.read_text()) if book.is_file() else {}
-    except ValueError:
-        known = {}
-    if not isinstance(known, dict):
-        known = {}
-    known[path.name] = md5
-    tmp = book.with_name(book.name + ".tmp")
-    tmp.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, book)
+        data = json.loads((Path(folder) / CHECKSUMS_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    book = {}
+    for name, entry in data.items():
+        if isinstance(entry, str):
+            entry = {"md5": entry.removeprefix("md5:")}
+        if not isinstance(entry, dict):
+            continue
+        size, md5, sha256 = entry.get("size"), entry.get("md5"), entry.get("sha256")
+        book[str(name)] = Recorded(
+            size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+            md5=md5.lower() if isinstance(md5, str) and _MD5_HEX.fullmatch(md5) else None,
+            sha256=sha256.lower() if isinstance(sha256, str) and _SHA256_HEX.fullmatch(sha256) else None,
+        )
+    return {name: r for name, r in book.items() if r != Recorded()}
 
 
-def _fetch_into(remote: RemoteFile, part: Path, report: ProgressFn, timeout: float) -> None:
+def check_recorded(path: Path, recorded: Recorded) -> bool:
+    """True when ``path`` has the recorded size and digests (it is read once, in chunks)."""
+    path = Path(path)
+    if not path.is_file() or (recorded.size is not None and path.stat().st_size != recorded.size):
+        return False
+    md5, sha256 = file_digests(path)
+    return (recorded.md5 in (None, md5)) and (recorded.sha256 in (None, sha256))
+
+
+def record_checksum(path: Path, md5: str | None = None, *, sha256: str | None = None) -> None:
+    """Add ``path``'s size and verified digest(s) to its folder's book (written atomically)."""
+    path = Path(path)
+    entry = {"size": path.stat().st_size}
+    entry |= {"md5": md5.lower()} if md5 else {}
+    entry |= {"sha256": sha256.lower()} if sha256 else {}
+    book = path.parent / CHECKSUMS_NAME
+    with _BOOK_LOCK:
+        try:
+            known = json.loads(book.read_text()) if book.is_file() else {}
+        except ValueError:
+            known = {}
+        if not isinstance(known, dict):
+            known = {}
+        known[path.name] = entry
+        tmp = book.with_name(book.name + ".tmp")
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, book)
+
+
+def file_digests(path: Path) -> tuple[str, str]:
+    """(md5, sha256) hex of a file, read once in chunks."""
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            md5.update(chunk)
+            sha256.update(chunk)
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def progress_reporter(progress: ProgressFn | None, should_stop: Callable[[], bool] | None) -> ProgressFn:
+    """``progress``, raising :class:`DownloadCancelled` first when ``should_stop()`` says so."""
+
+    def report(done: int, total: int) -> None:
+        if should_stop is not None and should_stop():
+            raise DownloadCancelled("The download was cancelled.",
+                                    hint="Start it again to continue: the part fetched so far is kept.")
+        if progress is not None:
+            progress(done, total)
+
+    return report
+
+
+def _fetch_into(remote: RemoteFile, part: Path, report: ProgressFn, timeout: float, deadline: float) -> None:
     """One attempt: continue ``part`` from its current size up to ``remote.size`` bytes."""
     offset = part.stat().st_size if part.exists() else 0
     if offset > remote.size:
@@ -368,7 +529,7 @@ def _fetch_into(remote: RemoteFile, part: Path, report: ProgressFn, timeout: flo
         offset = 0
     if offset == remote.size:
         return  # complete already (a crash before the rename); the md5 check decides
-    _check_free_space(part.parent, remote.size - offset)
+    check_free_space(part.parent, remote.size - offset)
 
     what = f"file {remote.key!r} of Zenodo record {remote.record_id}"
     by_hand = (
@@ -380,7 +541,7 @@ def _fetch_into(remote: RemoteFile, part: Path, report: ProgressFn, timeout: flo
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(remote.url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = _OPENER.open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:  # our partial file does not fit the server's file
             exc.close()
@@ -414,7 +575,7 @@ def _fetch_into(remote: RemoteFile, part: Path, report: ProgressFn, timeout: flo
                 )
         else:  # 200: the server ignored our Range request, so start again from zero
             offset = 0
-        done = _stream(response, part, offset, remote, report)
+        done = _stream(response, part, offset, remote, report, deadline)
 
     if done < remote.size:
         raise _Transient(
@@ -437,15 +598,22 @@ def _stream(
     offset: int,
     remote: RemoteFile,
     report: ProgressFn,
+    deadline: float,
 ) -> int:
-    """Append the body to ``part`` (truncating it first when ``offset`` is 0); bytes on disk."""
+    """Append the body to ``part`` (truncating it first when ``offset`` is 0); bytes on disk.
+
+    ``read1`` returns whatever has arrived, so a server that dribbles bytes meets the
+    ``deadline`` check within one read timeout of it.
+    """
     done = offset
     report(done, remote.size)
     try:
         with open(part, "ab" if offset else "wb") as fh:
             while True:
+                if time.monotonic() > deadline:
+                    raise too_slow_error(remote.key, done, remote.size)
                 try:
-                    chunk = response.read(_CHUNK)
+                    chunk = response.read1(_CHUNK)
                 except (OSError, http.client.HTTPException):
                     break  # a dropped connection: keep what we have, the caller resumes
                 if not chunk or done > remote.size:
@@ -520,11 +688,13 @@ def select_files(
     ]
     if chosen:
         return chosen
-    if any(c.file_name.lower() == selection.lower() for c in DRIVE_CHECKPOINTS):
-        raise DownloadError(
-            f"{selection} is published on Google Drive, not on Zenodo.",
-            hint=drive_instructions(),
-        )
+    for drive in DRIVE_CHECKPOINTS:
+        if drive.checkpoint.lower() == selection.lower():
+            raise DownloadError(
+                f"{selection} is published on Google Drive, not on Zenodo: get it with "
+                f"'bulkformer download model --size {drive.name}'.",
+                hint=drive_instructions(),
+            )
     names = ", ".join(sorted(by_key)) or "none"
     raise DownloadError(
         f"{where} has no file named {selection!r}.",
@@ -566,8 +736,8 @@ def download(
             have = part.stat().st_size if part.exists() else 0
             needed[folder] = needed.get(folder, 0) + max(remote.size - have, 0)
     for folder, n_bytes in needed.items():
-        _make_dir(folder)
-        _check_free_space(folder, n_bytes)
+        make_dir(folder)
+        check_free_space(folder, n_bytes)
 
     saved = []
     for remote in remotes:
@@ -585,21 +755,64 @@ def download(
     return saved
 
 
+def partial_bytes(final: Path) -> int:
+    """Bytes of an unfinished download of ``final`` on disk (ours: ``.part``; gdown's:
+    ``<name><random>.part``)."""
+    folder = final.parent
+    if not folder.is_dir():
+        return 0
+    sizes = [p.stat().st_size for p in folder.glob(glob.escape(final.name) + "*.part") if p.is_file()]
+    return max(sizes, default=0)
+
+
 # --- internals ------------------------------------------------------------------------------
 
 
-def _with_retries(action: Callable[[], _T], *, retries: int, backoff: float) -> _T:
-    """Run ``action``, retrying :class:`_Transient` failures with exponential backoff."""
+def _with_retries(
+    action: Callable[[], _T], *, retries: int, backoff: float, deadline: float | None = None
+) -> _T:
+    """Run ``action``, retrying :class:`_Transient` failures with exponential backoff
+    (never waiting past ``deadline``)."""
     attempt = 0
     while True:
         try:
             return action()
         except _Transient as exc:
-            if attempt >= retries:
+            delay = exc.delay if exc.delay is not None else backoff * 2**attempt
+            late = deadline is not None and time.monotonic() + delay > deadline
+            if attempt >= retries or late:
                 tries = f" Gave up after {attempt + 1} attempts." if attempt else ""
                 raise DownloadError(exc.message + tries, hint=exc.hint) from None
-            time.sleep(exc.delay if exc.delay is not None else backoff * 2**attempt)
+            time.sleep(delay)
             attempt += 1
+
+
+def too_slow_error(key: str, done: int, total: int) -> DownloadError:
+    """The error for a file that missed its :class:`Pace` deadline (its part is kept)."""
+    return DownloadError(
+        f"The download of {key} is too slow: {human_size(done)} of {human_size(total)} arrived "
+        "before its deadline.",
+        hint=f"Run the download again later: it resumes where it stopped. To allow slower "
+        f"connections, set {MIN_RATE_ENV} to fewer bytes per second (default 50000).",
+    )
+
+
+class _SameHostRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same scheme, host and port."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if (new.scheme, new.netloc) != (old.scheme, old.netloc):
+            fp.close()
+            raise DownloadError(
+                f"{old.scheme}://{old.netloc} redirected the download to another server ({newurl}); "
+                "it was not followed.",
+                hint=f"Check {ZENODO_URL_ENV} or the base URL you gave, or download the file by hand.",
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameHostRedirect)
 
 
 def _http_failure(exc: urllib.error.HTTPError, what: str, hint: str) -> Exception:
@@ -636,16 +849,25 @@ def _unreachable(base: str, exc: BaseException, hint: str) -> Exception:
     return _Transient(message, hint)
 
 
-def _require_http(url: str) -> None:
-    """Refuse ``file:`` and other schemes, so a URL can only ever mean a web request."""
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise DownloadError(
-            f"{url!r} is not a web address (http or https).",
-            hint=f"Check {ZENODO_URL_ENV} or the base URL you gave.",
-        )
+def _require_web_url(url: str) -> None:
+    """https, or http to this computer or to a base URL set in the environment: a URL can
+    never mean a file, and plain http is only for a test server or a mirror an admin chose."""
+    parts = urllib.parse.urlsplit(url)
+    chosen = {urllib.parse.urlsplit(u).netloc for u in
+              (os.environ.get(ZENODO_URL_ENV), os.environ.get(DRIVE_URL_ENV)) if u}
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and (parts.hostname in _LOCAL_HOSTS or parts.netloc in chosen):
+        return
+    raise DownloadError(
+        f"{url!r} is not a secure web address (https).",
+        hint=f"Check {ZENODO_URL_ENV}, {DRIVE_URL_ENV} or the base URL you gave; plain http is "
+        "allowed only for this computer or a base URL you set.",
+    )
 
 
-def _make_dir(folder: Path) -> None:
+def make_dir(folder: Path) -> None:
+    """Create ``folder`` (and parents), or a :class:`DownloadError` saying it cannot be."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -655,7 +877,8 @@ def _make_dir(folder: Path) -> None:
         ) from None
 
 
-def _check_free_space(folder: Path, n_bytes: int) -> None:
+def check_free_space(folder: Path, n_bytes: int) -> None:
+    """Refuse, before the first byte, a download that does not fit on the disk."""
     free = shutil.disk_usage(folder).free
     if n_bytes > free:
         raise DownloadError(

@@ -3,11 +3,13 @@ published weights."""
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 import torch
 
-from bulkformer import paths, speed
-from bulkformer.download import DRIVE_CHECKPOINTS
+from bulkformer import model_fetch, paths, registry, speed
+from bulkformer.download import human_size
 from pages import _ui
 
 st.title(":material/memory: Model")
@@ -36,9 +38,11 @@ with st.container(border=True):
         "Device", list(devices), index=list(devices).index(device), format_func=devices.get, key="model_device_pick",
         help="Where the model runs. A GPU is many times faster; the CPU works for small cohorts.",
     )
-    batch = c3.number_input(
-        "Batch size", min_value=0, max_value=512, value=int(ss[_ui.K_BATCH] or 0), step=1, key="model_batch_pick",
-        help="How many samples the model reads at once. 0 = automatic: one at a time on a CPU "
+    batch_choices = _ui.batch_size_choices()
+    batch = c3.selectbox(
+        "Batch size", batch_choices, index=batch_choices.index(int(ss[_ui.K_BATCH] or 0)),
+        format_func=_ui.batch_size_label, key="model_batch_pick",
+        help="How many samples the model reads at once. Automatic: one at a time on a CPU "
              "(fastest there), as many as fit on a GPU (halved by itself if memory runs out).",
     )
     if (new_spec, new_device) != (spec, device) or int(batch) != int(ss[_ui.K_BATCH] or 0):
@@ -62,31 +66,83 @@ if model is not None:
     if expected:
         st.markdown(f"**Expected time per sample:** {expected}")
 
-st.markdown("#### Getting the published weights")
+st.markdown("#### Get the published model")
 st.markdown(
     f"""
-The published BulkFormer files are downloaded once, on the server, from a terminal:
-
-```bash
-bulkformer download model     # checkpoints from Zenodo (the v1 release) → {paths.model_dir()}
-bulkformer download data      # gene table, gene graphs, ESM2 gene features  → {paths.data_dir()}
-```
-
-Every file is checked against its published checksum. Then reload this page: the models appear
-in the **Model** list above. The folders can be changed with the environment variables
-`BULKFORMER_MODEL_DIR` and `BULKFORMER_DATA_DIR`.
+Downloads run **on the server that runs this app**, not on your computer, and every user of this
+server shares them: one download at a time. Checkpoints go to `{paths.model_dir()}`, gene tables
+and gene graphs to `{paths.data_dir()}` (set `BULKFORMER_MODEL_DIR` / `BULKFORMER_DATA_DIR` to
+change). The v2 sizes come from Google Drive, v1 and every gene table and graph from Zenodo.
+Each file is checked before use (Zenodo's md5; a Drive checkpoint is loaded and its shape
+compared), and an interrupted download continues where it stopped. From a terminal:
+`bulkformer download model --size 147M`.
 """
 )
-with st.expander("The v2 models (37M … 147M) are on Google Drive", icon=":material/cloud_download:"):
-    st.markdown(
-        "The authors publish the five v2 checkpoints on Google Drive, which cannot be downloaded "
-        "without a web browser. Open a link, download the file, and move it — keeping its file "
-        f"name — into `{paths.model_dir()}`. They also need `bulkformer download data` "
-        "(gene table and TCGA gene graph)."
-    )
-    st.dataframe(
-        [{"file": c.file_name, "model": c.name, "width": c.dim, "layers": c.performer_layers, "link": c.url}
-         for c in DRIVE_CHECKPOINTS],
-        hide_index=True, width="stretch",
-        column_config={"link": st.column_config.LinkColumn("link", display_text="open on Google Drive")},
-    )
+published = {c.name: c for c in model_fetch.published_choices()}
+fetch = model_fetch.FETCHER.current
+busy = fetch is not None and fetch.job.status in ("pending", "running")
+f1, f2 = st.columns([3, 1])
+pick = f1.selectbox(  # after leaving the page, it shows the server's current download again
+    "Published model", list(published), index=list(published).index(fetch.name if fetch else "147M"),
+    key="fetch_pick",
+    format_func=lambda n: f"{published[n].label} — {published[n].size_text}"
+    + (" · downloaded" if published[n].present else ""),
+    help="The v2 sizes (37M … 147M) differ in width and depth; 147M is the paper's main model. "
+         "v1 is the first release. Sizes of the Drive files are estimates (4 bytes per parameter).",
+)
+chosen = registry.get(pick)
+f1.caption(f"Download: {published[pick].size_text} for `{chosen.checkpoint}`, plus its gene table and graph "
+           f"({', '.join(chosen.data_files)}) from Zenodo record {chosen.data_record.record_id}.")
+f2.markdown("&nbsp;")
+if f2.button("Download", key="fetch_start", icon=":material/download:", disabled=busy, type="primary"):
+    with _ui.guarded("starting the download"):
+        outcome = model_fetch.FETCHER.start(pick)
+        if outcome == "busy":
+            _ui.flash("Another download is running on this server; wait for it or cancel it first.", "warning")
+        st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def _fetch_progress() -> None:
+    """Progress and Cancel of the server's download; reruns the page when it ends."""
+    current = model_fetch.FETCHER.current
+    if current is None or current.job.status not in ("pending", "running"):
+        st.rerun()
+        return
+    job = current.job
+    done, total = job.progress
+    label = registry.get(current.name).label
+    eta = _ui.format_seconds(job.eta_seconds)
+    text = (f"Downloading {label}: {human_size(done)} of {human_size(total)}" if total else
+            f"Downloading {label}: starting…") + (f" · about {eta} left" if eta else "")
+    with st.container(border=True):
+        st.progress(min(1.0, done / total) if total else 0.0, text=text)
+        cols = st.columns([1, 3])
+        if cols[0].button("Cancel download", key="fetch_cancel", icon=":material/stop_circle:",
+                          help="Stop the download. What arrived so far is kept: the next start continues it."):
+            model_fetch.FETCHER.cancel()
+        cols[1].caption(f"Running on the server for {_ui.format_seconds(time.time() - current.started)}. "
+                        "You can leave this page and come back.")
+
+
+if busy:
+    _fetch_progress()
+elif fetch is not None:
+    label = registry.get(fetch.name).label
+    if fetch.job.status == "done":
+        st.success(f"{label} is downloaded and checked. It is in the **Model** list above.",
+                   icon=":material/check_circle:")
+
+        def _use(name: str) -> None:  # a callback: it runs before the Model list is drawn again
+            ss[_ui.K_MODEL_SPEC] = ss["model_spec_pick"] = name
+            ss.pop(_ui.K_PREPARED, None)  # the gene order may differ between models
+            model_fetch.FETCHER.forget()
+
+        if spec != fetch.name:
+            st.button(f"Use {label} now", key="fetch_use", icon=":material/memory:", on_click=_use,
+                      args=(fetch.name,))
+    elif fetch.job.status == "cancelled":
+        st.info(f"The download of {label} was cancelled. What arrived so far is kept: start it again to "
+                "continue.", icon=":material/cancel:")
+    else:
+        st.error(f"The download of {label} failed: {fetch.job.error}", icon=":material/error:")

@@ -1,28 +1,35 @@
-"""The Zenodo client against a local, Zenodo-shaped HTTP server on 127.0.0.1 (never the internet).
+"""The Zenodo and Google Drive clients against a local HTTP server on 127.0.0.1 (never the internet).
 
 The server (fixture ``zenodo``) serves ``/api/records/<id>`` listings and file contents with
-``Range`` support, and has knobs to cut a response short, corrupt it, or answer with a
-scripted HTTP error first, so that every recovery path runs in milliseconds.
+``Range`` support, and Drive-like ``/uc?id=<file id>&export=download`` answers (the file as an
+attachment, with ``Range`` support, as gdown expects). It has knobs to cut a response short,
+corrupt it, dribble it, replace a listing, or answer with a scripted HTTP error first, so that
+every recovery path runs in milliseconds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
+import io
 import json
 import shutil
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 
 from bulkformer import download as dl
 from bulkformer.errors import BulkFormerError, DownloadError
+from tests.conftest import random_graph, tiny_config, tiny_network
 
 V1, V2 = "15559368", "15744294"
 
@@ -40,6 +47,13 @@ class FakeZenodo:
     corrupt: set[str] = field(default_factory=set)
     ignore_range: bool = False
     script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    drive: dict[str, bytes] = field(default_factory=dict)  # Drive file id -> content
+    dribble: dict[str, float] = field(default_factory=dict)  # key -> seconds between bytes
+    raw_listing: dict[str, bytes] = field(default_factory=dict)  # record id -> listing body
+
+    def drive_gets(self, file_id: str) -> list[str | None]:
+        """The Range header of every Drive request for one file id."""
+        return [rng for p, rng in self.log if p.startswith(f"/uc?id={file_id}&")]
 
     def file_path(self, record_id: str, key: str) -> str:
         return f"/api/records/{record_id}/files/{key}/content"
@@ -79,8 +93,19 @@ class _Handler(BaseHTTPRequestHandler):
         if scripted:
             status, headers = scripted.pop(0)
             return self._send(status, b"scripted failure", headers)
+        if self.path.startswith("/uc?"):
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            file_id = query.get("id", [""])[0]
+            if file_id not in state.drive:
+                return self._send(404, b"<html>not found</html>", {"Content-Type": "text/html"})
+            return self._send_file(state, file_id, state.drive[file_id])
         parts = self.path.strip("/").split("/")
         if len(parts) == 3 and parts[:2] == ["api", "records"]:
+            if parts[2] in state.raw_listing:
+                return self._send(200, state.raw_listing[parts[2]], {"Content-Type": "application/json"})
+            if parts[2] in state.dribble:
+                body = json.dumps(state.listing(parts[2])).encode()
+                return self._send_slowly(body, state.dribble[parts[2]])
             if parts[2] not in state.files:
                 return self._send(404, b'{"status": 404}')
             body = json.dumps(state.listing(parts[2])).encode()
@@ -110,12 +135,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Disposition", f'attachment; filename="{key}"')
         self.end_headers()
-        if cut is None:
+        pause = state.dribble.get(key)
+        if pause is not None:
+            self._dribble(body, pause)
+        elif cut is None:
             self.wfile.write(body)
         else:  # announce the whole body, send part of it, hang up
             self.wfile.write(body[:cut])
             self.close_connection = True
+
+    def _send_slowly(self, body: bytes, pause: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self._dribble(body, pause)
+
+    def _dribble(self, body: bytes, pause: float) -> None:
+        """A byte at a time, slowly, until the client gives up."""
+        try:
+            for i in range(len(body)):
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(pause)
+        except OSError:
+            pass
+        self.close_connection = True
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -357,7 +404,9 @@ def test_404_names_record_and_file(zenodo: FakeZenodo, tmp_path: Path) -> None:
 
 def test_path_traversal_key_is_refused(zenodo: FakeZenodo, tmp_path: Path) -> None:
     zenodo.files[V1]["../evil.pt"] = b"owned"
-    remote = _remote(zenodo, V1, "../evil.pt")
+    with pytest.raises(BulkFormerError, match="not a plain file name"):
+        dl.download("all", record_id=V1, dest=tmp_path / "inside", **FAST)
+    remote = dl.RemoteFile(V1, "../evil.pt", 5, _md5(b"owned"), zenodo.base_url + "/x", "data")
     with pytest.raises(BulkFormerError, match="not a plain file name"):
         dl.download_file(remote, tmp_path / "inside")
     assert not (tmp_path / "evil.pt").exists()
@@ -472,4 +521,165 @@ def test_verified_downloads_are_recorded_for_offline_checks(zenodo: FakeZenodo, 
     remote = _remote(zenodo, V1, "G_gtex.pt")
     path = dl.download_file(remote, tmp_path / "d", retries=1, backoff=0.0)
     book = json.loads((tmp_path / "d" / dl.CHECKSUMS_NAME).read_text())
-    assert book == {"G_gtex.pt": _md5(path.read_bytes())}
+    assert book == {"G_gtex.pt": {"md5": _md5(path.read_bytes()), "size": 5_000}}
+
+
+# --- the checksum book ---------------------------------------------------------------------------
+
+
+def test_checksum_book_reads_old_and_new_entries_and_rechecks_offline(tmp_path: Path) -> None:
+    (tmp_path / "a.pt").write_bytes(b"alpha")
+    (tmp_path / "b.pt").write_bytes(b"beta")
+    (tmp_path / dl.CHECKSUMS_NAME).write_text(json.dumps({
+        "a.pt": "md5:" + _md5(b"alpha"),  # the book's first format: an md5 string
+        "b.pt": {"size": 4, "sha256": hashlib.sha256(b"beta").hexdigest()},
+        "junk.pt": {"size": -1, "md5": "not hex"},
+    }))
+    book = dl.read_checksums(tmp_path)
+    assert set(book) == {"a.pt", "b.pt"}
+    assert dl.check_recorded(tmp_path / "a.pt", book["a.pt"])
+    assert dl.check_recorded(tmp_path / "b.pt", book["b.pt"])
+    (tmp_path / "b.pt").write_bytes(b"bet!")  # same size, other bytes
+    assert not dl.check_recorded(tmp_path / "b.pt", book["b.pt"])
+    (tmp_path / "b.pt").write_bytes(b"bet")
+    assert not dl.check_recorded(tmp_path / "b.pt", book["b.pt"])
+
+
+# --- a server that is not trusted (issue 14) ---------------------------------------------------
+
+
+def _listing_with(zenodo: FakeZenodo, **changes: object) -> None:
+    """Record V1's listing with the first entry changed."""
+    listing = zenodo.listing(V1)
+    listing["files"][0].update(changes)
+    zenodo.raw_listing[V1] = json.dumps(listing).encode()
+
+
+def test_negative_size_in_the_record_is_refused(zenodo: FakeZenodo) -> None:
+    _listing_with(zenodo, size=-5)
+    with pytest.raises(DownloadError, match="negative size"):
+        dl.list_record(V1)
+
+
+@pytest.mark.parametrize("key", ["bad\x00name.pt", "sub/dir.pt", "back\\slash.pt", "..", "checksums.json",
+                                 "G_gtex.pt.part", ".hidden"])
+def test_keys_that_are_not_plain_names_or_collide_with_our_files_are_refused(
+    zenodo: FakeZenodo, tmp_path: Path, key: str
+) -> None:
+    _listing_with(zenodo, key=key)
+    with pytest.raises(DownloadError, match="not a plain file name"):
+        dl.download("all", record_id=V1, dest=tmp_path / "d", **FAST)
+    assert not (tmp_path / "d").exists() or list((tmp_path / "d").iterdir()) == []
+
+
+def test_file_links_on_another_server_are_refused(zenodo: FakeZenodo) -> None:
+    _listing_with(zenodo, links={"self": "https://elsewhere.example/file"})
+    with pytest.raises(DownloadError, match="on another server"):
+        dl.list_record(V1)
+
+
+def test_listing_is_read_only_up_to_a_limit(zenodo: FakeZenodo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dl, "MAX_LISTING_BYTES", 200)
+    zenodo.raw_listing[V1] = b" " * 10_000 + json.dumps(zenodo.listing(V1)).encode()
+    with pytest.raises(DownloadError, match="larger than 200 B"):
+        dl.list_record(V1)
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.2:9/elsewhere", "ftp://127.0.0.1/G_gtex.pt"])
+def test_redirects_to_another_server_or_scheme_are_not_followed(
+    zenodo: FakeZenodo, tmp_path: Path, target: str
+) -> None:
+    zenodo.fail_next(zenodo.file_path(V1, "G_gtex.pt"), 302, Location=target)
+    with pytest.raises(DownloadError, match="redirected the download to another server"):
+        dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path, **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_redirect_on_the_same_server_is_followed(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    zenodo.fail_next(zenodo.file_path(V1, "G_gtex.pt"), 302,
+                     Location=zenodo.file_path(V1, "G_gtex.pt"))  # relative: same server
+    path = dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path, **FAST)
+    assert path.read_bytes() == zenodo.files[V1]["G_gtex.pt"]
+
+
+def test_plain_http_only_for_this_computer_or_a_configured_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(dl.ZENODO_URL_ENV, raising=False)
+    monkeypatch.delenv(dl.DRIVE_URL_ENV, raising=False)
+    assert dl.zenodo_base_url() == "https://zenodo.org"
+    assert dl.zenodo_base_url("http://localhost:8000/") == "http://localhost:8000"
+    with pytest.raises(DownloadError, match="not a secure web address"):
+        dl.zenodo_base_url("http://mirror.example")
+    with pytest.raises(DownloadError, match="not a secure web address"):
+        dl.drive_base_url("file:///etc")
+    monkeypatch.setenv(dl.ZENODO_URL_ENV, "http://mirror.example")
+    assert dl.zenodo_base_url() == "http://mirror.example"
+
+
+def test_a_server_that_dribbles_meets_the_overall_deadline(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    zenodo.dribble["G_gtex.pt"] = 0.05  # 5,000 bytes would take over 4 minutes
+    with pytest.raises(DownloadError, match="too slow") as info:
+        dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path, timeout=5, pace=dl.Pace(1e9, 0.3), **FAST)
+    assert "resumes" in info.value.hint and dl.MIN_RATE_ENV in info.value.hint
+    assert not (tmp_path / "G_gtex.pt").exists()
+
+
+def test_a_listing_that_dribbles_meets_its_deadline(zenodo: FakeZenodo) -> None:
+    zenodo.dribble[V1] = 0.05
+    with pytest.raises(DownloadError, match="arrives too slowly"):
+        dl.list_record(V1, timeout=5, pace=dl.Pace(1e9, 0.3), **FAST)
+
+
+def test_pace_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(dl.MIN_RATE_ENV, "1000")
+    pace = dl.Pace.from_env()
+    assert pace.min_rate == 1000
+    start = time.monotonic()
+    assert pace.deadline(10_000) - start == pytest.approx(pace.grace_s + 10, abs=1)
+    monkeypatch.setenv(dl.MIN_RATE_ENV, "-3")
+    with pytest.raises(DownloadError, match="not a positive number"):
+        dl.Pace.from_env()
+
+
+# --- a published model on the local Drive-like endpoint (used by test_drive, test_model_fetch,
+# test_cli and the app tests) --------------------------------------------------------------
+
+TINY_ID = "tinyDriveFileId0123456789"
+
+
+@pytest.fixture
+def published(zenodo: FakeZenodo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, bytes]:
+    """'37M' shrunk to a 50-gene, dim-16 network (a real one is 148 MB), its checkpoint on the
+    local Drive, its gene table and graph in the local v2 record; the Drive base URL points here."""
+    files = tiny_published_files()
+    model = dl.registry.MODELS["37M"]
+    tiny = dataclasses.replace(model, config=dataclasses.replace(TINY_V2, name="37M"), drive_id=TINY_ID,
+                               download_bytes=len(files["ckpt"]))
+    monkeypatch.setitem(dl.registry.MODELS, "37M", tiny)
+    monkeypatch.setenv(dl.DRIVE_URL_ENV, zenodo.base_url)
+    zenodo.drive[TINY_ID] = files["ckpt"]
+    zenodo.files[V2].update({k: files[k] for k in ("bulkformer_gene_info.csv", "G_tcga.pt", "G_tcga_weight.pt")})
+    return files
+
+
+TINY_V2 = tiny_config("v2")
+
+
+def _saved(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def tiny_published_files() -> dict:
+    """A published-format v2 set for 50 genes: checkpoint, gene table, graph pair."""
+    network = tiny_network("v2")
+    gene_ids = tuple(f"ENSG{i:011d}" for i in range(TINY_V2.n_genes))
+    table = "gene_symbol,ensg_id\n" + "".join(f"G{i},{g}\n" for i, g in enumerate(gene_ids))
+    graph = random_graph(TINY_V2.n_genes, 200)
+    return {
+        "ckpt": _saved(network.state_dict()),
+        "bulkformer_gene_info.csv": table.encode(),
+        "G_tcga.pt": _saved(graph.edge_index.clone()),
+        "G_tcga_weight.pt": _saved(graph.weight.clone()),
+        "gene_ids": gene_ids,
+    }

@@ -16,6 +16,11 @@ from bulkformer.errors import BulkFormerError
 Family = Literal["v1", "v2"]
 
 PUBLISHED_GENE_COUNT = 20010
+#: The sample features a v2 network appends to every gene embedding (``BulkFormer.gene_features``),
+#: and so the last three columns of its sample embeddings: the share of the model's genes the
+#: sample lacks, the mean of its measured values (log1p TPM) and the share of non-zero inputs.
+#: The first is the same for every sample of one table, whose samples all lack the same genes.
+V2_SAMPLE_FEATURES = ("missing_share", "mean_expression", "nonzero_share")
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,13 @@ class BulkFormerConfig:
     @property
     def gene_feature_dim(self) -> int:
         """Width of the gene-level embedding offered to users (v2 appends 3 sample features)."""
-        return self.dim + 3 if self.family == "v2" else self.dim
+        return self.dim + len(V2_SAMPLE_FEATURES) if self.family == "v2" else self.dim
+
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of the embedding columns: ``emb_0`` … for the network's own dimensions, then
+        :data:`V2_SAMPLE_FEATURES` for a v2 network."""
+        extra = V2_SAMPLE_FEATURES if self.family == "v2" else ()
+        return (*(f"emb_{i}" for i in range(self.dim)), *extra)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -87,19 +98,20 @@ class BulkFormerConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-#: The published sizes. v2 checkpoints are named by parameter count; v1 is the first release.
-PRESETS: dict[str, BulkFormerConfig] = {
-    "37M": BulkFormerConfig(dim=128, p_repeat=1, name="37M"),
-    "50M": BulkFormerConfig(dim=256, p_repeat=2, name="50M"),
-    "93M": BulkFormerConfig(dim=512, p_repeat=6, name="93M"),
-    "127M": BulkFormerConfig(dim=640, p_repeat=8, name="127M"),
-    "147M": BulkFormerConfig(dim=640, p_repeat=12, name="147M"),
-    "v1": BulkFormerConfig(family="v1", dim=640, p_repeat=12, esm_dim=1280, name="v1"),
-}
+def __getattr__(name: str) -> Any:
+    """``PRESETS``: the published shapes by name, from :mod:`bulkformer.registry` (their one
+    home), loaded on first use because the registry itself builds on this module."""
+    if name == "PRESETS":
+        from bulkformer.registry import PRESETS
+
+        return PRESETS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def preset_name(config: BulkFormerConfig) -> str:
     """The published name whose shape ``config`` has, or ``"custom"``."""
+    from bulkformer.registry import PRESETS
+
     for name, preset in PRESETS.items():
         same_shape = (preset.family, preset.dim, preset.p_repeat, preset.gb_repeat, preset.heads) == (
             config.family, config.dim, config.p_repeat, config.gb_repeat, config.heads)
