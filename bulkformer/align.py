@@ -16,6 +16,9 @@ from bulkformer.errors import InputError
 
 #: Value of a gene that the input did not measure.
 MISSING_VALUE = -10.0
+#: A table must measure at least this many of the model's genes (or all of them, for a model
+#: with fewer genes): with fewer, nearly everything the model returns is its own guess.
+MIN_MEASURED_GENES = 100
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,3 +78,16 @@ def align(table: pd.DataFrame, *, gene_order: Sequence[str]) -> AlignedMatrix:
     observed = np.zeros(len(order), dtype=bool)
     observed[position[keep]] = True
     return AlignedMatrix(values, tuple(map(str, table.index)), tuple(order), observed)
+
+
+def require_enough_genes(aligned: AlignedMatrix) -> None:
+    """Refuse an input that measures fewer than :data:`MIN_MEASURED_GENES` of the model's genes."""
+    n_measured, n_model = int(aligned.observed.sum()), len(aligned.gene_ids)
+    needed = min(MIN_MEASURED_GENES, n_model)
+    if n_measured < needed:
+        raise InputError(
+            f"The table measures only {n_measured:,} of the model's {n_model:,} genes; at least {needed:,} are "
+            f"needed. With so few, nearly every value the model returns would be its own guess and the sample "
+            f"embeddings would describe the model rather than your samples.",
+            hint="Check that the gene column holds gene symbols or Ensembl IDs of human protein-coding genes "
+                 "(the QC report lists labels it did not recognise), or upload a table with more genes.")

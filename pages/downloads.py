@@ -9,14 +9,16 @@ import numpy as np
 import streamlit as st
 
 from bulkformer.export import (
+    IMPUTE_MODES,
     RunFacts,
     embedding_frame,
+    expression_frame,
     gene_embedding_frame,
-    imputed_frame,
     projection_frame,
     run_report,
     to_anndata,
     to_bytes,
+    too_wide_for_excel,
     write_output,
 )
 from pages import _ui
@@ -61,17 +63,21 @@ if data.sheet is not None:
 if outcome.options.get("aggregate_genes"):
     extra.append(("Genes used for the sample embedding", f"{len(outcome.options['aggregate_genes'])} chosen genes"))
 extra.append(("Map", f"{umap.method.upper()}" + (f" ({umap.note})" if umap.note else "")))
-if holdout is not None:
-    s = holdout.score
-    extra.append(("Imputation hold-out check", (f"{holdout.fraction:.0%} of measured values hidden; Pearson "
-                  f"{s.pearson:.3f}, Spearman {s.spearman:.3f}, MAE {s.mae:.3f} (n = {s.n:,})")))
 facts = RunFacts(
     model_name=model.name, model_checksum=model.checksum, model_source=model.source,
     is_demo=bool(model.is_demo), device=str(model.device), aggregate=outcome.options["aggregate"],
     batch_size=_ui.batch_size_setting(), precision=outcome.options["precision"],
     n_samples=len(ids), n_genes=len(result.gene_ids), qc_summary=tuple(prepared.qc.summary_lines()),
-    extra=tuple(extra),
+    extra=tuple(extra), n_measured_genes=int(observed.sum()),
+    holdout=tuple(holdout.verdict.lines()) if holdout is not None else (),
 )
+notes = facts.notes
+
+
+def csv(frame) -> bytes:
+    """A CSV download that opens with this run's notes (demo model, low coverage) as # lines."""
+    return to_bytes(frame, notes=notes)
+
 
 
 def card(title: str, text: str):
@@ -85,44 +91,53 @@ c1, c2 = st.columns(2)
 with c1:
     with card("Sample embeddings", f"{len(ids):,} rows (one per sample) × {result.sample_embedding.shape[1]:,} "
                                    "numbers: the fingerprints for your own analyses."):
-        _ui.download("Sample embeddings (CSV)", to_bytes(embedding_frame(result)),
+        _ui.download("Sample embeddings (CSV)", csv(embedding_frame(result, column_names=model.config.feature_names())),
                      name("sample_embeddings.csv"), mime=CSV, key="dl_embeddings")
     with card("Map coordinates", "x and y of every sample on the map, with your sample sheet columns."):
         if umap.method == "umap":
-            _ui.download("UMAP coordinates (CSV)", to_bytes(projection_frame(umap, ids, metadata)),
+            _ui.download("UMAP coordinates (CSV)", csv(projection_frame(umap, ids, metadata)),
                          name("umap_coordinates.csv"), mime=CSV, key="dl_umap")
         else:
             st.caption(umap.note or "Only a PCA map was made.")
-        _ui.download("PCA coordinates (CSV)", to_bytes(projection_frame(pca, ids, metadata)),
+        _ui.download("PCA coordinates (CSV)", csv(projection_frame(pca, ids, metadata)),
                      name("pca_coordinates.csv"), mime=CSV, key="dl_pca")
-    with card("Imputed expression", "The model's log(TPM + 1) value for every gene and sample "
-                                    f"({int((~observed).sum()):,} genes were not measured in your table)."):
-        c_genes, c_format = st.columns(2)
-        which = c_genes.radio("Genes", ["all", "missing"], key="dl_imputed_which",
-                              format_func={"all": "All model genes", "missing": "Only the genes not measured"}.get,
-                              help="All genes is a large file (one column per gene).")
-        fmt = c_format.radio("File type", ["csv", "parquet"], key="dl_imputed_format",
-                             format_func={"csv": "CSV (opens in Excel)", "parquet": "Parquet (compact; R/Python)"}.get,
-                             help="Parquet files are several times smaller and faster to read in R (arrow) or "
-                                  "Python (pandas).")
-        only_missing = which == "missing"
-        if only_missing and observed.all():
+    with card("Expression: measured and imputed", "log(TPM + 1) for every sample "
+                                                 f"({int((~observed).sum()):,} of the model's genes were not "
+                                                 "measured in your table)."):
+        labels = {"filled": "Filled: your measured values, model only for the unmeasured genes",
+                  "model": "Model reconstruction: the model's value for every gene",
+                  "missing": "Missing genes only: the model's values for the unmeasured genes"}
+        mode = st.radio("Values", list(IMPUTE_MODES), key="dl_imputed_which", format_func=labels.get,
+                        help="\n\n".join(f"**{labels[m].split(':')[0]}**: {IMPUTE_MODES[m]}." for m in IMPUTE_MODES))
+        fmt = st.radio("File type", ["csv", "parquet"], key="dl_imputed_format", horizontal=True,
+                       format_func={"csv": "CSV (opens in Excel)", "parquet": "Parquet (compact; R/Python)"}.get,
+                       help="Parquet files are several times smaller and faster to read in R (arrow) or "
+                            "Python (pandas).")
+        n_genes = int((~observed).sum()) if mode == "missing" else len(result.gene_ids)
+        if mode == "model":
+            st.caption("Measured genes hold the model's reconstruction here, not your values.")
+        if mode == "missing" and observed.all():
             st.caption("Your table measured every model gene: nothing is missing.")
         else:
+            layout = ("Rows are genes (Ensembl ID, symbol), columns samples: too many genes for Excel's "
+                      "columns otherwise." if too_wide_for_excel(n_genes) else
+                      "Rows are samples; columns are genes, named SYMBOL (ENSG…).")
             _ui.download(
-                f"Imputed expression ({fmt.upper() if fmt == 'csv' else 'Parquet'})",
-                lambda: to_bytes(imputed_frame(result, observed=observed, only_missing=only_missing, symbols=symbols),
-                                 fmt),
-                name(f"imputed_{'missing_genes' if only_missing else 'all_genes'}.{fmt}"),
+                f"{labels[mode].split(':')[0]} expression ({fmt.upper() if fmt == 'csv' else 'Parquet'})",
+                lambda: to_bytes(expression_frame(result, measured_values=aligned.values, observed=observed,
+                                                  mode=mode, symbols=symbols), fmt, notes=notes),
+                name(f"expression_{mode}.{fmt}"),
                 mime=CSV if fmt == "csv" else "application/vnd.apache.parquet",
-                key="dl_imputed", help="Rows are samples; columns are genes, named SYMBOL (ENSG…).",
+                key="dl_imputed", help=layout + (" The first lines, starting with #, are notes about this run: "
+                                                 "read with pandas.read_csv(path, comment='#')." if notes else ""),
             )
 with c2:
     with card("Everything in one AnnData file (.h5ad)",
-              "For scanpy / Python: imputed and measured values, embeddings, both maps and your sample sheet."):
+              "For scanpy / Python: X = filled expression (measured values kept), layers 'measured' and "
+              "'bulkformer' (the model's value for every gene), embeddings, both maps and your sample sheet."):
 
         def h5ad_bytes() -> bytes:
-            adata = to_anndata(result, observed_values=aligned.values, observed=observed, metadata=metadata,
+            adata = to_anndata(result, measured_values=aligned.values, observed=observed, metadata=metadata,
                                projection=umap, symbols=symbols, facts=facts)
             adata.obsm.setdefault("X_pca", pca.coords)  # the UMAP map is X_umap (or X_pca with few samples)
             with tempfile.TemporaryDirectory(dir=folder) as tmp:
@@ -167,5 +182,5 @@ with c2:
             st.caption(f"Ready for {len(genes_outcome.genes)} gene(s): {names}"
                        f"{'…' if len(genes_outcome.genes) > 8 else ''}")
             gres = genes_outcome.result
-            _ui.download("Gene embeddings (CSV)", lambda: to_bytes(gene_embedding_frame(gres)),
+            _ui.download("Gene embeddings (CSV)", lambda: csv(gene_embedding_frame(gres)),
                          name("gene_embeddings.csv"), mime=CSV, key="dl_gene_embeddings")

@@ -8,11 +8,18 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from bulkformer.export import imputed_frame, to_bytes
+from bulkformer import holdout as ho
+from bulkformer.export import expression_frame, file_notes, to_bytes, too_wide_for_excel
 from pages import _ui
 
 #: Above this many points the observed-vs-imputed plot is a density map instead of dots.
 MAX_SCATTER_POINTS = 20_000
+#: How each verdict looks: colour of the headline and its icon.
+VERDICT_STYLE = {"better": ("green", ":material/check_circle:"), "no better": ("orange", ":material/remove_circle:"),
+                 "worse": ("red", ":material/cancel:"), "cannot judge": ("gray", ":material/help:")}
+METRIC_FORMAT = {"pearson": st.column_config.NumberColumn("Pearson r", format="%.3f"),
+                 "spearman": st.column_config.NumberColumn("Spearman", format="%.3f"),
+                 "mae": st.column_config.NumberColumn("mean abs. error", format="%.3f")}
 
 model, prepared = _ui.open_page(
     ":material/auto_fix_high: Imputation",
@@ -24,6 +31,26 @@ aligned = prepared.aligned
 metadata = prepared.metadata
 _ui.collect("holdout")
 _ui.collect("main")
+holdout = _ui.current("holdout", model)
+notes = file_notes(is_demo=bool(model.is_demo), n_measured=int(np.asarray(aligned.observed).sum()),
+                   n_model_genes=len(aligned.gene_ids))
+
+
+def show_verdict(judged: ho.Verdict) -> None:
+    """The verdict in words, coloured by what it says, at the top of the page."""
+    color, icon = VERDICT_STYLE[judged.level]
+    with st.container(border=True, key="holdout_verdict"):
+        st.markdown(f"#### {icon} :{color}[Hold-out verdict: {judged.headline}]")
+        st.markdown(f"**{judged.meaning}**")
+        st.caption(judged.sentence)
+        for warning in judged.warnings:
+            st.warning(warning, icon=":material/warning:")
+        if model.is_demo:
+            st.caption("This verdict is about the DEMO model (trained on simulated data), not BulkFormer itself.")
+
+
+if holdout is not None:
+    show_verdict(holdout.verdict)
 
 tab_check, tab_gene, tab_missing = st.tabs(
     [":material/fact_check: Hold-out check", ":material/search: One gene", ":material/playlist_add: Missing genes"]
@@ -48,63 +75,90 @@ with tab_check:
                                   batch_size=_ui.batch_size_setting())
     _ui.job_panel("holdout", finishing_text="scoring the answers…")
 
-    holdout = _ui.current("holdout", model)
     if holdout is None:
         if not _ui.is_running("holdout"):
-            st.info("Press **Run the hold-out check** to see how well the model fills in your values.",
-                    icon=":material/info:")
+            st.info("Press **Run the hold-out check** to see how well the model fills in your values, "
+                    "compared with two simple guesses from your other samples.", icon=":material/info:")
     else:
-        score = holdout.score
-        st.markdown(f"**Result for {holdout.fraction:.0%} hidden** "
-                    f"({score.n:,} values hidden across {len(aligned.sample_ids):,} samples)")
+        comparison = holdout.comparison
+        score = comparison.scores[ho.MODEL]
+        st.markdown(f"**Result for {holdout.fraction:.0%} hidden** ({score.n:,} values scored across "
+                    f"{comparison.n_samples:,} samples; every method fills in the same values)")
+        if comparison.baseline_note:
+            st.info(comparison.baseline_note, icon=":material/info:")
         m = st.columns(4)
-        m[0].metric("Pearson correlation", f"{score.pearson:.3f}",
-                    help="How well the filled-in values follow the real ones in a straight line "
-                         "(1 = perfectly, 0 = not at all).")
-        m[1].metric("Spearman correlation", f"{score.spearman:.3f}",
-                    help="Like Pearson, but only the ranking counts: does the model put genes in the right order?")
-        m[2].metric("Mean absolute error", f"{score.mae:.3f}",
-                    help="Average distance between filled-in and real values, in log(TPM + 1) units.")
+        for column, (label, key, help_text) in zip(m, (
+                ("Pearson correlation", "pearson", ("How well the filled-in values follow the real ones in a "
+                                                    "straight line (1 = perfectly, 0 = not at all).")),
+                ("Spearman correlation", "spearman", "Like Pearson, but only the ranking counts."),
+                ("Mean absolute error", "mae", ("Average distance between filled-in and real values, in "
+                                                "log(TPM + 1) units.")))):
+            value, rival = getattr(score, key), comparison.best_baseline(key)
+            delta = None if rival is None else f"{value - getattr(comparison.scores[rival], key):+.3f} vs {rival}"
+            column.metric(label, "undefined" if np.isnan(value) else f"{value:.3f}", delta=delta,
+                          delta_color="inverse" if key == "mae" else "normal", help=help_text)
         m[3].metric("Values checked", f"{score.n:,}")
 
-        truth, guess = holdout.truth, holdout.imputed
+        table = comparison.table
+        overall = table[table["scope"] != "sample"].copy()
+        overall["group"] = overall["group"].where(overall["scope"] != "overall", "all hidden values")
+        fig = go.Figure()
+        for i, method in enumerate(comparison.scores):
+            rows = overall[overall["method"] == method]
+            fig.add_trace(go.Bar(x=rows["group"], y=rows["pearson"], name=method, marker_color=_ui.PALETTE[i],
+                                 customdata=rows[["mae", "n"]],
+                                 hovertemplate=f"{method}<br>%{{x}}<br>Pearson r %{{y:.3f}}<br>"
+                                               "MAE %{customdata[0]:.3f}<br>%{customdata[1]:,} values<extra></extra>"))
+        fig.update_layout(title="Pearson r of each method, overall and by expression level of the hidden value",
+                          barmode="group", height=380, yaxis_title="Pearson r", xaxis_title="hidden values",
+                          legend={"orientation": "h", "y": -0.25})
+        _ui.show_figure(fig, f"{_ui.file_prefix(model)}holdout_methods", key="holdout_methods_plot")
+        st.caption(ho.describe_levels(comparison))
+        st.dataframe(overall.drop(columns="scope").rename(columns={"group": "hidden values"}), hide_index=True,
+                     width="stretch", column_config=METRIC_FORMAT)
+
+        truth, guess = comparison.truth, comparison.guesses[ho.MODEL]
         lo = float(min(truth.min(), guess.min())) if truth.size else 0.0
         hi = float(max(truth.max(), guess.max())) if truth.size else 1.0
         if truth.size > MAX_SCATTER_POINTS:
-            fig = go.Figure(go.Histogram2d(x=truth, y=guess, nbinsx=80, nbinsy=80, colorscale="Blues",
-                                           colorbar={"title": {"text": "values"}},
-                                           hovertemplate="real %{x}<br>model %{y}<br>%{z:,} values<extra></extra>"))
-            subtitle = f"density of {truth.size:,} values"
+            counts, xedges, yedges = np.histogram2d(truth, guess, bins=80)
+            ticks = [10 ** k for k in range(int(np.log10(max(counts.max(), 1))) + 1)]
+            fig = go.Figure(go.Heatmap(
+                x=(xedges[:-1] + xedges[1:]) / 2, y=(yedges[:-1] + yedges[1:]) / 2,
+                z=np.where(counts.T > 0, np.log10(np.maximum(counts.T, 1)), np.nan), customdata=counts.T,
+                colorscale="Blues", zmin=-0.5, colorbar={"title": {"text": "values"}, "tickvals": np.log10(ticks),
+                                                      "ticktext": [f"{t:,}" for t in ticks]},
+                hovertemplate="real %{x:.2f}<br>model %{y:.2f}<br>%{customdata:,} values<extra></extra>"))
+            subtitle = f"density of {truth.size:,} values (log colour scale: each step on the colour bar is 10× more values)"
         else:
             fig = go.Figure(go.Scattergl(x=truth, y=guess, mode="markers",
-                                         marker={"size": 4, "opacity": 0.5, "color": _ui._PALETTE[0]},
+                                         marker={"size": 4, "opacity": 0.5, "color": _ui.PALETTE[0]},
                                          hovertemplate="real %{x:.2f}<br>model %{y:.2f}<extra></extra>"))
             subtitle = f"{truth.size:,} values"
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect agreement",
                                  line={"color": "#6b7280", "dash": "dash"}, hoverinfo="skip"))
-        fig.update_layout(title="Real vs filled-in values", height=520, showlegend=False,
+        fig.update_layout(title="Real vs filled-in values (the model)", height=520, showlegend=False,
                           xaxis_title="real (hidden) value, log(TPM + 1)",
                           yaxis_title="model's value, log(TPM + 1)")
-        c1, c2 = st.columns([3, 2])
-        with c1:
-            _ui.show_figure(fig, f"{_ui.file_prefix(model)}holdout_scatter", key="holdout_plot")
-            st.caption(f"Showing {subtitle}. Values on the dashed line were filled in exactly right.")
-        with c2:
-            st.markdown("**By expression level of the hidden value**")
-            st.dataframe(score.by_level, hide_index=True, width="stretch",
-                         column_config={"pearson": st.column_config.NumberColumn(format="%.3f"),
-                                        "spearman": st.column_config.NumberColumn(format="%.3f"),
-                                        "mae": st.column_config.NumberColumn("mean abs. error", format="%.3f")})
-            st.caption("Unexpressed genes are easy to fill in; the low/mid/high rows show how the "
-                       "model does on genes that are actually expressed.")
+        _ui.show_figure(fig, f"{_ui.file_prefix(model)}holdout_scatter", key="holdout_plot")
+        share = float(np.mean(np.abs(guess - truth) <= 0.5)) if truth.size else float("nan")
+        st.caption(f"Showing {subtitle}. Values on the dashed line were filled in exactly right; "
+                   f"{share:.0%} of the model's values are within 0.5 of the real one (a factor of about 1.6 "
+                   "in TPM).")
         with st.expander("Per sample", icon=":material/table_rows:"):
-            st.dataframe(score.per_sample, width="stretch", height=300,
-                         column_config={"pearson": st.column_config.NumberColumn(format="%.3f"),
-                                        "spearman": st.column_config.NumberColumn(format="%.3f"),
-                                        "mae": st.column_config.NumberColumn("mean abs. error", format="%.3f")})
-            st.download_button("Download per-sample scores (CSV)", to_bytes(score.per_sample),
-                               file_name=_ui.output_name(model, "holdout_per_sample.csv"), mime="text/csv",
-                               key="dl_holdout", icon=":material/download:", on_click="ignore")
+            per_sample = table[table["scope"] == "sample"].pivot(index="group", columns="method",
+                                                                 values=["pearson", "mae"])
+            per_sample = per_sample.reindex(index=list(comparison.scores[ho.MODEL].per_sample.index))
+            per_sample.columns = [f"{method}: {'Pearson r' if metric == 'pearson' else 'MAE'}"
+                                  for metric, method in per_sample.columns]
+            st.dataframe(per_sample.rename_axis("sample"), width="stretch", height=300,
+                         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_sample.columns})
+            st.download_button("Download the whole table: overall, per level, per sample (CSV)",
+                               to_bytes(table, notes=(*notes, *holdout.verdict.lines())),
+                               file_name=_ui.output_name(model, "holdout.csv"), mime="text/csv",
+                               key="dl_holdout", icon=":material/download:", on_click="ignore",
+                               help="One row per method and group; lines starting with # say what the check "
+                                    "found (read with pandas.read_csv(path, comment='#')).")
 
 # ------------------------------------------------------------------------------ main run
 outcome = _ui.current("main", model)
@@ -161,7 +215,7 @@ with tab_gene:
             groups = None if color_values is None else color_values.reindex(ids).map(_ui.category_label).to_numpy()
             if groups is None or _ui.is_continuous(color_values):
                 fig.add_trace(go.Scattergl(x=xs, y=ys, mode="markers", text=hover,
-                                           marker={"size": 7, "color": _ui._PALETTE[0]},
+                                           marker={"size": 7, "color": _ui.PALETTE[0]},
                                            hovertemplate="%{text}<br>model %{y:.2f}<extra></extra>"))
             else:
                 colors = _ui.category_colors(color_values)
@@ -215,15 +269,18 @@ with tab_missing:
                                     for c in ("mean", "sd", "min", "max")})
         c1, c2 = st.columns(2)
         with c1:
-            st.download_button("Download this summary (CSV)", to_bytes(summary), mime="text/csv",
+            st.download_button("Download this summary (CSV)", to_bytes(summary, notes=notes), mime="text/csv",
                                file_name=_ui.output_name(model, "missing_genes_summary.csv"), key="dl_missing_summary",
                                icon=":material/download:", on_click="ignore")
         with c2:
             result = outcome.result
+            layout = ("Rows are the genes your table did not measure (Ensembl ID, symbol), columns the samples: "
+                      "too many genes for Excel's columns otherwise." if too_wide_for_excel(n_missing) else
+                      "Rows are samples, columns the genes your table did not measure.")
             st.download_button(
                 "Download estimated values, all samples (CSV)",
-                lambda: to_bytes(imputed_frame(result, observed=observed, only_missing=True, symbols=symbols)),
+                lambda: to_bytes(expression_frame(result, measured_values=aligned.values, observed=observed,
+                                                  mode="missing", symbols=symbols), notes=notes),
                 mime="text/csv", file_name=_ui.output_name(model, "imputed_missing_genes.csv"), key="dl_missing_values",
-                icon=":material/download:", on_click="ignore",
-                help="Rows are samples, columns the genes your table did not measure.",
+                icon=":material/download:", on_click="ignore", help=layout,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from bulkformer.errors import BulkFormerError
 from bulkformer.export import (
     RunFacts,
     embedding_frame,
+    expression_frame,
     gene_embedding_frame,
-    imputed_frame,
     projection_frame,
     run_report,
     to_anndata,
@@ -54,10 +55,12 @@ def test_frames_have_sample_ids_as_row_key() -> None:
     emb = embedding_frame(result)
     assert emb.index.name == "sample_id" and list(emb.index) == ["s1", "s2"]
     assert list(emb.columns) == ["emb_0", "emb_1", "emb_2", "emb_3"]
-    imputed = imputed_frame(result, symbols=SYMBOLS)
+    measured = np.array([[1.0, -10.0, -10.0], [2.0, -10.0, -10.0]], dtype=np.float32)
+    observed = np.array([True, False, False])
+    imputed = expression_frame(result, measured_values=measured, observed=observed, mode="model", symbols=SYMBOLS)
     assert list(imputed.columns) == ["TP53 (ENSG00000141510)", "BRCA1 (ENSG00000012048)", "ENSG00000146648"]
-    assert list(imputed_frame(result).columns) == list(GENES)
-    missing = imputed_frame(result, observed=np.array([True, False, False]), only_missing=True)
+    np.testing.assert_array_equal(imputed.to_numpy(), result.imputed)
+    missing = expression_frame(result, measured_values=measured, observed=observed, mode="missing")
     assert list(missing.columns) == list(GENES[1:])
     np.testing.assert_array_equal(missing.to_numpy(), result.imputed[:, 1:])
     long = gene_embedding_frame(result)
@@ -70,7 +73,7 @@ def test_nan_results_and_missing_outputs_are_refused() -> None:
     result = _result()
     result.imputed[0, 0] = np.nan
     with pytest.raises(BulkFormerError, match="missing or infinite"):
-        imputed_frame(result)
+        expression_frame(result, measured_values=np.zeros((2, 3)), observed=np.ones(3, bool))
     no_genes = InferenceResult(("s",), GENES, np.zeros((1, 2)), None, None, (), "mean")
     with pytest.raises(BulkFormerError, match="did not compute"):
         gene_embedding_frame(no_genes)
@@ -120,23 +123,32 @@ def test_to_anndata_contents(tmp_path: Path) -> None:
     observed = np.array([True, False, True])
     sheet = pd.DataFrame({"tissue": ["liver", None], "mixed": [1, "two"]}, index=pd.Index(["s1", "s2"]))
     projection = Projection(np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32), "umap", "")
-    adata = to_anndata(result, observed_values=observed_values, observed=observed, metadata=sheet,
+    adata = to_anndata(result, measured_values=observed_values, observed=observed, metadata=sheet,
                        projection=projection, symbols=SYMBOLS, facts=_facts(is_demo=True))
     path = write_output(adata, tmp_path / "run.h5ad")
     back = anndata.read_h5ad(path)
     assert list(back.obs_names) == ["s1", "s2"] and list(back.var_names) == list(GENES)
-    np.testing.assert_array_equal(back.X, result.imputed)
-    np.testing.assert_array_equal(back.layers["imputed"], result.imputed)
-    assert np.isnan(back.layers["observed"][:, 1]).all()
-    np.testing.assert_array_equal(back.layers["observed"][:, [0, 2]], observed_values[:, [0, 2]])
+    # X: measured values kept, the unmeasured gene (column 1) from the model; value by value
+    for i in range(2):
+        for j in range(3):
+            want = observed_values[i, j] if observed[j] else result.imputed[i, j]
+            assert back.X[i, j] == want
+            assert back.layers["bulkformer"][i, j] == result.imputed[i, j]
+            if observed[j]:
+                assert back.layers["measured"][i, j] == observed_values[i, j]
+            else:
+                assert np.isnan(back.layers["measured"][i, j])
+    assert set(back.layers) == {"measured", "bulkformer"}
     np.testing.assert_array_equal(back.obsm["X_bulkformer"], result.sample_embedding)
     np.testing.assert_array_equal(back.obsm["X_umap"], projection.coords)
     assert back.obsm["X_bulkformer_genes"].shape == (2, 2, 4)
-    assert list(back.var["symbol"]) == ["TP53", "BRCA1", ""] and list(back.var["observed"]) == [True, False, True]
+    assert list(back.var["symbol"]) == ["TP53", "BRCA1", ""] and list(back.var["measured"]) == [True, False, True]
+    assert back.var["measured"].dtype == bool
     assert back.obs.loc["s1", "tissue"] == "liver" and list(back.obs["mixed"]) == ["1", "two"]
     uns = back.uns["bulkformer"]
     assert uns["model_name"] == "147M" and uns["is_demo"] == 1 and uns["aggregate"] == "mean"
     assert "version_torch" in uns and "low depth" in uns["qc_summary"]
+    assert "DEMO model trained on SIMULATED data" in next(iter(uns["notes"]))
 
 
 def test_no_partial_file_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,3 +210,96 @@ def test_run_report() -> None:
 def test_package_versions_name_every_package() -> None:
     names = [name for name, _ in export.package_versions()]
     assert names == ["python", "torch", "torch_geometric", "performer_pytorch", "numpy", "pandas", "bulkformer"]
+
+
+def test_filled_keeps_measured_values_and_modes_differ() -> None:
+    result = _result()
+    measured = np.array([[1.5, -10.0, 0.0], [2.5, -10.0, 3.0]], dtype=np.float32)
+    observed = np.array([True, False, True])
+    filled = export.expression_values(result, measured_values=measured, observed=observed)[0]
+    np.testing.assert_array_equal(filled[:, [0, 2]], measured[:, [0, 2]])  # never replaced
+    np.testing.assert_array_equal(filled[:, 1], result.imputed[:, 1])
+    model, genes = export.expression_values(result, measured_values=measured, observed=observed, mode="model")
+    np.testing.assert_array_equal(model, result.imputed)
+    assert genes == GENES
+    only, genes = export.expression_values(result, measured_values=measured, observed=observed, mode="missing")
+    assert genes == (GENES[1],) and only.shape == (2, 1)
+    with pytest.raises(BulkFormerError, match="Unknown expression output"):
+        export.expression_values(result, measured_values=measured, observed=observed, mode="imputed")
+
+
+def test_twenty_thousand_genes_are_written_as_rows_and_read_back(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    genes = tuple(f"ENSG{i:011d}" for i in range(20_000))
+    model = rng.random((3, 20_000)).astype(np.float32)
+    result = InferenceResult(("a", "b", "c"), genes, None, model, None, (), "mean")
+    measured = np.full((3, 20_000), -10.0, dtype=np.float32)
+    measured[:, :500] = 7.0
+    observed = np.arange(20_000) < 500
+    frame = expression_frame(result, measured_values=measured, observed=observed, symbols={genes[0]: "TP53"})
+    notes = export.file_notes(is_demo=True, n_measured=500, n_model_genes=20_000)
+    write_output(frame, tmp_path / "filled.csv", notes=notes)
+    lines = (tmp_path / "filled.csv").read_text().splitlines()
+    assert lines[0].startswith("# DEMO model trained on SIMULATED data") and lines[1].startswith("# Low coverage")
+    back = pd.read_csv(tmp_path / "filled.csv", comment="#", index_col=0, keep_default_na=False)
+    assert back.shape == (20_000, 4) and back.index.name == "ensembl_id"
+    assert list(back.columns) == ["symbol", "a", "b", "c"]  # fits Excel's 16,384 columns
+    assert back.loc[genes[0], "symbol"] == "TP53" and back.loc[genes[1], "symbol"] == ""
+    assert list(back.index) == list(genes)
+    np.testing.assert_allclose(back.loc[list(genes[:500]), ["a", "b", "c"]].to_numpy(), 7.0)
+    np.testing.assert_allclose(back[["a", "b", "c"]].to_numpy()[500:], model.T[500:], rtol=1e-6)
+    small = expression_frame(_result(), measured_values=np.zeros((2, 3)), observed=np.ones(3, bool))
+    assert small.index.name == "sample_id"  # 3 genes: samples as rows, as before
+    parquet = pd.read_parquet(io.BytesIO(to_bytes(small, "parquet", notes=notes)))
+    assert parquet.attrs["notes"] == list(notes)
+
+
+def test_run_report_carries_the_verdict_and_low_coverage() -> None:
+    facts = RunFacts(model_name="147M", model_checksum="ab" * 32, model_source="x", is_demo=False, device="cpu",
+                     aggregate="mean", batch_size=None, precision="fp32", n_samples=2, n_genes=20_000,
+                     qc_summary=(), n_measured_genes=1_000,
+                     holdout=("Verdict: the model is worse than the simple baselines", "BulkFormer: Pearson r 0.1"))
+    report = run_report(facts)
+    assert "Low coverage: the table measures only 1,000 of the model's 20,000 genes" in report
+    assert "## Imputation hold-out check" in report and "- Verdict: the model is worse" in report
+    assert not dataclasses.replace(facts, n_measured_genes=19_000).notes  # enough genes: nothing to say
+
+
+def test_h5ad_stores_pandas_string_arrays_as_plain_text(tmp_path: Path) -> None:
+    """pandas 3 reads text as string arrays, which anndata < 0.13 will not write by default:
+    they are written as the plain strings every anndata (and R) reads, missing values kept."""
+    import h5py
+
+    text = pd.StringDtype()
+    obs = pd.DataFrame({"tissue": pd.array(["liver", None], dtype=text)}, index=pd.Index(["s1", "s2"], dtype=text))
+    adata = anndata.AnnData(np.ones((2, 3), dtype=np.float32), obs=obs,
+                            var=pd.DataFrame(index=pd.Index(list(GENES), dtype=text)))
+    write_output(adata, tmp_path / "a.h5ad")
+    write_output(pd.DataFrame(np.eye(2), index=pd.Index(["s1", "s2"], dtype=text),
+                              columns=pd.Index(GENES[:2], dtype=text)), tmp_path / "t.h5ad")
+    with h5py.File(tmp_path / "a.h5ad", "r") as file:
+        assert file["obs/_index"].attrs["encoding-type"] == "string-array"
+        assert file["var/_index"].attrs["encoding-type"] == "string-array"
+        assert file["obs/tissue"].attrs["encoding-type"] == "categorical"
+    back = anndata.read_h5ad(tmp_path / "a.h5ad")
+    assert list(back.obs_names) == ["s1", "s2"] and list(back.var_names) == list(GENES)
+    assert back.obs["tissue"].iloc[0] == "liver" and pd.isna(back.obs["tissue"].iloc[1])
+    table = anndata.read_h5ad(tmp_path / "t.h5ad")
+    assert list(table.obs_names) == ["s1", "s2"] and list(table.var_names) == list(GENES[:2])
+    assert adata.obs.index.dtype == text  # the caller's object is left as it was
+
+
+def test_a_v2_models_sample_features_are_named() -> None:
+    import dataclasses
+
+    from bulkformer.model.config import BulkFormerConfig
+
+    names = BulkFormerConfig(family="v2", n_genes=10, dim=32, heads=8, esm_dim=None).feature_names()
+    assert len(names) == 35  # 32 learned dimensions, then the three sample features
+    result = dataclasses.replace(_result(), sample_embedding=np.zeros((2, 35), dtype=np.float32))
+    d = 35
+    emb = embedding_frame(result, column_names=names)
+    assert list(emb.columns[-3:]) == ["missing_share", "mean_expression", "nonzero_share"]
+    assert list(emb.columns[:2]) == ["emb_0", "emb_1"]
+    # names that do not fit the width are not used
+    assert list(embedding_frame(result, column_names=["a"]).columns) == [f"emb_{i}" for i in range(d)]

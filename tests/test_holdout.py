@@ -92,3 +92,150 @@ def test_constant_and_empty_vectors_give_nan_without_warnings() -> None:
 def test_shape_mismatch_is_a_user_error() -> None:
     with pytest.raises(BulkFormerError):
         score_imputation(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((2, 3), bool), sample_ids=["a", "b"])
+
+
+# --- baselines and the verdict, on a cohort whose truth is known ------------------------------
+
+
+def _known_cohort(n: int = 8, genes: int = 300, *, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Gene levels spread over 0–8 plus small noise: a gene's mean in the other samples is a
+    good guess, and no sample structure lets kNN beat it."""
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(0.0, 8.0, genes)
+    values = np.clip(level + rng.normal(scale=0.3, size=(n, genes)), 0, None).astype(np.float32)
+    observed = np.ones(genes, dtype=bool)
+    observed[-20:] = False
+    values[:, ~observed] = -10.0
+    return values, observed
+
+
+def _other_samples_mean(values: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    """Each entry's gene mean over the other samples that still show it, written out by loops."""
+    guess = np.full(values.shape, np.nan)
+    for i, j in zip(*np.nonzero(hidden), strict=True):
+        others = [values[s, j] for s in range(values.shape[0]) if s != i and not hidden[s, j]]
+        if others:
+            guess[i, j] = np.mean(others)
+    return guess
+
+
+def _compare(values: np.ndarray, observed: np.ndarray, imputed_for, fraction: float = 0.2):
+    from bulkformer.holdout import compare_with_baselines
+
+    holdout = hide_measured(values, observed, fraction=fraction, seed=0)
+    imputed = imputed_for(holdout)
+    ids = [f"s{i}" for i in range(values.shape[0])]
+    return holdout, compare_with_baselines(values, holdout, imputed, observed=observed, sample_ids=ids)
+
+
+def test_a_model_returning_the_gene_mean_ties_with_the_mean_baseline() -> None:
+    from bulkformer.holdout import GENE_MEAN, MODEL, verdict
+
+    values, observed = _known_cohort()
+
+    def gene_mean_model(holdout):
+        return np.where(holdout.hidden, _other_samples_mean(values, holdout.hidden), values)
+
+    holdout, comparison = _compare(values, observed, gene_mean_model)
+    table = comparison.table
+    model = table[table["method"] == MODEL].drop(columns="method").reset_index(drop=True)
+    mean = table[table["method"] == GENE_MEAN].drop(columns="method").reset_index(drop=True)
+    pd.testing.assert_frame_equal(model, mean, rtol=1e-6)
+    assert comparison.scores[MODEL].n == int(holdout.hidden.sum())
+    judged = verdict(comparison)
+    assert judged.level == "no better"
+    assert "do not rely on imputed genes from this model for this data" in judged.meaning
+    assert f"{comparison.scores[MODEL].pearson:.3f}" in judged.sentence
+
+
+def test_a_model_returning_the_hidden_truth_wins() -> None:
+    from bulkformer.holdout import KNN, MODEL, verdict
+
+    values, observed = _known_cohort()
+    _, comparison = _compare(values, observed, lambda holdout: values.copy())
+    assert comparison.scores[MODEL].pearson == pytest.approx(1.0) and comparison.scores[MODEL].mae == 0
+    assert comparison.scores[KNN].mae > 0
+    judged = verdict(comparison)
+    assert judged.level == "better" and "clearly beats" in judged.headline and not judged.warnings
+
+
+def test_a_constant_model_loses() -> None:
+    from bulkformer.holdout import MODEL, verdict
+
+    values, observed = _known_cohort()
+    _, comparison = _compare(values, observed, lambda holdout: np.full(values.shape, 2.0, dtype=np.float32))
+    assert math.isnan(comparison.scores[MODEL].pearson)
+    judged = verdict(comparison)
+    assert judged.level == "worse" and "undefined" in judged.sentence
+    assert "do not rely on imputed genes" in judged.meaning
+
+
+def test_baselines_are_the_other_samples_gene_mean_and_knn() -> None:
+    """With 4 samples kNN uses k = 3, i.e. every other sample that shows the gene: its guess is
+    then that gene's mean over the other samples, computed here by hand."""
+    from bulkformer.holdout import GENE_MEAN, KNN
+
+    values, observed = _known_cohort(n=4)
+    holdout, comparison = _compare(values, observed, lambda h: values.copy(), fraction=0.3)
+    by_hand = _other_samples_mean(values, holdout.hidden)
+    scored = holdout.hidden & ~np.isnan(by_hand)  # a gene hidden in every other sample has no guess
+    assert 0 < scored.sum() < holdout.hidden.sum()
+    expected = by_hand[scored]
+    assert comparison.knn_neighbours == 3
+    np.testing.assert_allclose(comparison.guesses[GENE_MEAN], expected, rtol=1e-5)
+    np.testing.assert_allclose(comparison.guesses[KNN], expected, rtol=1e-5)
+    np.testing.assert_array_equal(comparison.truth, values[scored])
+
+
+def test_tidy_table_has_every_method_scope_and_group() -> None:
+    from bulkformer.holdout import GENE_MEAN, KNN, MODEL, TABLE_COLUMNS
+
+    values, observed = _known_cohort()
+    _, comparison = _compare(values, observed, lambda h: values.copy())
+    table = comparison.table
+    assert tuple(table.columns) == TABLE_COLUMNS
+    assert list(table["method"].unique()) == [MODEL, GENE_MEAN, KNN]
+    for method in (MODEL, GENE_MEAN, KNN):
+        rows = table[table["method"] == method]
+        assert list(rows.loc[rows["scope"] == "sample", "group"]) == [f"s{i}" for i in range(8)]
+        assert rows.loc[rows["scope"] == "overall", "n"].item() == rows.loc[rows["scope"] == "sample", "n"].sum()
+        assert rows.loc[rows["scope"] == "level", "n"].sum() == rows.loc[rows["scope"] == "overall", "n"].item()
+
+
+def test_three_samples_cannot_be_judged_and_low_coverage_is_said() -> None:
+    from bulkformer.holdout import MODEL, verdict
+
+    values, observed = _known_cohort(n=3)
+    _, comparison = _compare(values, observed, lambda h: values.copy())
+    assert list(comparison.scores) == [MODEL] and comparison.knn_neighbours is None
+    judged = verdict(comparison)
+    assert judged.level == "cannot judge" and "3 sample(s)" in judged.sentence
+    assert set(comparison.table["method"]) == {MODEL}
+
+    sparse = np.zeros(1000, dtype=bool)
+    sparse[:200] = True  # 20 % of the model's genes measured
+    wide = np.full((8, 1000), -10.0, dtype=np.float32)
+    wide[:, :200] = _known_cohort(genes=200)[0]
+    _, comparison = _compare(wide, sparse, lambda h: wide.copy())
+    judged = verdict(comparison)
+    assert judged.level == "better" and judged.warnings and "200 of the model's 1,000" in judged.warnings[0]
+    assert any(line.startswith("Warning: Low coverage") for line in judged.lines())
+
+
+def test_level_caption_is_computed_from_the_numbers() -> None:
+    from bulkformer.holdout import compare_with_baselines, describe_levels
+
+    values, observed = _known_cohort()
+    values[:, :40] = 0.0  # some genes not expressed anywhere
+    holdout = hide_measured(values, observed, fraction=0.2, seed=0)
+    good_on_zeros = np.where(values == 0, 0.0, values + 1.0)  # exact on unexpressed, off by 1 elsewhere
+    comparison = compare_with_baselines(values, holdout, good_on_zeros, observed=observed,
+                                        sample_ids=[f"s{i}" for i in range(8)])
+    text = describe_levels(comparison)
+    assert "mean absolute error is 0.00, smaller than for expressed genes (1.00)" in text
+    bad_on_zeros = np.where(values == 0, 3.0, values)
+    comparison = compare_with_baselines(values, holdout, bad_on_zeros, observed=observed,
+                                        sample_ids=[f"s{i}" for i in range(8)])
+    text = describe_levels(comparison)
+    assert "mean absolute error is 3.00, larger than for expressed genes (0.00)" in text
+    assert "Highest Pearson r per expression level: low: BulkFormer; mid: BulkFormer; high: BulkFormer" in text
