@@ -1,0 +1,203 @@
+"""Predict: does a sample-sheet column follow from the samples? Cross-validated models on the
+main run's embeddings, on PCA of the expression and on both, run in the background."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from bulkformer import predict
+from bulkformer.export import file_notes, to_bytes
+from bulkformer.jobs import content_key
+from pages import _ui
+
+NOT_SURVIVAL = "(none: not a survival outcome)"
+KINDS = {"auto": "Decide from the values", "classification": "Classes", "regression": "Numbers (regression)"}
+PERMUTATIONS = (99, 199, 499)
+
+model, prepared = _ui.open_page(
+    ":material/model_training: Predict",
+    "Does a column of your sample sheet (tissue, disease, response, survival …) follow from the "
+    "expression? Models are trained on some samples and tested on the others, again and again, "
+    "and the BulkFormer embeddings are compared with the usual baseline, PCA of the expression.",
+)
+_ui.collect("main")
+_ui.collect("predict")
+main = _ui.current("main", model)
+if main is None:
+    st.info("Prediction uses the sample embeddings: run BulkFormer on the Embeddings page first, "
+            "then come back here.", icon=":material/info:")
+    st.page_link(_ui.PAGES["embeddings"], label="Go to Embeddings", icon=":material/scatter_plot:")
+    _ui.job_panel("main")
+    st.stop()
+metadata = prepared.metadata
+columns = [] if metadata is None else [c for c in metadata.columns if metadata[c].notna().any()]
+if not columns:
+    st.info("There is no sample sheet with labels to predict. Add one (one row per sample, a column "
+            "such as tissue or disease) on the Upload & QC page.", icon=":material/info:")
+    st.page_link(_ui.PAGES["upload"], label="Go to Upload & QC", icon=":material/upload_file:")
+    st.stop()
+
+
+@dataclass(frozen=True, eq=False)
+class PredictOutcome:
+    key: str
+    table_fp: str
+    result: Any  # predict.PredictionResult
+
+
+def start_run(target: predict.Target, *, n_permutations: int) -> str:
+    """Evaluate ``target`` in the background on the main run's embeddings (``"have"``: shown already)."""
+    labels = metadata[[c for c in (target.column, target.event_column) if c]]
+    options = {"column": target.column, "event_column": target.event_column, "task": target.kind,
+               "permutations": n_permutations, "embeddings": main.key,
+               "labels": content_key("labels", labels.to_csv())}
+    table_fp, key = _ui.run_key("predict", model, options)
+    if _ui.is_shown("predict", key):
+        return "have"
+    embedding = main.result.sample_embedding
+    expression = predict.expression_features(prepared.aligned.values, prepared.aligned.observed)
+
+    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> PredictOutcome:
+        result = predict.evaluate(embedding, expression, target, n_permutations=n_permutations,
+                                  progress=progress, should_stop=should_stop)
+        return PredictOutcome(key, table_fp, result)
+
+    return _ui.start_job("predict", key, f"Predicting {target.name}", run, **options)
+
+
+with st.form("predict_options", border=True):
+    st.markdown(f"#### What to predict · {prepared.aligned.values.shape[0]:,} samples")
+    c1, c2, c3, c4 = st.columns([3, 3, 2, 1])
+    column = c1.selectbox("Column", columns, key="pred_column",
+                          help="Samples with an empty cell are left out of the evaluation and get a "
+                               "predicted value at the end. For survival: the follow-up time.")
+    event = c2.selectbox("Event column (survival only)", [NOT_SURVIVAL, *columns], key="pred_event",
+                         help="Whether the event (death, relapse …) happened: 1/0, yes/no, dead/alive. "
+                              "With it, the column on the left is the time and a Cox model is fitted.")
+    kind = c3.selectbox("Read the column as", list(KINDS), format_func=KINDS.get, key="pred_kind",
+                        help="Numbers with more than 10 different values are predicted as numbers, "
+                             "anything else as classes.")
+    permutations = c4.selectbox("Shuffles", PERMUTATIONS, key="pred_permutations",
+                                help="Times the labels are shuffled to see what chance scores. With 99 "
+                                     "the smallest p-value is 0.01.")
+    submitted = st.form_submit_button("Evaluate", type="primary", icon=":material/play_arrow:",
+                                      disabled=_ui.is_running("predict"))
+
+if submitted:
+    with _ui.guarded("starting the prediction"):
+        target = predict.make_target(metadata, column, event_column=None if event == NOT_SURVIVAL else event,
+                                     kind=kind)
+        if start_run(target, n_permutations=int(permutations)) == "have":
+            st.success("This evaluation is already shown below.", icon=":material/check_circle:")
+
+_ui.job_panel("predict", finishing_text="writing up the results…", unit="steps")
+outcome = _ui.current("predict", model)
+if outcome is None:
+    if not _ui.is_running("predict"):
+        st.info("Choose a column and press **Evaluate**. It runs in the background; the demo cohort "
+                "(200 samples) takes under a minute.", icon=":material/info:")
+    st.stop()
+
+result = outcome.result
+target = result.target
+
+# ------------------------------------------------------------------------------ the answer
+st.markdown(f"### Predicting **{target.name}** ({target.kind})")
+strong = result.summary("embeddings").p_value < predict.ALPHA
+(st.success if strong else st.warning)(f"**Verdict:** {result.verdict}",
+                                       icon=":material/check_circle:" if strong else ":material/info:")
+st.dataframe(result.table(), width="stretch")
+primary = predict.METRIC_LABELS[result.primary]
+st.caption(
+    f"Each score is the mean ± standard deviation over the test folds: {result.plan.description}. "
+    f"Settings (penalty, number of principal components) were chosen by a {result.plan.inner_folds}-fold "
+    "cross-validation inside each training fold, never on the test samples; PCA and scaling were fitted "
+    f"on the training samples only. p: the share of {result.n_permutations} label shuffles that scored a "
+    f"{primary} at least as high (is it better than chance?). Embeddings vs PCA: "
+    f"{result.comparison.method}, p = {result.comparison.p_value:.2g}. "
+    f"{target.n_labelled} labelled samples; {len(target.sample_ids) - target.n_labelled} without a label "
+    f"(predicted below). Took {_ui.format_seconds(result.seconds)}."
+)
+if model.is_demo:
+    st.caption("The embeddings come from the demo model (simulated data): the comparison shows how the tool "
+               "works, not what BulkFormer can do.")
+
+# ------------------------------------------------------------------------------ the plots
+features = st.radio("Show plots for", predict.FEATURE_SETS, format_func=predict.FEATURE_LABELS.get,
+                    horizontal=True, key="pred_features")
+oof = result.out_of_fold[result.out_of_fold["features"] == features]
+name = re.sub(r"[^A-Za-z0-9_-]+", "_", target.column)  # a file name, whatever the column
+stem = f"predict_{name}_{features}"
+if target.kind == "classification":
+    left, right = st.columns(2)
+    matrix = predict.confusion(result, features)
+    fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=list(matrix.columns), y=list(matrix.index),
+                               colorscale="Blues", text=matrix.to_numpy(), texttemplate="%{text}",
+                               hovertemplate="observed %{y}<br>predicted %{x}<br>%{z} samples<extra></extra>"))
+    fig.update_layout(title="Confusion matrix (out-of-fold predictions)", xaxis_title="predicted",
+                      yaxis_title="observed", yaxis_autorange="reversed", height=420)
+    with left:
+        _ui.show_figure(fig, f"{stem}_confusion", key="pred_confusion")
+    if len(target.classes) == 2:
+        fpr, tpr, auc = predict.roc(result, features)
+        fig = go.Figure([go.Scatter(x=fpr, y=tpr, mode="lines", name=f"AUROC {auc:.3f}"),
+                         go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance (0.5)",
+                                    line={"dash": "dash", "color": _ui.MISSING_COLOR})])
+        fig.update_layout(title=f"ROC curve: {target.classes[1]} vs {target.classes[0]}",
+                          xaxis_title="false-positive rate", yaxis_title="true-positive rate", height=420)
+        with right:
+            _ui.show_figure(fig, f"{stem}_roc", key="pred_roc")
+    else:
+        right.caption("The ROC curve is drawn for two classes; with more, read the confusion matrix: "
+                      "the diagonal holds the samples predicted right.")
+elif target.kind == "regression":
+    low, high = float(oof[["observed", "predicted"]].min().min()), float(oof[["observed", "predicted"]].max().max())
+    fig = go.Figure([go.Scatter(x=oof["observed"], y=oof["predicted"], mode="markers", text=oof["sample_id"],
+                                name="samples", hovertemplate="%{text}<br>observed %{x:.3g}<br>predicted %{y:.3g}"),
+                     go.Scatter(x=[low, high], y=[low, high], mode="lines", name="perfect prediction",
+                                line={"dash": "dash", "color": _ui.MISSING_COLOR})])
+    fig.update_layout(title="Predicted vs observed (out-of-fold)", xaxis_title=f"observed {target.column}",
+                      yaxis_title=f"predicted {target.column}", height=460)
+    _ui.show_figure(fig, f"{stem}_predicted_vs_observed", key="pred_scatter")
+else:
+    curves = predict.risk_group_curves(result, features)
+    fig = go.Figure()
+    for group, (times, surv) in curves.curves.items():
+        fig.add_trace(go.Scatter(x=np.r_[0, times], y=np.r_[1, surv], mode="lines", line_shape="hv",
+                                 name=f"{group} ({curves.counts[group]} samples)"))
+    fig.update_layout(title="Kaplan–Meier curves of the out-of-fold risk groups", xaxis_title=target.column,
+                      yaxis_title="surviving without the event", height=460)
+    _ui.show_figure(fig, f"{stem}_kaplan_meier", key="pred_km")
+    st.caption(f"Each sample's risk was predicted by a model that never saw it, and split at the training "
+               f"samples' median risk. Log-rank test between the groups: p = {curves.logrank_p:.2g}.")
+
+# ------------------------------------------------------------------------------ tables and files
+table = predict.predictions_table(result)
+st.markdown("#### Predictions per sample")
+st.caption("Labelled samples: the prediction of the model that did not see them (first repetition of the "
+           "folds). Samples without a label: the prediction of the best-scoring features' model fitted "
+           "on all labelled samples.")
+st.dataframe(table, width="stretch", hide_index=True)
+notes = (*file_notes(is_demo=model.is_demo, n_measured=int(np.asarray(prepared.aligned.observed).sum()),
+                     n_model_genes=len(prepared.aligned.gene_ids)), result.verdict)
+c1, c2, c3 = st.columns(3)
+with c1:
+    _ui.download("Predictions (CSV)", to_bytes(table, notes=notes), _ui.output_name(model, f"predict_{name}_predictions.csv"),
+                 mime="text/csv", key="pred_dl_predictions")
+with c2:
+    _ui.download("Fold results (CSV)", to_bytes(result.folds, notes=notes),
+                 _ui.output_name(model, f"predict_{name}_folds.csv"), mime="text/csv", key="pred_dl_folds")
+with c3:
+    report = predict.report_section(result)
+    _ui.download("Report with the fitted models (Markdown)", report.encode("utf-8"),
+                 _ui.output_name(model, f"predict_{name}_report.md"), mime="text/markdown",
+                 key="pred_dl_report")
+with st.expander("Fitted models"):
+    st.markdown(report)
