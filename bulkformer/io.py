@@ -26,9 +26,20 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from bulkformer.errors import InputError
+from bulkformer.sample_names import near_matches
 
 #: Default upper bound on a file's size (compressed and decompressed): 2 GiB.
 DEFAULT_MAX_BYTES = 2 * 1024**3
+#: Default upper bound on a table's cells (rows × columns) read at once: 150 million, room for
+#: 2,000 samples × 60,000 genes (``prepare`` then peaks at ~2.2 GB; benchmarks/RESULTS.md).
+#: Compressed files can be tiny and still huge once read, so the bound is checked from the
+#: file's metadata before its values are loaded.
+DEFAULT_MAX_CELLS = 150_000_000
+#: Environment variable that overrides :data:`DEFAULT_MAX_CELLS` (for large servers).
+MAX_CELLS_ENV = "BULKFORMER_MAX_CELLS"
+#: What one row or column label costs, counted in cells: a Python string and its copies while
+#: genes are mapped take some 30× the memory and time of a float32 value.
+LABEL_CELLS = 32
 
 #: A path, or the raw bytes of an upload.
 Source = Union[str, "os.PathLike[str]", bytes, bytearray]
@@ -96,6 +107,8 @@ class SampleSheet:
     id_column: Guess
     missing: tuple[str, ...]
     unused: tuple[str, ...]
+    #: (name in the sheet, sample it was matched to) where the two are written differently.
+    near_matched: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------- opening files
@@ -131,6 +144,35 @@ def _too_large(name: str, limit: int, *, decompressed: bool = False) -> InputErr
     what = "decompresses to more than" if decompressed else "is larger than"
     return InputError(f"{name} {what} the {_format_bytes(limit)} limit.",
                       hint="Split the samples over several files, or drop genes you do not need.")
+
+
+def max_cells() -> int:
+    """The cell budget: ``BULKFORMER_MAX_CELLS`` if set (a positive whole number), else
+    :data:`DEFAULT_MAX_CELLS`. Read on every call, so a server can change it without a restart."""
+    text = os.environ.get(MAX_CELLS_ENV, "").strip().replace("_", "")
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_CELLS
+
+
+def check_cells(name: str, n_rows: int, n_columns: int, *, at_least: bool = False) -> None:
+    """Refuse a table of ``n_rows × n_columns`` cells over the budget, before it is loaded
+    (``at_least``: the rows were counted only until the budget was passed)."""
+    cells = _cells_cost(n_rows, n_columns)
+    _check_budget(name, f"{'at least ' if at_least else ''}{n_rows:,} rows × {n_columns:,} columns "
+                        f"(with their labels, as much as {cells:,} values)", cells)
+
+
+def _cells_cost(n_rows: int, n_columns: int) -> int:
+    return n_rows * n_columns + LABEL_CELLS * (n_rows + n_columns)
+
+
+def _check_budget(name: str, what: str, cells: int) -> None:
+    limit = max_cells()
+    if cells > limit:
+        raise InputError(
+            f"{name} holds {what}, more than the {limit:,} that are read at once.",
+            hint="Split the samples over several files, or keep only the genes the model uses "
+                 "(about 20,000 protein-coding genes). A server administrator can raise the limit "
+                 f"with the {MAX_CELLS_ENV} environment variable.")
 
 
 def _open_raw(source: Path | bytes) -> BinaryIO:
@@ -372,6 +414,10 @@ def _read_arrow_csv(inp: _Input, layout: _TextLayout, *, typed: bool) -> pa.Tabl
                 raise _TextCells from err
             raise InputError(f"{inp.name} could not be parsed: {str(err).splitlines()[0]}",
                              hint="Save the table as plain CSV or TSV.") from err
+        except UnicodeDecodeError as err:  # damaged UTF-16 (an odd byte, a broken surrogate)
+            raise InputError(f"{inp.name} is not readable {encoding} text: {err.reason} at byte "
+                             f"{err.start} of a block.",
+                             hint="Save the table again as UTF-8 CSV or TSV.") from err
 
 
 class _TextCells(Exception):
@@ -382,8 +428,24 @@ def _is_annotation(column_name: str) -> bool:
     return column_name.strip().lower() in _ANNOTATION_COLUMNS
 
 
+def _check_text_budget(inp: _Input, n_columns: int) -> None:
+    """Refuse a text table over the cell budget before parsing it. Every cell takes at least
+    one byte, so content no longer than the budget passes at once; otherwise (large or
+    gzipped files) lines are counted in one streaming pass, stopped once past the budget."""
+    limit = max_cells()
+    size = len(inp.source) if isinstance(inp.source, bytes) else inp.source.stat().st_size
+    if not inp.gzipped and _cells_cost(size, n_columns) <= limit:  # never more lines than bytes
+        return
+    lines, chunk = 0, b"-"
+    with inp.open() as stream:
+        while _cells_cost(lines, n_columns) <= limit and (chunk := stream.read(1 << 24)):
+            lines += chunk.count(b"\n")
+    check_cells(inp.name, lines, n_columns, at_least=bool(chunk))
+
+
 def _read_text(inp: _Input, *, delimiter: str | None = None) -> RawTable:
     layout = _sniff_text(inp, delimiter=delimiter)
+    _check_text_budget(inp, len(layout.header))
     try:
         table = _read_arrow_csv(inp, layout, typed=True)
     except _TextCells:
@@ -441,8 +503,8 @@ def _sample_name_from_file(inp: _Input) -> str:
 def _lengths(column: pa.ChunkedArray) -> np.ndarray:
     """Gene lengths in bp from a file column; anything not a positive number is unknown (NaN)."""
     text = pd.Series(column.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
-    lengths = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    lengths[~(lengths > 0)] = np.nan
+    lengths = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    lengths[~(lengths > 0)] = np.nan  # on our own copy: pandas 3 (copy-on-write) hands out read-only views
     return lengths
 
 
@@ -451,7 +513,7 @@ def _grid(name: str, table: pa.Table, header: Sequence[str], *, source_format: s
     """Labels from the first column; every other column is data, a per-gene annotation column
     (ignored; a ``length`` one taken as gene lengths) or a text column (ignored). A column of
     numbers with a stray word or an empty cell is an error naming the cell."""
-    labels = table.column(0).cast(pa.string())
+    labels = _labels(name, table.column(0))
     stacked = np.empty((table.num_columns - 1, table.num_rows), dtype=np.float32)
     names: list[str] = []
     ignored: list[str] = []
@@ -464,6 +526,10 @@ def _grid(name: str, table: pa.Table, header: Sequence[str], *, source_format: s
             name, column, column_name, labels, first_line=first_line)
         if values is None:
             if column_name.strip().lower() in _LENGTH_COLUMNS and lengths is None:
+                if pa.types.is_nested(column.type):
+                    raise InputError(f"{name}: column {column_name!r} holds {column.type}, not "
+                                     f"one gene length per row.",
+                                     hint="Store gene lengths as plain numbers, or drop the column.")
                 lengths = _lengths(column)
             ignored.append(column_name)
             continue
@@ -478,6 +544,17 @@ def _grid(name: str, table: pa.Table, header: Sequence[str], *, source_format: s
             hint="The first column should hold gene (or sample) IDs and the others numbers.")
     return RawTable(stacked[: len(names)].T, tuple(labels.to_pylist()), tuple(names),
                     source_format, row_lengths=lengths, ignored_columns=tuple(ignored))
+
+
+def _labels(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The ID column as text, a missing ID as ""; nested values (lists, structs) are refused."""
+    try:
+        return column.cast(pa.string()).fill_null("")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise InputError(f"{name}: the ID column holds {column.type}, not one gene or sample "
+                         f"ID per row.",
+                         hint="Store the IDs as text, one per row, in the first column or the "
+                              "index.") from err
 
 
 def _column_values(name: str, column: pa.ChunkedArray, column_name: str,
@@ -538,7 +615,13 @@ def _read_xlsx(inp: _Input) -> RawTable:
         raise InputError(f"{inp.name} is not a readable Excel workbook: {err}",
                          hint="Open it in Excel and save it again as .xlsx, or export CSV.") from err
     try:
-        text = next((t for t in map(_sheet_as_csv, workbook.worksheets) if t.strip()), "")
+        text = next((t for t in (_sheet_as_csv(inp.name, s) for s in workbook.worksheets) if t.strip()), "")
+    except InputError:
+        raise
+    except Exception as err:  # sheets are parsed lazily: damaged XML shows up only here
+        raise InputError(f"{inp.name} is a damaged Excel workbook: its sheet cannot be read "
+                         f"({type(err).__name__}: {err}).",
+                         hint="Open it in Excel and save it again as .xlsx, or export CSV.") from err
     finally:
         workbook.close()
     if not text.strip():
@@ -548,13 +631,22 @@ def _read_xlsx(inp: _Input) -> RawTable:
     return replace(table, source_format="xlsx")
 
 
-def _sheet_as_csv(sheet: object) -> str:
+def _sheet_as_csv(name: str, sheet: object) -> str:
+    """The sheet as CSV text, refusing (before and while reading) a sheet over the cell budget:
+    the declared dimension can be missing or wrong, so cells are also counted as they come."""
+    rows, columns = sheet.max_row, sheet.max_column  # type: ignore[attr-defined]
+    if isinstance(rows, int) and isinstance(columns, int):
+        check_cells(name, rows, columns)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    n_rows = width = 0
     for row in sheet.iter_rows(values_only=True):  # type: ignore[attr-defined]
         cells = [_cell_text(v) for v in row]
         while cells and cells[-1] == "":
             cells.pop()
+        n_rows, width = n_rows + 1, max(width, len(cells))
+        if _cells_cost(n_rows, width) > max_cells():
+            check_cells(name, n_rows, width)
         if cells:
             writer.writerow(cells)
     return out.getvalue()
@@ -571,12 +663,18 @@ def _cell_text(value: object) -> str:
 
 def _read_parquet(inp: _Input) -> RawTable:
     try:
-        table = pq.read_table(inp.readable_binary())
+        file = pq.ParquetFile(inp.readable_binary())
+        shape = (file.metadata.num_rows, file.metadata.num_columns)
     except (pa.ArrowException, OSError) as err:
         raise InputError(f"{inp.name} is not a readable Parquet file: {err}",
                          hint="Write it again with pandas.DataFrame.to_parquet.") from err
-    index_columns = [c for c in (table.schema.pandas_metadata or {}).get("index_columns", [])
-                     if isinstance(c, str)]
+    check_cells(inp.name, *shape)  # from the footer, before any value is decompressed
+    try:
+        table = file.read()
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"{inp.name} is not a readable Parquet file: {err}",
+                         hint="Write it again with pandas.DataFrame.to_parquet.") from err
+    index_columns = _pandas_index_columns(inp.name, table.schema)
     if index_columns:
         first = table.schema.get_field_index(index_columns[0])
         order = [first, *[i for i in range(table.num_columns) if i != first]]
@@ -594,13 +692,38 @@ def _read_parquet(inp: _Input) -> RawTable:
     return _grid(inp.name, table, header, source_format="parquet", first_line=0)
 
 
+def _pandas_index_columns(name: str, schema: pa.Schema) -> list[str]:
+    """Names of the index columns pandas recorded (a range index is not a column: none);
+    metadata that pandas cannot have written is refused rather than guessed around."""
+    damaged = InputError(f"{name} has damaged pandas metadata (the record of its index).",
+                         hint="Write it again with pandas.DataFrame.to_parquet, or with pyarrow "
+                              "without pandas metadata.")
+    try:
+        meta = schema.pandas_metadata
+    except ValueError as err:  # not JSON
+        raise damaged from err
+    if meta is None:
+        return []
+    columns = meta.get("index_columns", []) if isinstance(meta, dict) else None
+    if not isinstance(columns, list) or not all(isinstance(c, (str, dict)) for c in columns):
+        raise damaged
+    names = [c for c in columns if isinstance(c, str)]
+    if any(c not in schema.names for c in names):
+        raise damaged
+    return names
+
+
 def _read_h5ad(inp: _Input) -> RawTable:
     """AnnData: samples are observations, genes variables; raw counts from
     ``layers['counts']`` when present, else ``X``. Read with h5py only, nothing unpickled."""
     import anndata  # imported here: slow to import, only .h5ad uploads need it
 
+    readable = inp.readable_binary()
+    _check_h5ad_budget(inp.name, readable)
+    if isinstance(readable, io.BytesIO):
+        readable.seek(0)
     try:
-        adata = anndata.read_h5ad(inp.readable_binary())
+        adata = anndata.read_h5ad(readable)
     except Exception as err:  # h5py/anndata raise many types for a damaged file
         raise InputError(f"{inp.name} is not a readable AnnData (.h5ad) file: {err}",
                          hint="Write it again with anndata's write_h5ad.") from err
@@ -626,6 +749,49 @@ def _read_h5ad(inp: _Input) -> RawTable:
                     layout=Guess("genes_in_columns", "AnnData stores samples as observations "
                                                      "and genes as variables"),
                     value_hint=Guess("counts", "AnnData layers['counts']") if use_layer else None)
+
+
+def _check_h5ad_budget(name: str, readable: str | BinaryIO) -> None:
+    """Refuse, from the HDF5 structure alone, a file whose stored values or whose expression
+    matrix once dense (sparse matrices record their dense shape) exceed the cell budget.
+    A file h5py cannot walk is left to anndata, which words the damage."""
+    import h5py
+
+    try:
+        with h5py.File(readable, "r") as file:
+            stored = 0
+
+            def count(_: str, obj: object) -> None:
+                nonlocal stored
+                if isinstance(obj, h5py.Dataset):
+                    stored += int(obj.size or 0)
+
+            file.visititems(count)
+            layers = file.get("layers")
+            matrix = layers.get("counts") if isinstance(layers, h5py.Group) else None
+            shape = _h5_matrix_shape(file.get("X") if matrix is None else matrix)
+    except Exception:  # noqa: BLE001 - any damage is reported by anndata next, in its own words
+        return
+    _check_budget(name, f"{stored:,} stored values", stored)
+    if shape is not None:
+        check_cells(name, *shape)
+
+
+def _h5_matrix_shape(obj: object) -> tuple[int, int] | None:
+    """(rows, columns) of an AnnData matrix: a dense dataset, or a sparse group's ``shape``."""
+    import h5py
+
+    if isinstance(obj, h5py.Dataset):
+        shape = obj.shape
+    elif isinstance(obj, h5py.Group):
+        shape = obj.attrs.get("shape", obj.attrs.get("h5sparse_shape"))
+    else:
+        return None
+    try:
+        rows, columns = (int(n) for n in shape)
+    except (TypeError, ValueError):
+        return None
+    return (rows, columns) if rows >= 0 and columns >= 0 else None
 
 
 # --------------------------------------------------------------------------- public readers
@@ -674,11 +840,20 @@ def read_sample_sheet(source: Source | pd.DataFrame, *, filename: str | None = N
                          hint="Keep one row per sample.")
     table = frame.drop(columns=column.value).set_axis(pd.Index(ids, name="sample_id"))
     table = table.apply(_numeric_if_possible)
+    near = {} if sample_ids is None else near_matches(list(table.index), list(sample_ids))
+    table = table.rename(index=near)
     expected = list(table.index) if sample_ids is None else list(sample_ids)
     present, wanted = set(table.index), set(expected)
     missing = tuple(s for s in expected if s not in present)
     unused = tuple(s for s in table.index if s not in wanted)
-    return SampleSheet(table, column, missing, unused)
+    return SampleSheet(table, column, missing, unused, tuple(near.items()))
+
+
+def sample_sheet_columns(source: Source, *, filename: str | None = None,
+                         max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, ...]:
+    """The column names of a sample sheet, for letting the user pick its ID column."""
+    inp = _Input.of(source, filename=filename, max_bytes=max_bytes)
+    return tuple(str(c) for c in _read_sheet_frame(inp).columns)
 
 
 def _has_named_index(frame: pd.DataFrame) -> bool:
@@ -722,6 +897,10 @@ def _choose_id_column(frame: pd.DataFrame, *, name: str, sample_ids: Sequence[st
         return Guess(frame.columns[0], "the first column")
     wanted = set(sample_ids)
     scores = [frame[c].map(_id_text).isin(wanted).sum() for c in frame.columns]
+    how = ""
+    if max(scores) == 0:
+        scores = [len(near_matches(list(frame[c].map(_id_text)), list(sample_ids))) for c in frame.columns]
+        how = " (written slightly differently)"
     best = int(np.argmax(scores))
     if scores[best] == 0:
         found = ", ".join(repr(_id_text(v)) for v in frame.iloc[:3, 0])
@@ -731,11 +910,11 @@ def _choose_id_column(frame: pd.DataFrame, *, name: str, sample_ids: Sequence[st
             f"(first column has e.g. {found}; samples are e.g. {expected}).",
             hint="Use the same sample IDs in both files, or choose the ID column.")
     return Guess(frame.columns[best],
-                 f"{scores[best]} of {len(wanted)} sample names found in this column")
+                 f"{scores[best]} of {len(wanted)} sample names found in this column{how}")
 
 
 def _numeric_if_possible(column: pd.Series) -> pd.Series:
-    if column.dtype != object:
+    if column.dtype != object and not isinstance(column.dtype, pd.StringDtype):  # pandas 3 reads text as str
         return column
     text = column.map(_id_text)  # numbers may come padded with spaces
     filled = text != ""

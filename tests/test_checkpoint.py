@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -91,3 +92,70 @@ def test_shape_mismatch_names_the_tensor() -> None:
     sd["x_proj.0.bias"] = torch.zeros(7)
     with pytest.raises(CheckpointError, match=r"x_proj\.0\.bias has shape \(7,\)"):
         build_module(sd, tiny_config("v2"))
+
+
+_PROJECTION = "gb_formers.0.f.0.net.layers.0.0.fn.fast_attention.projection_matrix"
+
+
+@pytest.mark.parametrize(("key", "tensor", "message"), [
+    (_PROJECTION, torch.zeros(3), r"projection_matrix' of shape \(3,\); a 2-D tensor"),
+    (_PROJECTION, torch.zeros(3, 0), r"do not fit together \(genes 50, width 16, 0 per attention head\)"),
+    (_PROJECTION, torch.zeros(3, 5), r"width 16, 5 per attention head"),
+    ("x_proj.2.weight", torch.zeros(()), r"'x_proj\.2\.weight' of shape \(\)"),
+    ("gene_emb_onehot_layer.weight", torch.zeros(4), r"'gene_emb_onehot_layer\.weight' of shape \(4,\)"),
+])
+def test_badly_shaped_tensors_are_a_checkpoint_error(key: str, tensor: torch.Tensor, message: str) -> None:
+    sd = dict(tiny_network("v2").state_dict())
+    sd[key] = tensor
+    with pytest.raises(CheckpointError, match=message) as err:
+        infer_config(sd)
+    assert "download it again" in err.value.hint
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c["gene_ids"].__setitem__(1, c["gene_ids"][0]), "'ENSG00000000000' appears more than once"),
+    (lambda c: c.__setitem__("graph", 5), "'graph' is 5, not the names"),
+    (lambda c: c.__setitem__("graph", ["../../outside.pt", "G.pt"]), "not a plain file name"),
+    (lambda c: c["model"].__setitem__("dim", 32.0), r"model\.dim is 32\.0, not a whole number"),
+    (lambda c: c["model"].__setitem__("heads", True), r"model\.heads is True"),
+    (lambda c: c.__setitem__("training", []), "'training' must be an object"),
+    (lambda c: c["gene_ids"].pop(), "49 gene IDs for a model of 50 genes"),
+    (lambda c: c["model"].__setitem__("ff_dropout", "high"), r"model\.ff_dropout is 'high', not a probability"),
+    (lambda c: c.__setitem__("gene_ids", "ENSG1"), "'gene_ids' must be a list"),
+    (lambda c: c.clear(), "must be a JSON object with a 'model' object"),
+])
+def test_damaged_config_json_is_a_checkpoint_error(tmp_path, change, message: str) -> None:
+    ids = tuple(f"ENSG{i:011d}" for i in range(50))
+    save_pretrained(tiny_network("v2"), tmp_path / "m", graph=random_graph(50, 80), info=SavedModelInfo(ids))
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    change(config)
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=message) as err:
+        read_pretrained(tmp_path / "m")
+    assert "damaged" in err.value.hint
+
+
+def test_saving_never_replaces_other_files(tmp_path) -> None:
+    ids = tuple(f"ENSG{i:011d}" for i in range(50))
+
+    def save(target) -> None:
+        save_pretrained(tiny_network("v2"), target, graph=random_graph(50, 80), info=SavedModelInfo(ids))
+
+    (tmp_path / "notes.txt").write_text("precious")
+    with pytest.raises(CheckpointError, match="notes.txt is a file"):
+        save(tmp_path / "notes.txt")
+    with pytest.raises(CheckpointError, match="notes.txt is a file"):
+        save(tmp_path / "notes.txt" / "model")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "data.csv").write_text("precious")
+    with pytest.raises(CheckpointError, match="folder with other files in it"):
+        save(tmp_path / "work")
+    assert (tmp_path / "notes.txt").read_text() == "precious"
+    assert (tmp_path / "work" / "data.csv").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "work"]  # nothing renamed or left
+    with pytest.raises(CheckpointError, match="too long"):
+        save(tmp_path / ("m" * 250))  # legal, but its resume and temporary files would not be
+    (tmp_path / "empty").mkdir()
+    save(tmp_path / "empty")  # an empty folder, and a model folder saved here, are fine
+    save(tmp_path / "empty")
+    assert read_pretrained(tmp_path / "empty").info.gene_ids == ids

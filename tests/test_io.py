@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
+import json
 import string
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import anndata
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import scipy.sparse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bulkformer import io as bio
 from bulkformer.errors import InputError
 from bulkformer.io import RawTable, read_sample_sheet, read_table
 
@@ -56,6 +62,14 @@ def gzipped(write: Callable[[Path], object], path: Path) -> None:
     path.write_bytes(gzip.compress(plain.read_bytes()))
 
 
+def write_h5ad(adata: anndata.AnnData, path: Path) -> None:
+    """As anndata writes it for a user on pandas 3, who must opt in to its string arrays."""
+    with contextlib.ExitStack() as stack:
+        if hasattr(anndata.settings, "allow_write_nullable_strings"):  # anndata >= 0.11
+            stack.enter_context(anndata.settings.override(allow_write_nullable_strings=True))
+        adata.write_h5ad(path)
+
+
 @pytest.mark.parametrize("suffix", list(WRITERS))
 def test_round_trip(suffix: str, frame: pd.DataFrame, tmp_path: Path) -> None:
     path = tmp_path / f"table.{suffix}"
@@ -72,7 +86,7 @@ def test_round_trip_h5ad(frame: pd.DataFrame, tmp_path: Path, compressed: bool, 
     matrix = scipy.sparse.csr_matrix(frame.T.to_numpy()) if sparse else frame.T.to_numpy()
     adata = anndata.AnnData(matrix, obs=pd.DataFrame(index=SAMPLES), var=pd.DataFrame(index=GENES))
     path = tmp_path / "table.h5ad"
-    adata.write_h5ad(path)
+    write_h5ad(adata, path)
     if compressed:
         path = tmp_path / "table.h5ad.gz"
         path.write_bytes(gzip.compress((tmp_path / "table.h5ad").read_bytes()))
@@ -85,7 +99,7 @@ def test_h5ad_prefers_counts_layer(frame: pd.DataFrame, tmp_path: Path) -> None:
     adata = anndata.AnnData(np.log1p(frame.T.to_numpy()), obs=pd.DataFrame(index=SAMPLES),
                             var=pd.DataFrame(index=GENES))
     adata.layers["counts"] = frame.T.to_numpy()
-    adata.write_h5ad(tmp_path / "a.h5ad")
+    write_h5ad(adata, tmp_path / "a.h5ad")
     raw = read_table(tmp_path / "a.h5ad")
     np.testing.assert_array_equal(raw.values, frame.T.to_numpy())
     assert raw.value_hint is not None and raw.value_hint.value == "counts"
@@ -298,3 +312,184 @@ def test_random_sample_sheets_only_raise_input_error(rows: list[list[str]], deli
     except InputError:
         return
     assert sheet.table.index.is_unique
+
+
+# --------------------------------------------------------------------------- damaged containers
+
+
+def _xlsx_with_shared_strings(rows_xml: str, shared: list[str]) -> bytes:
+    """A minimal workbook written by hand, whose cells point into a shared-string table
+    (openpyxl writes inline strings, so it cannot make the damaged kind)."""
+    main = "http://schemas.openxmlformats.org"
+    rel = f"{main}/officeDocument/2006/relationships"
+    parts = {
+        "[Content_Types].xml":
+            f'<Types xmlns="{main}/package/2006/content-types">'
+            f'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
+            'officedocument.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-'
+            'officedocument.spreadsheetml.worksheet+xml"/>'
+            '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
+            'officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+        "_rels/.rels":
+            f'<Relationships xmlns="{main}/package/2006/relationships"><Relationship Id="rId1" '
+            f'Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml":
+            f'<workbook xmlns="{main}/spreadsheetml/2006/main" xmlns:r="{rel}"><sheets>'
+            '<sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels":
+            f'<Relationships xmlns="{main}/package/2006/relationships">'
+            f'<Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/>'
+            f'<Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
+        "xl/sharedStrings.xml":
+            f'<sst xmlns="{main}/spreadsheetml/2006/main">'
+            + "".join(f"<si><t>{s}</t></si>" for s in shared) + "</sst>",
+        "xl/worksheets/sheet1.xml":
+            f'<worksheet xmlns="{main}/spreadsheetml/2006/main"><sheetData>{rows_xml}</sheetData></worksheet>',
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return out.getvalue()
+
+
+SHEET_ROWS = ('<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>'
+              '<row r="2"><c r="A2" t="s"><v>{index}</v></c><c r="B2"><v>5</v></c></row>')
+
+
+def test_xlsx_with_damaged_sheet(frame: pd.DataFrame) -> None:
+    good = _xlsx_with_shared_strings(SHEET_ROWS.format(index=2), ["gene", "S1", "TP53"])
+    raw = read_table(good, filename="t.xlsx")  # the hand-made workbook itself is fine
+    assert raw.row_labels == ("TP53",) and raw.values.tolist() == [[5.0]]
+
+    bad_index = _xlsx_with_shared_strings(SHEET_ROWS.format(index=99), ["gene", "S1", "TP53"])
+    with pytest.raises(InputError, match="damaged Excel workbook: its sheet cannot be read") as err:
+        read_table(bad_index, filename="t.xlsx")
+    assert "save it again" in err.value.hint
+
+    buffer = io.BytesIO()
+    frame.to_excel(buffer)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    cut = io.BytesIO()
+    with zipfile.ZipFile(cut, "w") as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            target.writestr(info, data[: len(data) // 2] if info.filename.endswith("sheet1.xml") else data)
+    with pytest.raises(InputError, match="damaged Excel workbook"):
+        read_table(cut.getvalue(), filename="t.xlsx")
+
+
+def _parquet_bytes(table: pa.Table, pandas_metadata: bytes | None = None) -> bytes:
+    metadata = dict(table.schema.metadata or {})
+    if pandas_metadata is not None:
+        metadata[b"pandas"] = pandas_metadata
+    out = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(metadata), out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("meta", "columns"), [
+    (b"{index_columns: [", None),            # not JSON
+    (b"[1, 2]", None),                       # JSON, but a list
+    (None, [0]),                             # an integer where a column name belongs
+    (None, 3),                               # not a list at all
+    (None, ["no such column"]),
+])
+def test_parquet_with_damaged_pandas_metadata(frame: pd.DataFrame, meta: bytes | None,
+                                              columns: object) -> None:
+    table = pa.Table.from_pandas(frame)
+    if meta is None:
+        meta = json.dumps({**json.loads(table.schema.metadata[b"pandas"]), "index_columns": columns}).encode()
+    with pytest.raises(InputError, match="damaged pandas metadata") as err:
+        read_table(_parquet_bytes(table, meta), filename="t.parquet")
+    assert "to_parquet" in err.value.hint
+
+
+def test_parquet_with_nested_columns() -> None:
+    genes = pa.array(["TP53", "ACTB"])
+    as_lists = pa.table({"gene": pa.array([["TP53"], ["ACTB"]]), "S1": [1.0, 2.0]})
+    meta = json.dumps({"index_columns": ["gene"]}).encode()
+    with pytest.raises(InputError, match=r"ID column holds list<element: string>"):
+        read_table(_parquet_bytes(as_lists, meta), filename="t.parquet")
+    for length in (pa.array([[2500], [1800]]), pa.array([{"bp": 2500}, {"bp": 1800}])):
+        table = pa.table({"gene": genes, "length": length, "S1": [1.0, 2.0]})
+        with pytest.raises(InputError, match="column 'length' holds .*not one gene length per row"):
+            read_table(_parquet_bytes(table), filename="t.parquet")
+
+
+def test_parquet_null_sample_name() -> None:
+    from bulkformer.genes import orient
+
+    table = pa.table({"sample": pa.array(["S1", None]), "TP53": [1.0, 2.0], "ACTB": [3.0, 4.0]})
+    raw = read_table(_parquet_bytes(table), filename="t.parquet")
+    assert raw.row_labels == ("S1", "")  # a missing name is an empty one
+    with pytest.raises(InputError, match="A sample has no name"):
+        orient(raw, orientation="genes_in_columns")
+
+
+def test_damaged_utf16_text() -> None:
+    content = "gene\tS1\n".encode("utf-16") + "TP53\t1\n".encode("utf-16-le") * 20000 + b"\xff"
+    with pytest.raises(InputError, match="not readable utf-16 text"):
+        read_table(content, filename="u.txt")
+
+
+# --------------------------------------------------------------------------- cell budget
+
+
+@pytest.fixture
+def budget(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A budget of 10,000 cells, set the way a server administrator would."""
+    monkeypatch.setenv("BULKFORMER_MAX_CELLS", "10_000")
+    return 10_000
+
+
+def test_budget_is_configurable(monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
+    assert bio.max_cells() == budget
+    monkeypatch.setenv("BULKFORMER_MAX_CELLS", "not a number")
+    assert bio.max_cells() == bio.DEFAULT_MAX_CELLS
+    monkeypatch.delenv("BULKFORMER_MAX_CELLS")
+    assert bio.max_cells() == bio.DEFAULT_MAX_CELLS
+
+
+def test_gzip_text_over_budget_is_refused_before_parsing(budget: int) -> None:
+    # 1,000 lines × 2 columns + labels: 2,000 + 32 × 1,002 = 34,064 cells > 10,000; 2 kB gzipped
+    small = gzip.compress(b"gene,S1\n" + b"TP53,1\n" * 1000)
+    with pytest.raises(InputError, match=r"1,00\d rows × 2 columns .*more than the 10,000") as err:
+        read_table(small, filename="big.csv.gz")
+    assert "Split the samples" in err.value.hint and "BULKFORMER_MAX_CELLS" in err.value.hint
+    assert read_table(gzip.compress(b"gene,S1\n" + b"TP53,1\n" * 100), filename="ok.csv.gz").values.shape == (100, 1)
+
+
+def test_parquet_over_budget_is_refused_from_its_footer(budget: int) -> None:
+    table = pa.table({"gene": [f"G{i}" for i in range(2000)], "S1": np.zeros(2000)})
+    with pytest.raises(InputError, match=r"2,000 rows × 2 columns"):
+        read_table(_parquet_bytes(table), filename="t.parquet")
+
+
+def test_h5ad_over_budget_is_refused_from_its_shape(budget: int, tmp_path: Path) -> None:
+    # one non-zero value, but 20 × 5,000 = 100,000 cells once dense: refused unread
+    matrix = scipy.sparse.csr_matrix(([1.0], ([0], [0])), shape=(20, 5000))
+    names = {axis: pd.Index([f"{axis}{i}" for i in range(n)], dtype=object) for axis, n in (("S", 20), ("G", 5000))}
+    anndata.AnnData(matrix, obs=pd.DataFrame(index=names["S"]),  # plain strings on pandas 2 and 3 alike
+                    var=pd.DataFrame(index=names["G"])).write_h5ad(tmp_path / "a.h5ad")
+    with pytest.raises(InputError, match=r"20 rows × 5,000 columns .*more than the 10,000"):
+        read_table(tmp_path / "a.h5ad")
+
+
+def test_xlsx_over_budget_is_refused_from_its_dimension(budget: int) -> None:
+    rows = "".join(f'<row r="{r}"><c r="A{r}"><v>{r}</v></c></row>' for r in (1, 2))
+    declared = _xlsx_with_shared_strings(rows, [])
+    # the sheet claims A1:Z2000 (52,000 cells): refused before its rows are read
+    source = zipfile.ZipFile(io.BytesIO(declared))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename.endswith("sheet1.xml"):
+                data = data.replace(b"<sheetData>", b'<dimension ref="A1:Z2000"/><sheetData>')
+            target.writestr(info, data)
+    with pytest.raises(InputError, match=r"2,000 rows × 26 columns"):
+        read_table(out.getvalue(), filename="t.xlsx")

@@ -22,31 +22,35 @@ def test_content_key_is_length_prefixed_and_stable() -> None:
     assert content_key() != content_key("")
 
 
-def test_eta_leaves_out_the_first_step_once_it_can(monkeypatch) -> None:
-    """A first sample that took 40 s (compiling) and then 10 s a sample: 8 left → 80 s, not 160."""
+def test_eta_comes_from_the_runs_own_pace_after_the_first_batches(monkeypatch) -> None:
+    """A first sample that took 40 s (compiling), then 10 s a sample: no guess from the first
+    batch, nor from one more; after two more, 6 left → 60 s (not 6 × 80/5 = 96 s)."""
     from bulkformer import jobs
 
     clock = [0.0]
     monkeypatch.setattr(jobs.time, "monotonic", lambda: clock[0])
-    steps = [threading.Event() for _ in range(3)]
-    reported = [threading.Event() for _ in range(2)]
+    steps = [threading.Event() for _ in range(4)]
+    reported = [threading.Event() for _ in range(3)]
 
     def work(progress, should_stop):
-        for (done, at), go, told in zip([(1, 40.0), (3, 60.0)], steps, reported):
+        for (done, at), go, told in zip([(1, 40.0), (3, 60.0), (5, 80.0)], steps, reported):
             go.wait(5)
             clock[0] = at
             progress(done, 11)
             told.set()
-        steps[2].wait(5)
+        steps[3].wait(5)
 
     job = Job(work).start()
     steps[0].set()
     assert reported[0].wait(5)
-    assert job.eta_seconds == pytest.approx(40.0 * 10)  # only the first step to go by
+    assert job.eta_seconds is None  # the first batch says nothing about the pace
     steps[1].set()
     assert reported[1].wait(5)
-    assert job.eta_seconds == pytest.approx(10.0 * 8)
+    assert job.eta_seconds is None  # one batch after it is too few
     steps[2].set()
+    assert reported[2].wait(5)
+    assert job.eta_seconds == pytest.approx(10.0 * 6)
+    steps[3].set()
     assert job.wait(5)
 
 
@@ -65,7 +69,7 @@ def test_job_reports_progress_and_result() -> None:
     job.start()
     assert halfway.wait(5)
     assert job.status == "running" and job.progress == (1, 2)
-    assert job.eta_seconds is not None and job.eta_seconds >= 0
+    assert job.eta_seconds is None  # no estimate from the first batch alone
     go_on.set()
     assert job.wait(5)
     assert job.status == "done" and job.result == "finished" and job.error is None
@@ -86,6 +90,17 @@ def test_cancel_stops_a_running_job() -> None:
     job.cancel()
     assert job.wait(5)
     assert job.status == "cancelled" and job.result is None
+
+
+def test_a_cancelled_download_ends_as_cancelled_not_failed() -> None:
+    from bulkformer.download import DownloadCancelled
+
+    def work(progress, should_stop):
+        raise DownloadCancelled("The download was cancelled.")
+
+    job = Job(work).start()
+    assert job.wait(10)
+    assert job.status == "cancelled" and job.error is None
 
 
 def test_cancel_before_start() -> None:
@@ -184,3 +199,49 @@ def test_damaged_entry_reads_as_missing(tmp_path: Path) -> None:
     cache.put(key, _result())
     (tmp_path / key / "imputed.npy").write_bytes(b"not an array")
     assert cache.get(key) is None
+
+
+def _sized_result(n_bytes: int) -> InferenceResult:
+    """A result holding exactly ``n_bytes`` of float32 sample embeddings."""
+    return InferenceResult(sample_ids=("S1",), gene_ids=("G1",), gene_embedding_ids=(), aggregate="mean",
+                           sample_embedding=np.zeros((1, n_bytes // 4), dtype=np.float32), imputed=None,
+                           gene_embedding=None)
+
+
+def test_cache_evicts_the_entries_used_longest_ago(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setenv("BULKFORMER_CACHE_MAX_BYTES", "10_000")
+    cache = ResultCache(tmp_path)
+    assert cache.max_bytes == 10_000
+    keys = [content_key(str(i)) for i in range(4)]
+    for age, key in enumerate(keys[:3]):
+        cache.put(key, _sized_result(3000))  # each ~3.3 kB on disk with its header and meta.json
+        os.utime(tmp_path / key, (1000 + age, 1000 + age))  # stored in this order, seconds apart
+    assert cache.get(keys[0]) is not None  # using the oldest makes it the newest
+    cache.put(keys[3], _sized_result(3000))  # 4 × 3.3 kB > 10 kB: the least recently used goes
+    assert cache.get(keys[1]) is None
+    assert all(cache.get(k) is not None for k in (keys[0], keys[2], keys[3]))
+    assert cache.size_bytes() <= 10_000
+    cache.put(content_key("huge"), _sized_result(20_000))  # bigger than the whole cache: not kept
+    assert cache.get(content_key("huge")) is None and cache.get(keys[3]) is not None
+
+
+def test_session_folders_of_ended_sessions_are_swept(tmp_path: Path) -> None:
+    import os
+
+    from bulkformer.jobs import sweep_session_folders
+
+    names = {n: f"{n:032x}" for n in range(1, 6)}
+    for name in names.values():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results").mkdir()
+    os.utime(tmp_path / names[4], (0, 0))  # not ours, untouched since 1970: a crashed server's
+    (tmp_path / "notes").mkdir()  # not a session folder: never touched
+    (tmp_path / ("f" * 32)).write_text("a file with a session-like name")
+    deleted = sweep_session_folders(tmp_path, live={names[1], names[3]}, ours={names[1], names[2], names[3]},
+                                    now=10_000.0, stale_after_s=3600)
+    assert sorted(p.name for p in deleted) == [names[2], names[4]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names[1], names[3], names[5], "notes", "f" * 32])
+    # names[5] belongs to another server (not ours) and is recent: kept; the live ones too
+    assert sweep_session_folders(tmp_path / "absent", live=(), ours=(), now=0.0, stale_after_s=1) == []

@@ -86,3 +86,56 @@ def test_random_values_give_finite_log_tpm(values: np.ndarray, lengths: np.ndarr
     assert np.isfinite(out).all() and (out >= 0).all()
     if guess.value == "counts":  # TPM sums to a million per sample
         np.testing.assert_allclose(np.expm1(out.astype(np.float64)).sum(axis=1), 1e6, rtol=1e-3)
+
+
+def test_a_chosen_value_type_is_checked_against_the_values() -> None:
+    from bulkformer.normalise import value_type_warning
+
+    # two samples of raw counts, 20 and 10 million reads, by hand
+    counts = np.zeros((2, 2000), dtype=np.float32)
+    counts[0, :] = 10_000.0
+    counts[1, :] = 5_000.0
+    tpm = counts / counts.sum(axis=1, keepdims=True) * 1e6  # 500 per gene, 10⁶ per sample
+    said_tpm = value_type_warning(counts, "tpm")
+    assert "whole number" in said_tpm and "add up to 15,000,000 (median)" in said_tpm
+    fractional_tpm = tpm.copy()
+    fractional_tpm[:, 0] += 0.5
+    fractional_tpm[:, 1] -= 0.5  # still 10⁶ per sample
+    assert "adds up to about 1,000,000, as TPM do" in value_type_warning(fractional_tpm, "counts")
+    logged = np.log1p(tpm + np.linspace(0, 1, 2000, dtype=np.float32))
+    assert "already logged" in value_type_warning(logged, "tpm")
+    assert "already logged" in value_type_warning(logged, "fpkm")
+    # log1p(TPM) is at most log1p(10⁶) = 13.8; log2(TPM + 1) at most 19.9
+    too_big = value_type_warning(counts, "log1p_tpm")
+    assert "10,000" in too_big and "13.8" in too_big and "whole number" in too_big
+    assert "19.9" in value_type_warning(np.full((1, 3), 25.5, dtype=np.float32), "log2_tpm")
+    # choices that fit the values: no warning
+    assert value_type_warning(counts, "counts") == ""
+    assert value_type_warning(tpm + 0.5, "tpm") == ""
+    assert value_type_warning(logged, "log1p_tpm") == ""
+    assert value_type_warning(counts, "auto") == ""
+
+
+def test_a_log_value_type_beyond_any_log_of_tpm_is_refused() -> None:
+    from bulkformer.normalise import check_value_type
+
+    counts = np.array([[0, 7, 1024, 40_000]], dtype=np.float32)
+    # undone, 2^40000 overflows: counts called log2(TPM + 1) would reach the model as inf
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(np.exp2(counts.astype(np.float64))).all()
+    for chosen, limit in (("log2_tpm", "20.0"), ("log1p_tpm", "13.9")):
+        with pytest.raises(InputError, match=f"largest is 40,000.*at most {limit}") as err:
+            check_value_type(counts, value_type=chosen)
+        assert "raw counts" in err.value.hint
+    # the largest possible logs (a gene with all 10⁶ TPM) pass, as do counts called counts
+    check_value_type(np.array([[np.log1p(1e6), 0]], dtype=np.float32), value_type="log1p_tpm")
+    check_value_type(np.array([[np.log2(1e6 + 1), 0]], dtype=np.float32), value_type="log2_tpm")
+    check_value_type(counts, value_type="counts")
+
+
+def test_prepare_refuses_counts_called_logs() -> None:
+    from bulkformer import prepare
+
+    table = b"gene,S1,S2\nTP53,10,2000\nACTB,5000,7\nGAPDH,300,40\n"
+    with pytest.raises(InputError, match="cannot be log2"):
+        prepare(table, filename="c.csv", gene_order=("ENSG00000141510",), value_type="log2_tpm")

@@ -1,0 +1,127 @@
+"""The CLI answers hostile or unlucky arguments with a message, never a traceback, and never
+harms a user's files: outputs inside files, very long names, outputs that are inputs, damaged
+model folders and resume files, training into an existing file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from bulkformer.cli import app
+from bulkformer.genes import load_annotation
+from bulkformer.wrapper import BulkFormerModel
+from tests.conftest import random_graph, tiny_network
+
+runner = CliRunner()
+SAMPLES = [f"S{i}" for i in range(4)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny saved model over 150 real genes and a counts table measuring 120 of them."""
+    root = tmp_path_factory.mktemp("hard")
+    genes = list(load_annotation().protein_coding_ids()[:160])
+    BulkFormerModel(tiny_network("v2", seed=1, n_genes=150), random_graph(150, 600), genes[:150],
+                    checksum="x", source="test", device="cpu").save(root / "model")
+    counts = np.random.default_rng(0).negative_binomial(2, 0.01, size=(120, len(SAMPLES)))
+    pd.DataFrame(counts, index=pd.Index(genes[40:160], name="gene_id"), columns=SAMPLES).to_csv(root / "counts.csv")
+    return root
+
+
+def _run(*args: str) -> object:
+    result = runner.invoke(app, list(args))
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def _extract(root: Path, output: Path, *args: str) -> object:
+    return _run("extract", str(root / "counts.csv"), str(output), "--model", str(root / "model"),
+                "--device", "cpu", "--batch-size", "2", *args)
+
+
+def test_output_inside_a_file_is_refused_before_any_work(root: Path) -> None:
+    (root / "afile").write_text("x")
+    result = _extract(root, root / "afile" / "out.csv")
+    assert result.exit_code == 1 and "afile is a file, not a folder" in result.output
+
+
+def test_a_long_legal_output_name_works(root: Path, tmp_path: Path) -> None:
+    output = tmp_path / ("a" * 246 + ".csv")  # 250 bytes: legal; its temporary name must be too
+    result = _extract(root, output)
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(output, comment="#", index_col=0).shape[0] == len(SAMPLES)
+    assert [p.name for p in tmp_path.iterdir()] == [output.name]  # no temporary file left
+    # a .npy's sample and gene lists are named after it: over 255 bytes, refused up front
+    result = _extract(root, tmp_path / ("b" * 246 + ".npy"))
+    assert result.exit_code == 1 and "at most 255 bytes" in result.output and "shorter" in result.output
+
+
+def test_output_that_is_an_input_is_refused(root: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "in.csv"
+    shutil.copy(root / "counts.csv", copy)
+    result = _run("extract", str(copy), str(copy), "--model", str(root / "model"), "--device", "cpu")
+    assert result.exit_code == 1 and "would overwrite your data" in result.output
+    assert copy.read_bytes() == (root / "counts.csv").read_bytes()
+    # a .npy output whose sample list would land on the input: refused too
+    listed = tmp_path / "x.samples.csv"
+    shutil.copy(root / "counts.csv", listed)
+    result = _run("extract", str(listed), str(tmp_path / "x.npy"), "--model", str(root / "model"), "--device", "cpu")
+    assert result.exit_code == 1 and "would overwrite your data" in result.output
+
+
+def test_sample_sheet_with_reserved_column_name_goes_into_h5ad(root: Path, tmp_path: Path) -> None:
+    sheet = tmp_path / "sheet.csv"
+    pd.DataFrame({"sample_id": SAMPLES, "_index": list("abcd"), "tissue": list("xxyy")}).to_csv(sheet, index=False)
+    result = _extract(root, tmp_path / "out.h5ad", "--metadata", str(sheet))
+    assert result.exit_code == 0, result.output
+    obs = anndata.read_h5ad(tmp_path / "out.h5ad").obs
+    assert obs["_index (sample sheet)"].tolist() == list("abcd") and obs["tissue"].tolist() == list("xxyy")
+
+
+def test_damaged_model_folder_fails_extract_and_verify(root: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(root / "model", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["gene_ids"][1] = config["gene_ids"][0]
+    (folder / "config.json").write_text(json.dumps(config))
+    result = _run("extract", str(root / "counts.csv"), str(tmp_path / "o.csv"), "--model", str(folder), "--device", "cpu")
+    assert result.exit_code == 1 and "appears more than once" in result.output
+    result = _run("verify", "--model", str(folder))
+    assert result.exit_code == 1 and "appears more than once" in result.output
+    assert "All checks passed" not in result.output
+
+
+def test_train_into_an_existing_file_is_refused_up_front(root: Path, tmp_path: Path) -> None:
+    target = tmp_path / "existing.txt"
+    target.write_text("precious")
+    result = _run("train", str(root / "counts.csv"), str(target), "--epochs", "1", "--dim", "16",
+                  "--layers", "1", "--device", "cpu")
+    assert result.exit_code == 1 and "existing.txt is a file" in result.output
+    assert target.read_text() == "precious"
+    assert [p.name for p in tmp_path.iterdir()] == ["existing.txt"]  # no resume file, nothing renamed
+
+
+def test_holdout_output_that_is_its_input_is_refused(root: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "in.csv"
+    shutil.copy(root / "counts.csv", copy)
+    result = _run("holdout", str(copy), "--output", str(copy), "--model", str(root / "model"), "--device", "cpu")
+    assert result.exit_code == 1 and "would overwrite your data" in result.output
+    assert copy.read_bytes() == (root / "counts.csv").read_bytes()
