@@ -59,7 +59,12 @@ def project(
                 f"{n} samples this is a PCA map (the two main axes of variation) instead.")
         return Projection(_pca(x, 2), "pca", note)
     from sklearn.neighbors import NearestNeighbors
-    from umap import UMAP  # imported here: it takes seconds and is only needed for maps
+    try:
+        from umap import UMAP  # imported here: it takes seconds and is only needed for maps
+    except ImportError as err:  # an optional dependency: the package's [app] extra
+        raise BulkFormerError("UMAP maps need the umap-learn package, which is not installed.",
+                              hint="Install it (pip install umap-learn, or bulkformer-studio[app]), "
+                                   "or ask for a PCA map (method='pca').") from err
 
     reduced = _pca(x, min(UMAP_INPUT_DIMS, n - 1, x.shape[1]))
     k = max(2, min(n_neighbors, n - 1))
@@ -72,32 +77,115 @@ def project(
     return Projection(np.asarray(coords, dtype=np.float32), "umap", "")
 
 
-def cluster(embedding: np.ndarray, *, n_clusters: int | None = None, seed: int = 0) -> np.ndarray:
-    """KMeans labels (ints from 0) of sample embeddings; ``k`` by best silhouette when not given."""
+@dataclass(frozen=True)
+class Clusters:
+    """Groups of similar samples: ``labels`` ``[n_samples]`` (ints from 0), their number, and
+    how they were found and their number chosen, in words for the page that shows them."""
+
+    labels: np.ndarray
+    n_clusters: int
+    method: str
+    criterion: str
+
+
+def cluster(embedding: np.ndarray, *, n_clusters: int | None = None, seed: int = 0,
+            n_neighbors: int = 15) -> Clusters:
+    """Groups of similar samples in embeddings ``[n_samples, d]``; their number chosen when not given.
+
+    From :data:`MIN_UMAP_SAMPLES` samples on: spectral clustering of the samples'
+    ``n_neighbors``-nearest-neighbour graph (the neighbourhoods the UMAP map is drawn from;
+    edges weighted by distance relative to each sample's neighbourhood), with
+    the number of groups at the largest gap in the graph's spectrum (eigengap) over 2 to
+    :data:`MAX_CLUSTERS`. A few far-off samples then join their nearest group instead of taking a
+    cluster of their own, as they do for k-means with the best silhouette. Below that, k-means
+    with the number of groups of the best silhouette.
+    """
+    x = _standardise(embedding)
+    n = x.shape[0]
+    if n_clusters is not None and not 1 <= n_clusters <= max(n, 1):
+        raise BulkFormerError(f"Cannot make {n_clusters} clusters from {n} samples.",
+                              hint=f"Choose between 1 and {n} clusters.")
+    reduced = _pca(x, min(UMAP_INPUT_DIMS, max(n - 1, 1), x.shape[1]))
+    if n < 3 or n_clusters == 1 or np.allclose(reduced, 0):
+        why = ("you asked for one group" if n_clusters == 1 else
+               "fewer than 3 samples" if n < 3 else "the samples' embeddings are identical")
+        return Clusters(np.zeros(n, dtype=np.int64), 1, "one group", why)
+    if n < MIN_UMAP_SAMPLES:
+        return _kmeans_by_silhouette(reduced, n_clusters, seed)
+    k_nn = max(2, min(n_neighbors, n - 1))
+    spectrum, vectors = _graph_spectrum(reduced, k_nn, min(MAX_CLUSTERS, n - 1) + 1)
+    method = f"spectral clustering of each sample's {k_nn} nearest neighbours"
+    if n_clusters is None:
+        gaps = np.diff(spectrum)[1:]  # gaps[i]: between eigenvalues i + 1 and i + 2, i.e. after k = i + 2
+        n_clusters = int(np.argmax(gaps)) + 2
+        criterion = (f"{n_clusters} groups: the largest gap in the neighbour graph's spectrum "
+                     f"(eigengap), among 2 to {len(spectrum) - 1} groups")
+    else:
+        criterion = f"{n_clusters} groups, as you chose"
+    if n_clusters > vectors.shape[1]:
+        spectrum, vectors = _graph_spectrum(reduced, k_nn, n_clusters)
+    rows = vectors[:, :n_clusters]
+    rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    from sklearn.cluster import KMeans
+
+    labels = KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(rows)
+    return Clusters(_relabel_by_size(labels), n_clusters, method, criterion)
+
+
+def _graph_spectrum(x: np.ndarray, k_nn: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` smallest eigenvalues (ascending) of the normalised Laplacian of the
+    symmetrised ``k_nn``-nearest-neighbour graph of ``x``, and their eigenvectors ``[n, count]``."""
+    from scipy.sparse import diags
+    from scipy.sparse.linalg import eigsh
+    from sklearn.neighbors import kneighbors_graph
+
+    graph = kneighbors_graph(x, k_nn, mode="distance", include_self=False).tocsr()
+    # self-tuning weights (Zelnik-Manor & Perona 2004): exp(-d² / (σ_i σ_j)), σ = distance to the
+    # 7th neighbour; a far-off sample's long edges then weigh little and bridge no groups
+    scale = np.sort(graph.data.reshape(x.shape[0], k_nn), axis=1)[:, min(6, k_nn - 1)]
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(graph.indptr))
+    graph.data = np.exp(-graph.data**2 / np.maximum(scale[rows] * scale[graph.indices], 1e-12))
+    graph = graph.maximum(graph.T)
+    d = 1.0 / np.sqrt(np.maximum(np.asarray(graph.sum(axis=1)).ravel(), 1e-12))
+    affinity = diags(d) @ graph @ diags(d)  # eigenvalues 1 - λ of the normalised Laplacian
+    count = min(count, x.shape[0])
+    if count >= x.shape[0] - 1:
+        values, vectors = np.linalg.eigh(affinity.toarray())
+    else:
+        v0 = np.random.default_rng(0).uniform(size=x.shape[0])  # eigsh's start vector: repeatable
+        values, vectors = eigsh(affinity, k=count, which="LA", v0=v0)
+    order = np.argsort(-values)[:count]
+    return 1.0 - values[order], vectors[:, order]
+
+
+def _kmeans_by_silhouette(x: np.ndarray, n_clusters: int | None, seed: int) -> Clusters:
+    """K-means on a few samples; the number of groups with the best silhouette when not given."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 
-    x = _standardise(embedding)
     n = x.shape[0]
-    if n < 3:
-        return np.zeros(n, dtype=np.int64)
-    reduced = _pca(x, min(UMAP_INPUT_DIMS, n - 1, x.shape[1]))
     if n_clusters is not None:
-        if not 1 <= n_clusters <= n:
-            raise BulkFormerError(f"Cannot make {n_clusters} clusters from {n} samples.",
-                                  hint=f"Choose between 1 and {n} clusters.")
-        return KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(reduced).astype(np.int64)
-    if np.allclose(reduced, 0):  # identical samples: nothing to split
-        return np.zeros(n, dtype=np.int64)
-    best_labels, best_score = np.zeros(n, dtype=np.int64), -np.inf
+        labels = KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(x)
+        return Clusters(_relabel_by_size(labels), n_clusters, "k-means", f"{n_clusters} groups, as you chose")
+    best_labels, best_k, best_score = np.zeros(n, dtype=np.int64), 1, -np.inf
     for k in range(2, min(MAX_CLUSTERS, n - 1) + 1):
-        labels = KMeans(k, n_init=10, random_state=seed).fit_predict(reduced)
+        labels = KMeans(k, n_init=10, random_state=seed).fit_predict(x)
         if len(np.unique(labels)) < 2:
             continue
-        score = silhouette_score(reduced, labels, sample_size=min(n, SILHOUETTE_SAMPLE), random_state=seed)
+        score = silhouette_score(x, labels, sample_size=min(n, SILHOUETTE_SAMPLE), random_state=seed)
         if score > best_score:
-            best_labels, best_score = labels.astype(np.int64), score
-    return best_labels
+            best_labels, best_k, best_score = labels, k, score
+    return Clusters(_relabel_by_size(best_labels), best_k, "k-means",
+                    f"{best_k} groups: the best silhouette among 2 to {min(MAX_CLUSTERS, n - 1)} groups")
+
+
+def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered from the largest group (0) down, so that "cluster 1" is the largest."""
+    sizes = np.bincount(labels)
+    order = np.argsort(-sizes, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[labels].astype(np.int64)
 
 
 def _standardise(embedding: np.ndarray) -> np.ndarray:

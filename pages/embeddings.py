@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bulkformer import speed
-
+from bulkformer.model.config import V2_SAMPLE_FEATURES
 from pages import _ui
 
 AGGREGATES = {
@@ -21,6 +20,7 @@ PRECISIONS = {
     "bf16": "Half (bf16)",
 }
 NONE, CLUSTERS = "(no colour)", "Clusters found by the app"
+MAX_CLUSTER_CHOICE = 30
 
 model, prepared = _ui.open_page(
     ":material/scatter_plot: Embeddings",
@@ -48,10 +48,12 @@ with st.form("run_options", border=True):
         help="Gene symbols or Ensembl IDs, separated by commas, spaces or new lines. The fingerprint "
              "is then built from these genes only (for example a pathway you care about).",
     )
-    batch_size = c3.number_input(
-        "Batch size", min_value=0, max_value=512, value=int(_ui.batch_size_setting() or 0), step=1,
-        key="emb_batch", help="How many samples the model reads at once. 0 = choose automatically "
-                              "(one at a time on a CPU; as many as fit on a GPU).",
+    batch_choices = _ui.batch_size_choices()
+    batch_size = c3.selectbox(
+        "Batch size", batch_choices, index=batch_choices.index(_ui.batch_size_setting() or 0),
+        format_func=_ui.batch_size_label, key="emb_batch",
+        help="How many samples the model reads at once. Automatic: one at a time on a CPU, as "
+             "many as fit on a GPU. Change it only if a run runs out of memory.",
     )
     precision = c4.selectbox("Precision", list(PRECISIONS), format_func=PRECISIONS.get, key="emb_precision",
                              help="Full precision (fp32) gives exact results. Half precision (bf16) saves memory and "
@@ -79,14 +81,15 @@ if submitted:
                 st.success("These results are already computed for this table and these options.",
                            icon=":material/check_circle:")
 
-_ui.job_panel("main", finishing_text="drawing the map of your samples…")
+_ui.job_panel("main", finishing_text="drawing the map of your samples…" if _ui.maps_ready() else
+              "drawing the map of your samples; the first map since the server started prepares the "
+              "map code first (up to a minute)…")
 
 outcome = _ui.current("main", model)
 if outcome is None:
     if not _ui.is_running("main"):
-        st.info("Choose the options above and press **Run BulkFormer**. "
-                f"{speed.expected_time_per_sample(model.name, model.device.type) or ''}",
-                icon=":material/info:")
+        st.info("Choose the options above and press **Run BulkFormer**. The run goes on in the background; "
+                "after its first samples it tells you how long the rest will take.", icon=":material/info:")
     st.stop()
 
 result = outcome.result
@@ -111,13 +114,16 @@ default = columns[0] if columns else CLUSTERS
 c1, c2, c3 = st.columns([2, 1, 1])
 color_by = c1.selectbox("Colour samples by", options, index=options.index(default), key="emb_color_by",
                         help="A column of your sample sheet, or groups of similar samples found by the app "
-                             "(k-means clustering of the fingerprints).")
+                             "(spectral clustering of each sample's nearest neighbours).")
 method = c2.radio("Map", ["UMAP", "PCA"], horizontal=True, key="emb_method",
                   help="UMAP keeps neighbours together and shows groups well; PCA shows the two "
                        "directions in which samples differ most (distances are more faithful).")
-n_clusters = c3.number_input("Number of clusters", min_value=0, max_value=30, value=0, key="emb_k",
-                             help="0 = let the app choose the number of groups that fits best.",
-                             disabled=color_by != CLUSTERS)
+k_choices = [0, *range(2, min(MAX_CLUSTER_CHOICE, len(ids)) + 1)]
+n_clusters = c3.selectbox("Number of clusters", k_choices, key="emb_k",
+                          format_func=lambda k: "automatic" if k == 0 else f"{k} clusters",
+                          help="Automatic: the app picks the number of groups the neighbour graph of the "
+                               "samples splits into most clearly. Pick a number to split into that many.",
+                          disabled=color_by != CLUSTERS)
 
 projection = outcome.projections["umap" if method == "UMAP" else "pca"]
 if projection.note:
@@ -132,25 +138,47 @@ if color_by == CLUSTERS:
 
         with _ui.guarded("finding clusters"), st.spinner("Finding groups of similar samples…"):
             cache[memo_key] = cluster(embedding, n_clusters=int(n_clusters) or None)
-    labels = cache.get(memo_key)
-    if labels is not None:
-        color_values = pd.Series([f"cluster {int(x) + 1}" for x in labels], index=ids)
+    found = cache.get(memo_key)
+    if found is not None:
+        color_values = pd.Series([f"cluster {int(x) + 1}" for x in found.labels], index=ids)
         _ui.memo()["cluster_labels"] = (outcome.key, color_values)
+        st.caption(f"**Clusters:** {found.method}; {found.criterion}. Clusters are numbered from the largest. "
+                   "They are found in the full fingerprints, not on the map, so a cluster may look split on it.")
 elif color_by != NONE and metadata is not None:
     color_values = metadata[color_by]
 
 axis = ("UMAP 1", "UMAP 2") if projection.method == "umap" else ("PC 1", "PC 2")
 fig = _ui.sample_scatter(projection.coords, ids, metadata=metadata,
                          color_by=None if color_by == NONE else color_by, color_values=color_values,
-                         axis_titles=axis, title=f"{projection.method.upper()} map of {len(ids):,} samples")
+                         axis_titles=axis, title=f"{projection.method.upper()} map of {len(ids):,} samples",
+                         palette=_ui.CLUSTER_PALETTE if color_by == CLUSTERS else _ui.PALETTE)
 _ui.show_figure(fig, f"{_ui.file_prefix(model)}{projection.method}_map", key="emb_map")
 st.caption("Each dot is one sample; hover for its name and sample-sheet details. Use the camera "
            "button at the top right of the plot to save it as a picture.")
 
-with st.expander("The embedding numbers (first columns)", icon=":material/table:"):
-    preview = pd.DataFrame(np.asarray(embedding)[:, :12], index=pd.Index(ids, name="sample_id"),
-                           columns=[f"dim_{i}" for i in range(min(12, embedding.shape[1]))])
+with st.expander("The embedding numbers", icon=":material/table:"):
+    names = list(model.config.feature_names())
+    names = names if len(names) == embedding.shape[1] else [f"emb_{i}" for i in range(embedding.shape[1])]
+    shown = [*range(min(12, len(names))), *(i for i in range(len(names)) if not names[i].startswith("emb_"))]
+    preview = pd.DataFrame(np.asarray(embedding)[:, shown], index=pd.Index(ids, name="sample_id"),
+                           columns=[names[i] for i in shown])
     st.dataframe(preview, width="stretch", height=240)
+    sample_features = tuple(names[-len(V2_SAMPLE_FEATURES):]) == V2_SAMPLE_FEATURES
+    if len(shown) < len(names):
+        st.caption(f"The first 12 of {len(names):,} columns{', and the last three' if sample_features else ''}; "
+                   "the downloads have them all.")
+    if sample_features:
+        constant = [n for n in V2_SAMPLE_FEATURES if len(ids) > 1 and np.ptp(preview[n].to_numpy()) == 0]
+        st.caption(
+            "The last three columns are not learned: this model adds three facts about each sample to every "
+            "gene's description. **missing_share**: the share of the model's genes the sample did not measure; "
+            "**mean_expression**: the mean of its measured values (log(TPM + 1)); **nonzero_share**: the share "
+            "of the model's genes whose value is not 0 (unmeasured genes count as not 0, as upstream has it)."
+            + (f" Here {' and '.join(constant)} {'is' if len(constant) == 1 else 'are'} the same for every "
+               "sample (all samples of one table lack the same genes), so it tells the samples apart in no way."
+               if constant else "")
+            + (" With “All three combined”, each is three times its value (max + mean + median of a constant)."
+               if outcome.options["aggregate"] == "all" else ""))
 
 st.divider()
 c1, c2 = st.columns(2)

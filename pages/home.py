@@ -61,7 +61,8 @@ if model is not None:
 st.subheader("Your data stays here")
 st.info(
     "Files you upload are processed on this server only — they are never sent anywhere else. "
-    "They are kept for this browser session only and deleted when the session ends "
-    "(close the tab, or it times out). Other users of this server cannot see them.",
+    "They are kept for this browser only, and deleted an hour after you last used the app; "
+    "reloading the page before then finds them again, through a cookie only this browser holds. "
+    "Other users of this server cannot see them.",
     icon=":material/lock:",
 )

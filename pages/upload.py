@@ -24,6 +24,7 @@ LABELS = {
         "auto": "Decide for me",
         "ensembl": "Ensembl gene IDs (ENSG…)",
         "symbol": "Gene symbols (e.g. TP53, GAPDH)",
+        "entrez": "NCBI (Entrez) gene IDs (e.g. 7157)",
     },
     "value_type": {
         "auto": "Decide for me",
@@ -38,7 +39,8 @@ CHOICES = {"orientation": ORIENTATIONS, "id_type": ID_TYPES, "value_type": VALUE
 TITLES = {
     "orientation": ("Table layout", "Which way round your table is: one column per sample, or one row per sample."),
     "id_type": ("Gene names", ("How genes are named in your table. Ensembl IDs are the ENSG… codes; "
-                               "symbols are the short names such as TP53.")),
+                               "symbols are the short names such as TP53; NCBI (Entrez) gene IDs are "
+                               "numbers such as 7157 (TCGA, many R workflows).")),
     "value_type": ("What the numbers are", ("Raw counts are reads per gene. TPM and FPKM are already "
                                             "normalised for sequencing depth (and gene length). "
                                             "The model needs log(TPM + 1); the app converts for you.")),
@@ -48,6 +50,17 @@ model, _ = _ui.open_page(":material/upload_file: Upload & QC", needs_data=False)
 
 limit_mb = int(st.get_option("server.maxUploadSize"))
 ss = st.session_state
+
+
+def sheet_cleared() -> None:
+    """The sheet uploader's ×: stop using that sheet; the table and its results stay.
+
+    (A callback, so that an uploader that is merely empty again after a visit to another page
+    removes nothing.)"""
+    if ss.get("sheet_uploader") is None and ss.get("bf_sheet_file_id"):
+        ss["bf_sheet_file_id"] = None
+        _ui.set_sheet(None)
+
 
 with st.container(border=True):
     st.markdown("#### 1 · Your expression table")
@@ -62,7 +75,7 @@ with st.container(border=True):
              "Ensembl IDs (with or without version) or gene symbols.",
     )
     sheet_file = c2.file_uploader(
-        "Sample sheet (optional)", type=SHEET_TYPES, key="sheet_uploader",
+        "Sample sheet (optional)", type=SHEET_TYPES, key="sheet_uploader", on_change=sheet_cleared,
         help="One row per sample: a column with the sample names as in the table, then anything "
              "you want to colour plots by (tissue, treatment, batch…).",
     )
@@ -71,9 +84,11 @@ with st.container(border=True):
         ss["bf_table_file_id"] = table_file.file_id
         ss["bf_sheet_file_id"] = None
         _ui.set_table(_ui.Upload.of(table_file.name, table_file.getvalue()))
+        st.rerun()  # so that the sidebar, drawn before this page, names the new table
     if sheet_file is not None and sheet_file.file_id != ss.get("bf_sheet_file_id") and _ui.dataset() is not None:
         ss["bf_sheet_file_id"] = sheet_file.file_id
         _ui.set_sheet(_ui.Upload.of(sheet_file.name, sheet_file.getvalue()))
+        st.rerun()
 
     data = _ui.dataset()
     if data is None:
@@ -94,6 +109,40 @@ with st.container(border=True):
         st.rerun()
 
 prepared, error = _ui.get_prepared(model)
+
+# ------------------------------------------------------------------------- the sample sheet
+if data.sheet is not None and error is None:
+    with st.container(border=True):
+        st.markdown(f"#### Sample sheet · `{data.sheet.name}`")
+        sheet_error = _ui.sheet_error()
+        if sheet_error is not None:
+            _ui.show_error(sheet_error, what="reading the sample sheet")
+            st.caption("The table is used without the sample sheet until this is solved: choose the "
+                       "column that holds the sample names, or remove the sheet.")
+        columns = _ui.sheet_columns()
+        chosen = _ui.sheet_id_column()
+        c1, c2 = st.columns([3, 1])
+        choices = [None, *columns]
+        picked = c1.selectbox(
+            "Sample names are in column", choices, format_func=lambda c: "Decide for me" if c is None else c,
+            index=choices.index(chosen) if chosen in choices else 0, key=f"sheet_id_column_{data.sheet.sha[:12]}",
+            help="The column of the sample sheet whose values are the sample names of your table. Names "
+                 "written slightly differently (case, a prefix such as Sample_) are still matched.")
+        if picked != chosen:
+            _ui.set_sheet_id_column(picked)
+            st.rerun()
+        if prepared is not None and prepared.sheet_id_column is not None and sheet_error is None:
+            c1.caption(f"Why: {prepared.sheet_id_column.reason}")
+            near = prepared.qc.sheet_near_matched
+            if near:
+                st.info(f"Matched {len(near)} sample(s) by near-identical names, e.g. "
+                        + ", ".join(f"`{a}` → `{b}`" for a, b in near[:3]) + ". Check that these pairs are right.",
+                        icon=":material/join:")
+        if c2.button("Remove sample sheet", icon=":material/delete:", key="remove_sheet",
+                     help="Use the table without a sample sheet (the table and its results are kept)."):
+            ss["bf_sheet_file_id"] = sheet_file.file_id if sheet_file is not None else None
+            _ui.set_sheet(None)
+            st.rerun()
 
 # ----------------------------------------------------------------------------- the guesses
 with st.container(border=True):
@@ -119,6 +168,8 @@ with st.container(border=True):
                 verb = "You chose" if current.get(name, "auto") != "auto" else "Guessed"
                 st.markdown(f"{verb}: **{shown}**")
                 st.caption(f"Why: {guess.reason}")
+            if name == "value_type" and prepared is not None and prepared.qc.value_type_warning:
+                st.warning(prepared.qc.value_type_warning, icon=":material/warning:")
     if new != current:
         _ui.set_overrides(**new)
         st.rerun()
@@ -147,14 +198,15 @@ m[4].metric("Flagged samples", f"{flagged:,}",
             help="Samples with unusual sequencing depth or number of detected genes.")
 
 for warning in qc.warnings:
-    st.warning(warning, icon=":material/warning:")
+    if warning != qc.value_type_warning:  # already shown beside the value-type choice
+        st.warning(warning, icon=":material/warning:")
 with st.expander("Details of the QC report", icon=":material/list:"):
     for line in qc.summary_lines():
         if not line.startswith("Warning:"):
             st.markdown(f"- {line}")
 
 flag_color = np.where(per_sample.get("outlier", pd.Series(False, index=per_sample.index)).to_numpy(bool),
-                      "#dc2626", _ui._PALETTE[0])
+                      "#dc2626", _ui.PALETTE[0])
 ids = [str(s) for s in per_sample.index]
 hover = _ui.hover_texts(ids, prepared.metadata)
 if "flags" in per_sample:
@@ -200,7 +252,7 @@ with plot_cols[0]:
     fig = go.Figure(go.Pie(
         labels=["measured in your table", "not measured (the model fills them in)"],
         values=[observed, qc.n_model_genes - observed], hole=0.55, sort=False,
-        marker={"colors": [_ui._PALETTE[0], _ui.MISSING_COLOR]},
+        marker={"colors": [_ui.PALETTE[0], _ui.MISSING_COLOR]},
         hovertemplate="%{label}: %{value:,} genes (%{percent})<extra></extra>",
     ))
     fig.update_layout(title="Coverage of the model's genes", height=340, showlegend=True,

@@ -46,6 +46,8 @@ PACKAGES: dict[str, tuple[str, str]] = {
 }
 SYSTEM_SITE_LIBRARY = Path("/usr/lib/R/site-library")
 OUTPUT = Path(__file__).resolve().parent.parent / "assets" / "annotation" / "human_genes.tsv.gz"
+FORMER_IDS_FILE = "former_ensembl_ids.tsv.gz"  # beside OUTPUT
+ENTREZ_IDS_FILE = "entrez_ids.tsv.gz"  # beside OUTPUT
 
 
 def fetch_site_library(workdir: Path) -> Path:
@@ -127,19 +129,58 @@ def ncbi_aliases(site_library: Path) -> pd.DataFrame:
             connection)
 
 
-def alias_column(genes: pd.DataFrame, pairs: pd.DataFrame) -> pd.Series:
+def alias_column(genes: pd.DataFrame, previous: pd.DataFrame, synonyms: pd.DataFrame) -> pd.Series:
     """'|'-joined aliases per gene, keeping only names that cannot mislead a look-up: an alias
     is dropped when it is any gene's current symbol, points to more than one gene, or is
-    shorter than 3 characters (such as "S1" or "KO", which name samples more often than genes)."""
-    pairs = pairs.dropna().astype(str)
+    shorter than 3 characters (such as "S1" or "KO", which name samples more often than genes).
+
+    A previous official symbol outranks a synonym: SEPT2 was SEPTIN2's symbol in Ensembl and is
+    also an NCBI synonym of SEPTIN6, so it goes to SEPTIN2 (tables from before the renaming
+    say SEPT2 for SEPTIN2); a name is dropped only when it is ambiguous at its best rank."""
+    pairs = pd.concat([previous.assign(rank=0), synonyms.assign(rank=1)]).dropna()
+    pairs = pairs.astype({"ensg_id": str, "alias": str})
     pairs = pairs.assign(key=pairs["alias"].str.upper())
     pairs = pairs[pairs["ensg_id"].isin(genes["ensg_id"])
                   & pairs["alias"].str.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@\-]{2,}")
                   & ~pairs["key"].isin(genes["symbol"].str.upper())]
-    pairs = pairs.drop_duplicates(["ensg_id", "key"])
+    pairs = pairs.sort_values("rank", kind="stable").drop_duplicates(["ensg_id", "key"])
+    pairs = pairs[pairs["rank"] == pairs.groupby("key")["rank"].transform("min")]
     pairs = pairs[~pairs["key"].duplicated(keep=False)]
     joined = pairs.sort_values("alias").groupby("ensg_id")["alias"].agg("|".join)
     return genes["ensg_id"].map(joined).fillna("")
+
+
+def entrez_links(site_library: Path, genes: pd.DataFrame) -> pd.DataFrame:
+    """(entrez, ensg_id): NCBI (Entrez) gene IDs linked by org.Hs.eg.db to exactly one gene of
+    ``genes``, sorted by Entrez ID."""
+    db = site_library / "org.Hs.eg.db" / "extdata" / "org.Hs.eg.sqlite"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        links = pd.read_sql("SELECT g.gene_id AS entrez, e.ensembl_id AS ensg_id FROM genes g "
+                            "JOIN ensembl e ON e._id = g._id", connection)
+    links = links[links["ensg_id"].isin(genes["ensg_id"])].drop_duplicates()
+    links = links[~links["entrez"].duplicated(keep=False)]
+    links = links.assign(entrez=links["entrez"].astype("int64"))
+    return links.sort_values("entrez").reset_index(drop=True)
+
+
+def former_ensembl_ids(site_library: Path, genes: pd.DataFrame) -> pd.DataFrame:
+    """(former_id, ensg_id): GRCh37-era Ensembl gene IDs (``gene.location.hg19``) that are no
+    current gene's, each with the one current gene of the same NCBI gene (through org.Hs.eg.db's
+    Entrez ↔ Ensembl links), else of the same symbol; IDs with two candidates are left out."""
+    hg19 = read_rda(site_library / "TCGAbiolinksGUI.data" / "data" / "gene.location.hg19.rda")["gene.location.hg19"]
+    hg19 = pd.DataFrame({"former_id": np.asarray(hg19["ensembl_gene_id"], dtype=str),
+                         "symbol": np.asarray(hg19["external_gene_name"], dtype=str),
+                         "entrez": pd.to_numeric(hg19["entrezgene_id"], errors="coerce")})
+    hg19 = hg19[~hg19["former_id"].isin(genes["ensg_id"])]
+    links = entrez_links(site_library, genes).astype({"entrez": "float64"})
+    by_entrez = hg19["entrez"].map(links.set_index("entrez")["ensg_id"])
+    symbols = genes.assign(key=genes["symbol"].str.upper())
+    symbols = symbols[~symbols["key"].duplicated(keep=False)].set_index("key")["ensg_id"]
+    by_symbol = hg19["symbol"].str.upper().map(symbols)
+    pairs = hg19.assign(ensg_id=by_entrez.fillna(by_symbol)).dropna(subset=["ensg_id"])
+    pairs = pairs[["former_id", "ensg_id"]].drop_duplicates()
+    pairs = pairs[~pairs["former_id"].duplicated(keep=False)]
+    return pairs.sort_values("former_id").reset_index(drop=True)
 
 
 def build(site_library: Path) -> pd.DataFrame:
@@ -147,8 +188,7 @@ def build(site_library: Path) -> pd.DataFrame:
     check_versions(site_library)
     genes = gencode_genes(site_library)
     genes["length"] = genes["ensg_id"].map(transcript_lengths(site_library)).astype("Int64")
-    pairs = pd.concat([previous_symbols(site_library), ncbi_aliases(site_library)])
-    genes["aliases"] = alias_column(genes, pairs)
+    genes["aliases"] = alias_column(genes, previous_symbols(site_library), ncbi_aliases(site_library))
     return genes.sort_values("ensg_id").reset_index(drop=True)
 
 
@@ -176,11 +216,16 @@ def main() -> None:
             installed = all((SYSTEM_SITE_LIBRARY / name).is_dir() for name in PACKAGES)
             site_library = SYSTEM_SITE_LIBRARY if installed else fetch_site_library(Path(workdir))
         table = build(site_library)
+        former = former_ensembl_ids(site_library, table)
+        entrez = entrez_links(site_library, table)
     write(table, args.output)
+    write(former, args.output.parent / FORMER_IDS_FILE)
+    write(entrez, args.output.parent / ENTREZ_IDS_FILE)
     coding = table[table["biotype"] == "protein_coding"]
     print(f"{args.output}: {len(table)} genes, {len(coding)} protein-coding, "
           f"{coding['length'].notna().mean():.1%} of them with a length, "
-          f"{(table['aliases'] != '').sum()} genes with aliases")
+          f"{(table['aliases'] != '').sum()} genes with aliases; {len(former)} former Ensembl IDs "
+          f"of {former['ensg_id'].nunique()} current genes; {len(entrez)} Entrez gene IDs")
 
 
 if __name__ == "__main__":

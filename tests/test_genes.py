@@ -48,6 +48,11 @@ def test_lookups() -> None:
     assert annotation.ensg_of("SEPT7") == annotation.ensg_of("SEPTIN7")
     assert annotation.ensg_of("MARCH1") == annotation.ensg_of("MARCHF1")
     assert annotation.ensg_of("CTGF") == annotation.ensg_of("CCN2")
+    # SEPT2 is also an NCBI synonym of SEPTIN6; as SEPTIN2's previous official symbol
+    # (HGNC renamed the septins in 2019) it goes to SEPTIN2, ENSG00000168385
+    assert annotation.ensg_of("SEPT2") == annotation.ensg_of("SEPTIN2") == "ENSG00000168385"
+    assert annotation.ensg_of("SEPT6") == annotation.ensg_of("SEPTIN6")
+    assert annotation.ensg_of("CD97") == annotation.ensg_of("ADGRE5")
     assert annotation.ensg_of("no-such-gene") is None
     length = annotation.length_of(TP53)
     assert length is not None and 1_000 < length < 20_000
@@ -68,7 +73,7 @@ def test_map_ensembl_versions_par_and_symbols() -> None:
     assert map_genes(["TP53", TP53], id_type="ensembl").ensg_ids == (None, TP53)
     assert map_genes(["TP53", TP53], id_type="symbol").ensg_ids == (TP53, None)
     with pytest.raises(InputError, match="Unknown gene ID type"):
-        map_genes(["TP53"], id_type="entrez")
+        map_genes(["TP53"], id_type="refseq")
 
 
 @pytest.mark.parametrize(("labels", "message"), [
@@ -92,7 +97,7 @@ def test_title_case_symbols_accepted_when_forced() -> None:
 @pytest.mark.parametrize(("labels", "message"), [
     (["sample_1", "foo", "bar"], r"No recognisable human gene IDs.*'sample_1', 'foo', 'bar'"),
     (["ENST00000269305.9", "ENST00000646664.1"], "transcript IDs"),
-    (["7157", "60", "2597"], "Entrez"),
+    (["1", "2", "3"], "numbers, perhaps NCBI Entrez gene IDs"),  # row numbers (real Entrez IDs are read)
     (["1007_s_at", "1053_at", "117_at"], "probe IDs"),
     (["NM_000546", "NM_001101"], "RefSeq"),
 ])
@@ -183,3 +188,48 @@ def test_random_labels_map_or_raise_input_error(labels: list[str], id_type: str)
     assert len(mapping.ensg_ids) == len(labels) and mapping.n_mapped > 0
     mapped = [x for x in mapping.ensg_ids if x is not None]
     assert all(len(x) == 15 and x.startswith("ENSG") for x in mapped)
+
+
+def test_many_repeated_labels_map_like_each_label_alone() -> None:
+    """A table of a million rows repeating a few labels (what a tiny gzip can hold) maps row
+    for row as the labels do one at a time."""
+    distinct = ["TP53", " actb ", "ENSG00000111640.15", "not a gene", "GAPDH|x"]
+    alone = {label: map_genes([label, "TP53"]).ensg_ids[0] for label in distinct}
+    assert alone == {"TP53": TP53, " actb ": ACTB, "ENSG00000111640.15": GAPDH, "not a gene": None,
+                     "GAPDH|x": GAPDH}
+    labels = distinct * 200_000
+    mapping = map_genes(labels)
+    assert mapping.ensg_ids == tuple(alone[label] for label in labels)
+    assert mapping.n_mapped == 800_000 and len(mapping.unmapped_labels) == 200_000
+    assert mapping.labels == tuple(labels)
+
+
+def test_former_ensembl_ids_map_to_the_current_genes() -> None:
+    """GRCh37-era tables (most of GEO) name CWC25 ENSG00000108296 and ZNHIT3 ENSG00000108278;
+    current Ensembl has both genes under new IDs (the issue's examples)."""
+    annotation = load_annotation()
+    labels = ["ENSG00000108296.6", "ENSG00000108278", TP53, "not-a-gene"]
+    mapping = map_genes(labels, annotation=annotation)
+    assert [annotation.symbol_of(g) if g else None for g in mapping.ensg_ids] == ["CWC25", "ZNHIT3", "TP53", None]
+    assert mapping.n_former_ids == 2 and "2 former IDs, matched to current genes" in mapping.id_type.reason
+    # no current ID is taken for a former one
+    assert not set(annotation.former_ids.index) & set(annotation.table["ensg_id"])
+    assert map_genes([TP53, ACTB], annotation=annotation).n_former_ids == 0
+
+
+def test_entrez_gene_ids_are_read_and_row_numbers_are_not() -> None:
+    """NCBI Gene: TP53 is 7157, ACTB 60, GAPDH 2597 (TCGA tables and many R workflows use these)."""
+    mapping = map_genes(["7157", "60", "2597", "999999999"])
+    assert mapping.ensg_ids == (TP53, ACTB, GAPDH, None)
+    assert mapping.id_type.value == "entrez" and "3 NCBI (Entrez) gene IDs among 4 labels" in mapping.id_type.reason
+    assert map_genes(["7157", "60"], id_type="entrez").id_type.reason.startswith("chosen by you")
+    # 1, 2, 3, … are row numbers: refused with a message, never read as genes 1 (A1BG), 2 (A2M), …
+    with pytest.raises(InputError, match="row numbers"):
+        map_genes([str(i) for i in range(1, 301)])
+    with pytest.raises(InputError, match="NCBI"):
+        map_genes(["TP53", "ACTB"], id_type="entrez")
+    # Numbers too long for any gene ID (found by the fuzzer: they overflowed int64) are simply not genes.
+    mapping = map_genes(["7157", "60", "2597", "7158", "7159", "7161", "7162", "7163", "7164", "7165",
+                         "123456789012345678901234"])
+    assert mapping.id_type.value == "entrez" and mapping.ensg_ids[:3] == (TP53, ACTB, GAPDH)
+    assert mapping.ensg_ids[-1] is None

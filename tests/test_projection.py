@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
@@ -31,7 +33,7 @@ def test_one_or_two_samples_do_not_fail(n: int) -> None:
     projection = project(np.ones((n, 5)) * np.arange(n)[:, None])
     assert projection.coords.shape == (n, 2) and projection.method == "pca"
     assert (projection.note != "") == (n > 0)
-    assert cluster(np.ones((n, 5))).tolist() == [0] * n
+    assert cluster(np.ones((n, 5))).labels.tolist() == [0] * n
 
 
 def test_pca_on_request_has_no_note_and_constant_dimensions_are_harmless() -> None:
@@ -48,8 +50,37 @@ def test_umap_and_cluster_recover_separated_groups() -> None:
     assert projection.method == "umap" and projection.note == "" and projection.coords.shape == (75, 2)
     on_map = KMeans(3, n_init=10, random_state=0).fit_predict(projection.coords)
     assert adjusted_rand_score(labels, on_map) >= 0.9
-    assert adjusted_rand_score(labels, cluster(emb)) >= 0.9  # k chosen by silhouette
-    assert adjusted_rand_score(labels, cluster(emb, n_clusters=3)) >= 0.9
+    found = cluster(emb)
+    assert found.n_clusters == 3 and adjusted_rand_score(labels, found.labels) >= 0.9
+    assert "eigengap" in found.criterion
+    chosen = cluster(emb, n_clusters=3)
+    assert adjusted_rand_score(labels, chosen.labels) >= 0.9 and chosen.criterion == "3 groups, as you chose"
+
+
+def test_a_few_far_off_samples_do_not_take_the_clusters() -> None:
+    """Six groups and three samples far from all of them (the demo cohort's shape): k-means with
+    the best silhouette splits off the three (k = 2); the neighbour graph finds the six groups."""
+    emb, labels = _blobs(30, 6, seed=1)
+    rng = np.random.default_rng(2)
+    far = rng.normal(scale=60.0, size=(3, emb.shape[1])).astype(np.float32)
+    emb = np.concatenate([emb, far])
+    found = cluster(emb)
+    assert found.n_clusters == 6
+    assert adjusted_rand_score(labels, found.labels[: len(labels)]) >= 0.9
+    assert found.labels.max() == 5 and np.bincount(found.labels).min() >= 30  # the far ones joined a group
+    # the baseline the issue saw: k-means, k by silhouette, puts the far three apart
+    from sklearn.metrics import silhouette_score
+
+    scores = {k: silhouette_score(emb, KMeans(k, n_init=10, random_state=0).fit_predict(emb)) for k in range(2, 11)}
+    assert max(scores, key=scores.get) != 6
+
+
+def test_few_samples_use_kmeans_by_silhouette_and_labels_go_by_size() -> None:
+    emb, _ = _blobs(3, 2)
+    emb = np.concatenate([emb, emb[:1] + 0.1])  # group 0 has 4 samples, group 1 has 3
+    found = cluster(emb)
+    assert found.method == "k-means" and found.n_clusters == 2 and "silhouette" in found.criterion
+    assert found.labels.tolist() == [0, 0, 0, 1, 1, 1, 0]  # the larger group is "cluster 1"
 
 
 def test_bad_input_is_a_user_error() -> None:
@@ -59,3 +90,13 @@ def test_bad_input_is_a_user_error() -> None:
         project(np.zeros((5, 2)), method="tsne")  # type: ignore[arg-type]
     with pytest.raises(BulkFormerError):
         cluster(np.random.default_rng(0).normal(size=(5, 3)), n_clusters=9)
+
+
+def test_umap_missing_is_a_user_error_and_pca_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    """umap-learn is optional (the ``[app]`` extra): without it a UMAP map says what to install."""
+    monkeypatch.setitem(sys.modules, "umap", None)  # makes ``import umap`` fail as if not installed
+    emb, _ = _blobs()
+    with pytest.raises(BulkFormerError) as info:
+        project(emb)
+    assert "umap-learn" in str(info.value) and "pca" in info.value.hint
+    assert project(emb, method="pca").coords.shape == (75, 2)

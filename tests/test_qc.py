@@ -50,12 +50,12 @@ def test_warnings() -> None:
     rng = np.random.default_rng(1)
     values = rng.poisson(5e6, size=(12, 4)).astype(float)
     values[3] = [3e4, 2e4, 1e4, 0]  # a failed library
-    qc = report(values, order=[*GENES[:3], "ENSG00000000003", "ENSG00000000005", "ENSG00000000419",
-                               "ENSG00000000457"], sheet_missing=["S5"], sheet_unused=["X1"])
+    unmeasured = [f"ENSG{i:011d}" for i in range(1, 11)]
+    qc = report(values, order=[*GENES[:3], *unmeasured], sheet_missing=["S5"], sheet_unused=["X1"])
     text = "\n".join(qc.warnings)
     assert "fewer than 1,000,000 reads (very low depth): 'S3'" in text
     assert "look like outliers" in text and "'S3'" in text
-    assert "Only 3 of the model's 7 genes (43%)" in text
+    assert "Low coverage: the table measures only 3 of the model's 13 genes (23.1%, under 25%)" in text
     assert "no row in the sample sheet: 'S5'" in text
     assert any("'X1'" in n for n in qc.notes)
     flagged = qc.per_sample.loc["S3"]
@@ -81,3 +81,23 @@ def test_gene_names_that_excel_turned_into_dates_are_named() -> None:
     (warning,) = [w for w in qc.warnings if "look like dates" in w]
     assert warning.startswith("5 gene names look like dates ('1-Mar', '2-SEP', 'Dec-1', '2023-09-02', '9/2/23')")
     assert "Ensembl IDs" in warning and "MARCHF1x" not in warning
+
+
+def test_near_matched_sheet_names_and_value_type_warning_are_reported() -> None:
+    qc = report(np.array([[5e5, 5e5, 0, 0]]), value_type="tpm", sheet_near_matched=[("Sample_S0", "S0")],
+                value_type_warning="You said the values are TPM, but …")
+    assert qc.warnings == ("You said the values are TPM, but …",)
+    assert "Matched 1 sample(s) by near-identical names in the sample sheet ('Sample_S0 → S0')" \
+        in "\n".join(qc.notes)
+    assert qc.sheet_near_matched == (("Sample_S0", "S0"),)
+    assert qc.value_type_warning == "You said the values are TPM, but …"
+
+
+def test_former_ensembl_ids_are_counted() -> None:
+    labels = ["ENSG00000108296", "ENSG00000108278", *GENES[:3]]
+    values = np.full((2, len(labels)), 10.0)
+    table = pd.DataFrame(np.log1p(values[:, 2:]), index=["S0", "S1"], columns=GENES[:3])
+    qc = make_report(values, sample_ids=["S0", "S1"], value_type="tpm", mapping=map_genes(labels),
+                     duplicates=NO_DUPLICATES, aligned=align(table, gene_order=GENES[:3]), source_format="csv")
+    assert any(n.startswith("2 former (GRCh37-era) Ensembl gene IDs were matched") for n in qc.notes)
+    assert qc.n_genes_mapped == 5
