@@ -12,7 +12,13 @@
     first-time user pays; the time of that first batch and the steady time per sample after
     it are printed beside the total.
 
-Each path runs in its own process, so the peak resident memory printed is that path's. The
+With ``--device cuda`` (one GPU) it compares instead, in one process and on one cohort:
+upstream's own notebook path (fp16 autocast, stock FAVOR+, batch 16), fp32 eager (stock
+FAVOR+, batch 16) and ours (``BulkFormerModel.run`` with its defaults), printing samples/s
+after a warm-up batch, peak GPU memory and accuracy against fp32; then our samples/s and
+peak memory over batch sizes 1-128 (``--samples`` 64 or more is sensible there).
+
+Each CPU path runs in its own process, so the peak resident memory printed is that path's. The
 inputs are realistic: the demo cohort aligned to each model's genes (random weights for the
 published shapes, whose gene order is our protein-coding genes padded to 20,010). Accuracy of
 (b) against (a): cosine similarity of sample embeddings and Pearson r of imputed values.
@@ -37,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def _load(name: str):  # noqa: ANN202 - BulkFormerModel
+def _load(name: str, device: str = "cpu"):  # noqa: ANN202 - BulkFormerModel
     import torch
 
     from bulkformer.genes import protein_coding_ids
@@ -46,7 +52,7 @@ def _load(name: str):  # noqa: ANN202 - BulkFormerModel
     from bulkformer.wrapper import BulkFormerModel
 
     if name == "demo":
-        return BulkFormerModel.load("demo", device="cpu")
+        return BulkFormerModel.load("demo", device=device)
     torch.manual_seed(0)
     config = PRESETS[name]
     genes = protein_coding_ids()
@@ -54,14 +60,13 @@ def _load(name: str):  # noqa: ANN202 - BulkFormerModel
     g = torch.Generator().manual_seed(1)
     edges = torch.randint(0, config.n_genes, (2, 20 * config.n_genes), generator=g)
     graph = GeneGraph(edges, torch.rand(edges.shape[1], generator=g), config.n_genes)
-    return BulkFormerModel(BulkFormer(config), graph, gene_ids, checksum="random", source=name, device="cpu")
+    return BulkFormerModel(BulkFormer(config), graph, gene_ids, checksum="random", source=name, device=device)
 
 
 def _inputs(model, n: int) -> np.ndarray:  # noqa: ANN001
     from bulkformer import paths
-    from bulkformer.pipeline import prepare
 
-    prepared = prepare(paths.demo_dir() / "demo_counts.csv.gz", gene_order=model.gene_ids)
+    prepared = model.prepare(paths.demo_dir() / "demo_counts.csv.gz")
     return np.array(prepared.aligned.values[:n])
 
 
@@ -86,6 +91,104 @@ def _reference(model, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # n
             embeddings.append(aggregate_genes(features, "mean").numpy())
             imputed.append(model.network.impute(x, features).numpy())
     return np.concatenate(embeddings), np.concatenate(imputed)
+
+
+class _StockAttention:
+    """Within the block, the model's FAVOR+ modules run performer-pytorch's own code."""
+
+    def __init__(self, model) -> None:  # noqa: ANN001
+        from bulkformer.model.layers import Fp32FastAttention
+
+        self.modules = [m for m in model.network.modules() if type(m) is Fp32FastAttention]
+
+    def __enter__(self) -> None:
+        from performer_pytorch.performer_pytorch import FastAttention
+
+        for module in self.modules:
+            module.__class__ = FastAttention
+
+    def __exit__(self, *exc: object) -> None:
+        from bulkformer.model.layers import Fp32FastAttention
+
+        for module in self.modules:
+            module.__class__ = Fp32FastAttention
+
+
+def _plain_path(model, values: np.ndarray, device, *, half, batch: int):  # noqa: ANN001, ANN202
+    """The notebook's loop: stock FAVOR+, identity recomputed per batch, optional autocast."""
+    import contextlib
+
+    import torch
+
+    from bulkformer.inference import aggregate_genes
+
+    adjacency = model.graph.normalized_adjacency(device=device)
+    autocast = torch.autocast(device.type, dtype=half) if half is not None else contextlib.nullcontext()
+    embeddings, imputed = [], []
+    with _StockAttention(model), torch.no_grad(), autocast:
+        for start in range(0, len(values), batch):
+            x = torch.tensor(values[start:start + batch], device=device)
+            features = model.network.gene_features(x, model.network.encode(x, adjacency)).float()
+            embeddings.append(aggregate_genes(features, "mean").cpu().numpy())
+            imputed.append(model.network.impute(x, features).float().cpu().numpy())
+    return np.concatenate(embeddings), np.concatenate(imputed)
+
+
+def _timed(device, fn):  # noqa: ANN001, ANN202
+    """``fn()`` once to warm up, then timed; (samples/s factor 1/seconds, peak GiB, result)."""
+    import torch
+
+    fn()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sync()
+    start = time.perf_counter()
+    result = fn()
+    sync()
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    return seconds, peak, result
+
+
+def _accuracy(ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndarray]) -> str:
+    (a, r_imp), (b, g_imp) = ref, got
+    cosine = ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min()
+    return f"{cosine:.7f} | {np.corrcoef(r_imp.ravel(), g_imp.ravel())[0, 1]:.6f}"
+
+
+def _device_main(name: str, n: int, device_name: str) -> None:
+    import torch
+
+    device = torch.device(device_name)
+    model = _load(name, device_name)
+    values = _inputs(model, n)
+    if len(values) < n:
+        values = np.resize(values, (n, values.shape[1]))
+    ids = [str(i) for i in range(n)]
+    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else device_name}, "
+          f"torch {torch.__version__}, model {name}, {n} samples")
+    print("| path | samples/s | peak GPU GiB | embedding cosine to fp32 (min) | imputed r to fp32 |")
+    print("|---|---:|---:|---:|---:|")
+    fp32_s, fp32_peak, fp32 = _timed(device, lambda: _plain_path(model, values, device, half=None, batch=16))
+    up_s, up_peak, upstream = _timed(device, lambda: _plain_path(model, values, device, half=torch.float16, batch=16))
+
+    def ours(batch: int | None = None, compile: str = "auto"):  # noqa: ANN202
+        result = model.run(values, ids, aggregate="mean", batch_size=batch, compile=compile)
+        return result.sample_embedding, result.imputed
+
+    our_s, our_peak, mine = _timed(device, ours)
+    for label, seconds, peak, got in (("upstream notebook: fp16 autocast, stock FAVOR+, batch 16", up_s, up_peak, upstream),
+                                      ("fp32 eager, stock FAVOR+, batch 16", fp32_s, fp32_peak, fp32),
+                                      ("ours, defaults", our_s, our_peak, mine)):
+        print(f"| {label} | {n / seconds:.1f} | {peak:.1f} | {_accuracy(fp32, got)} |", flush=True)
+    print(f"ours / upstream's path: {up_s / our_s:.2f}x")
+    print("| our batch size | samples/s | peak GPU GiB |")
+    print("|---:|---:|---:|")
+    for batch in (1, 2, 4, 8, 16, 32, 64, 128):
+        if batch <= n:
+            seconds, peak, _ = _timed(device, lambda b=batch: ours(b))
+            print(f"| {batch} | {n / seconds:.1f} | {peak:.1f} |", flush=True)
 
 
 def _worker(name: str, path: str, n: int, out: str, compile: str) -> None:
@@ -126,11 +229,17 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="the optimised path's compile setting (auto: as the app and CLI decide)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu: reference vs optimised in separate processes; cuda: the GPU comparison")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         name, path, n, out, compile = args.worker
         _worker(name, path, int(n), out, compile)
+        return
+    if args.device != "cpu":
+        for name in args.models:
+            _device_main(name, args.samples, args.device)
         return
 
     import torch

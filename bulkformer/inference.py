@@ -28,7 +28,9 @@ from bulkformer.model.layers import LayerRunner
 
 Aggregate = Literal["max", "mean", "median", "all"]
 AGGREGATES: tuple[str, ...] = ("max", "mean", "median", "all")
-Precision = Literal["auto", "fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+_HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 Compile = Literal["auto", "on", "off"]
 
 _log = logging.getLogger(__name__)
@@ -39,8 +41,19 @@ _log = logging.getLogger(__name__)
 _COMPILE_WORTH_S = 60.0
 #: Rough eager CPU throughput used only for that decision (FLOP/s).
 _EAGER_CPU_FLOPS = 1e11
+#: On an H100 (issue #17's measurements, 147M): eager ~21 samples/s ≈ 6e13 FLOP/s, a fresh
+#: compile ~12 s, compiled ~2.7x faster. "auto" compiles when the eager run would take longer
+#: than this, about twice the compile.
+_EAGER_CUDA_FLOPS = 6e13
+_COMPILE_WORTH_CUDA_S = 25.0
+#: dynamo recompiles a function for each new input shape and gives up (silently running eagerly)
+#: after 8 variants; a long-lived app serving several models and precisions needs more.
+_RECOMPILE_LIMIT = 64
+#: Largest automatic batch on a GPU: on an H100 the 147M model runs no faster beyond batch 8-16
+#: (issue #17), and larger batches only take memory.
+_MAX_CUDA_BATCH = 16
 #: What the CLI and the app tell people when a run compiles first.
-COMPILE_NOTE = "Compiling the model for this computer first (about 30 s, once); then it runs faster."
+COMPILE_NOTE = "Compiling the model for this computer first (a one-off wait of up to a minute); then it runs faster."
 
 ProgressFn = Callable[[int, int], None]
 """Called after each batch with (samples done, samples in all)."""
@@ -61,15 +74,17 @@ def choose_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def resolve_precision(precision: str, device: torch.device) -> Literal["fp32", "bf16"]:
-    """``"auto"``: bf16 autocast where the hardware runs bf16 matrix products natively
-    (CUDA GPUs with bf16, CPUs with AVX512-BF16 or AMX), else float32."""
-    if precision in ("fp32", "bf16"):
+def resolve_precision(precision: str, device: torch.device) -> Literal["fp32", "bf16", "fp16"]:
+    """``"auto"``: fp16 autocast on a CUDA GPU (as fast as bf16 there and more accurate:
+    embedding cosine 0.9999997 to fp32 against 0.99999, issue #17's H100 measurements; it is
+    upstream's own notebook precision); on a CPU bf16 where the hardware runs bf16 matrix
+    products natively (AVX512-BF16 or AMX), else float32."""
+    if precision in ("fp32", "bf16", "fp16"):
         return precision  # type: ignore[return-value]
     if precision != "auto":
-        raise BulkFormerError(f"Unknown precision {precision!r}.", hint="Use auto, fp32 or bf16.")
+        raise BulkFormerError(f"Unknown precision {precision!r}.", hint=f"Use one of {', '.join(PRECISIONS)}.")
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "fp16"
     cpu = torch.cpu
     native = getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
         cpu, "_is_amx_tile_supported", lambda: False)()
@@ -93,17 +108,20 @@ def resolve_compile(setting: str, network: BulkFormer, device: torch.device, n_s
     """Whether to run the Performer layers through ``torch.compile``.
 
     ``"on"`` / ``"off"`` are obeyed (``"on"`` still falls back to eager where compiling fails).
-    ``"auto"`` compiles on the CPU when a C++ compiler is present and the run is long enough
-    for the one-off compile to pay for itself (measured in ``benchmarks/RESULTS.md``); not on
-    CUDA, where it has not been measured.
+    ``"auto"`` compiles when the run is long enough for the one-off compile to pay for itself:
+    on the CPU (with a C++ compiler present) from the times in ``benchmarks/RESULTS.md``, on
+    CUDA from issue #17's H100 figures (147M: from about 400 samples).
     """
     if setting not in ("auto", "on", "off"):
         raise BulkFormerError(f"Unknown compile setting {setting!r}.", hint="Use auto, on or off.")
     if setting != "auto":
         return setting == "on"
+    work = n_samples * flop_per_sample(network.config)
+    if device.type == "cuda":
+        return work / _EAGER_CUDA_FLOPS > _COMPILE_WORTH_CUDA_S
     if device.type != "cpu" or not _has_cxx_compiler():
         return False
-    return n_samples * flop_per_sample(network.config) / _EAGER_CPU_FLOPS > _COMPILE_WORTH_S
+    return work / _EAGER_CPU_FLOPS > _COMPILE_WORTH_S
 
 
 def _has_cxx_compiler() -> bool:
@@ -121,6 +139,10 @@ class _CompiledLayers:
     """
 
     def __init__(self) -> None:
+        import torch._dynamo
+
+        config = torch._dynamo.config
+        config.recompile_limit = max(config.recompile_limit, _RECOMPILE_LIMIT)
         self._fn = torch.compile(self._call, dynamic=False)
         self._lock = threading.Lock()
         self._broken = False
@@ -236,7 +258,9 @@ def iter_forward(
     """Run the network over ``values`` batch by batch, yielding what ``plan`` asks for.
 
     ``network``, ``adjacency`` and ``identity`` must already be on ``device``. ``compiled``
-    runs the Performer layers through :func:`compiled_layers`. When a batch runs out of
+    runs the Performer layers through :func:`compiled_layers`; a last batch smaller than the
+    others is then padded to the same size (rows are independent), so the run compiles once
+    for one shape. When a batch runs out of
     memory, it is retried at half the size, and that size is kept for the rest of the run;
     a single sample that does not fit is a :class:`BulkFormerError`.
 
@@ -245,7 +269,7 @@ def iter_forward(
     """
     check_aggregate(plan.aggregate)
     n = values.shape[0]
-    use_bf16 = resolve_precision(precision, device) == "bf16"
+    half = _HALF_DTYPES.get(resolve_precision(precision, device))
     run_layer = compiled_layers() if compiled else None
     agg_idx = None if plan.aggregate_index is None else torch.as_tensor(plan.aggregate_index, device=device)
     gene_idx = None if plan.gene_index is None else torch.as_tensor(plan.gene_index, device=device)
@@ -257,7 +281,8 @@ def iter_forward(
         stop = min(start + batch_size, n)
         try:
             out = _forward_batch(network, adjacency, identity, values, start, stop, plan, device=device,
-                                 use_bf16=use_bf16, run_layer=run_layer, agg_idx=agg_idx, gene_idx=gene_idx)
+                                 half=half, run_layer=run_layer, agg_idx=agg_idx, gene_idx=gene_idx,
+                                 pad_to=batch_size if compiled else stop - start)
         except RuntimeError as err:  # torch.OutOfMemoryError is one
             if not _is_out_of_memory(err):
                 raise
@@ -286,18 +311,25 @@ def _forward_batch(
     plan: ForwardPlan,
     *,
     device: torch.device,
-    use_bf16: bool,
+    half: torch.dtype | None,
     run_layer: LayerRunner | None,
     agg_idx: Tensor | None,
     gene_idx: Tensor | None,
+    pad_to: int,
 ) -> BatchOutput:
-    """Rows ``start:stop`` through the network; everything returned is on the CPU."""
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
-    x = torch.tensor(values[start:stop], dtype=torch.float32, device=device)  # a copy: inputs may be read-only
+    """Rows ``start:stop`` through the network (repeating the last row up to ``pad_to`` rows,
+    whose outputs are dropped); everything returned is on the CPU."""
+    autocast = torch.autocast(device.type, dtype=half) if half is not None else nullcontext()
+    rows = np.asarray(values[start:stop], dtype=np.float32)
+    if pad_to > len(rows):
+        rows = np.concatenate([rows, np.repeat(rows[-1:], pad_to - len(rows), axis=0)])
+    x = torch.tensor(rows, dtype=torch.float32)  # a copy: inputs may be read-only
+    x = x.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else x
     sample_emb = imputed = gene_emb = None
     with torch.inference_mode(), autocast:
         h = network.encode(x, adjacency, identity=identity, run_layer=run_layer)
-        features = network.gene_features(x, h).float()
+        features = network.gene_features(x, h).float()[: stop - start]
+        x = x[: stop - start]
         del h
         if plan.embed:
             pooled = features if agg_idx is None else features.index_select(1, agg_idx)
@@ -325,8 +357,8 @@ def _release_memory(device: torch.device) -> None:
 def auto_batch_size(network: BulkFormer, device: torch.device, n_samples: int) -> int:
     """A batch size that fits memory: ~1.2 GB of activations per sample for the 147M model.
 
-    On CUDA the free memory decides (up to 64), and :func:`iter_forward` halves it if a batch
-    still runs out. On the CPU one sample at a time is fastest per sample (measured: batches of
+    On CUDA the free memory decides (up to 16, beyond which an H100 runs no faster), and
+    :func:`iter_forward` halves it if a batch still runs out. On the CPU one sample at a time is fastest per sample (measured: batches of
     4 or 16 are 1.2–2.5x slower, as the working set falls out of cache), and a compiled model
     then needs a single compile.
     """
@@ -335,7 +367,7 @@ def auto_batch_size(network: BulkFormer, device: torch.device, n_samples: int) -
     cfg = network.config
     per_sample = cfg.n_genes * 4 * (6 * cfg.dim + 2 * cfg.heads * cfg.random_features)  # bytes, generous
     free, _ = torch.cuda.mem_get_info(device)
-    return max(1, min(int(free * 0.6 // per_sample), 64, n_samples))
+    return max(1, min(int(free * 0.6 // per_sample), _MAX_CUDA_BATCH, n_samples))
 
 
 def resolve_indices(gene_ids: Sequence[str], wanted: Sequence[str] | None, *, what: str) -> np.ndarray | None:

@@ -91,21 +91,21 @@ def test_unknown_genes_are_a_clear_error() -> None:
         resolve_indices(ids, ["ENSG9"], what="gene embeddings")
 
 
-def test_bf16_path_keeps_the_accuracy_bounds_on_the_demo_model() -> None:
+@pytest.mark.parametrize("half", ["bf16", "fp16"])
+def test_half_precision_keeps_the_accuracy_bounds_on_the_demo_model(half: str) -> None:
     """Fast path vs float32 on realistic inputs (demo cohort, demo model):
     sample-embedding cosine >= 0.999, imputation PCC vs the hidden truth within 0.002."""
     from bulkformer import paths
-    from bulkformer.pipeline import prepare
     from bulkformer.train import mask_measured
     from bulkformer.wrapper import BulkFormerModel
 
     model = BulkFormerModel.load("demo", device="cpu")
-    prepared = prepare(paths.demo_dir() / "demo_counts.csv.gz", gene_order=model.gene_ids)
+    prepared = model.prepare(paths.demo_dir() / "demo_counts.csv.gz")
     truth = prepared.aligned.values[:8]
     masked, hidden = (t.numpy() for t in mask_measured(torch.tensor(truth), 0.15, torch.Generator().manual_seed(0)))
     ids = prepared.aligned.sample_ids[:8]
     fp32 = model.run(masked, ids, precision="fp32")
-    bf16 = model.run(masked, ids, precision="bf16")
+    bf16 = model.run(masked, ids, precision=half)
     a, b = fp32.sample_embedding, bf16.sample_embedding
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cosine.min() >= 0.999
@@ -118,6 +118,8 @@ def test_precision_names() -> None:
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
     assert resolve_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
+    assert resolve_precision("fp16", torch.device("cpu")) == "fp16"
+    assert resolve_precision("auto", torch.device("cuda")) == "fp16"  # upstream's GPU precision, more accurate than bf16
     with pytest.raises(BulkFormerError, match="Unknown precision"):
         resolve_precision("fp8", torch.device("cpu"))
 
@@ -202,7 +204,8 @@ def test_auto_compile_only_where_it_pays_off(monkeypatch) -> None:
     assert resolve_compile("auto", big, cpu, 3)  # ~90 s of eager work: worth a ~30 s compile
     assert not resolve_compile("auto", big, cpu, 1)
     assert not resolve_compile("auto", small, cpu, 200)
-    assert not resolve_compile("auto", big, cuda, 100)  # not measured on GPUs
+    assert not resolve_compile("auto", big, cuda, 100)  # ~5 s of eager GPU work: not worth ~12 s
+    assert resolve_compile("auto", big, cuda, 1000) and not resolve_compile("auto", small, cuda, 1000)
     assert resolve_compile("on", small, cpu, 1) and not resolve_compile("off", big, cpu, 100)
     monkeypatch.setattr("bulkformer.inference._has_cxx_compiler", lambda: False)
     assert not resolve_compile("auto", big, cpu, 100)
@@ -252,3 +255,31 @@ def test_running_out_of_memory_inside_a_compiled_layer_is_passed_on() -> None:
     with pytest.raises(torch.OutOfMemoryError):
         runner(torch.nn.Linear(4, 4), torch.randn(1, 4))
     assert not runner._broken
+
+
+def test_compiled_runs_pad_the_last_batch_to_one_shape(monkeypatch) -> None:
+    """A compiled run sees one batch shape only (no recompiles for a short last batch), and the
+    padding rows change nothing: outputs equal an unpadded eager run."""
+    network = tiny_network("v2", seed=7)
+    adjacency = random_graph(50, 150).normalized_adjacency()
+    values = random_expression(7, 50, seed=2)
+    identity = network.gene_identity().detach()
+    shapes: list[int] = []
+
+    def recording(layer, x):
+        shapes.append(x.shape[0])
+        return layer(x)
+
+    monkeypatch.setattr("bulkformer.inference.compiled_layers", lambda: recording)
+    plan = ForwardPlan(aggregate="all", gene_index=np.array([1, 30]))
+    cpu = torch.device("cpu")
+    padded = list(iter_forward(network, adjacency, identity, values, plan, batch_size=3, device=cpu,
+                               precision="fp32", compiled=True))
+    plain = list(iter_forward(network, adjacency, identity, values, plan, batch_size=3, device=cpu,
+                              precision="fp32", compiled=False))
+    assert set(shapes) == {3} and [o.stop - o.start for o in padded] == [3, 3, 1]
+    for field in ("sample_embedding", "imputed", "gene_embedding"):
+        got = np.concatenate([getattr(o, field) for o in padded])
+        want = np.concatenate([getattr(o, field) for o in plain])
+        assert got.shape[0] == 7
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

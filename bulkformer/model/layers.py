@@ -44,37 +44,63 @@ class ExpressionEmbedding(nn.Module):
         return emb.masked_fill((x == MISSING).unsqueeze(-1), 0.0)
 
 
-class Fp32FastAttention(FastAttention):
-    """performer-pytorch's FAVOR+ attention (softmax kernel, non-causal) in float32, leaner.
+_HALF = (torch.float16, torch.bfloat16)
 
-    Same parameters, buffers and mathematics as the parent class, computed in fewer passes
-    over the ``[batch, heads, genes, features]`` tensors (the dominant memory traffic at 20,010
-    genes): the data normaliser is folded into the projection matrix, the two subtractions
-    before ``exp`` are merged, and the ``ratio = features^-0.5`` factor is left out because it
-    multiplies numerator and denominator alike. Under bf16 autocast the projections around
-    this module run in bf16, but the ``exp`` kernel and its normaliser (a sum over all genes)
-    stay in float32: bf16 loses too much there.
+
+def favor_attention(q: Tensor, k: Tensor, v: Tensor, projection_matrix: Tensor, *, eps: float,
+                    products: torch.dtype = torch.float32) -> Tensor:
+    """Non-causal FAVOR+ softmax-kernel attention, as performer-pytorch computes it, leaner.
+
+    The same mathematics as performer-pytorch's ``FastAttention`` in fewer passes over the
+    ``[batch, heads, genes, features]`` tensors (the dominant memory traffic at 20,010 genes):
+    the data normaliser is folded into the projection matrix, the two subtractions before
+    ``exp`` are merged, and the ``features^-0.5`` factor is left out because it multiplies
+    numerator and denominator alike.
+
+    ``products``: the dtype of the three matrix products (projection, context, output).
+    float32 is the reference arithmetic; float16/bfloat16 halve the memory traffic on a GPU,
+    while the shift, the ``exp``, the key sum and the normaliser stay in float32 (the normaliser
+    is a sum over all genes, which half precision cannot hold).
+
+    Shapes:
+        q, k, v: ``[batch, heads, genes, dim_head]``; projection_matrix: ``[features, dim_head]``
+        → ``[batch, heads, genes, dim_head]`` float32
+    """
+    d = q.shape[-1]
+    projection = (projection_matrix.float().t() * d**-0.25).to(products)  # [dim_head, features]
+    q_feat = _favor_features(q, projection, d, eps=eps, per_row=True)
+    k_feat = _favor_features(k, projection, d, eps=eps, per_row=False)
+    k_sum = k_feat.sum(dim=-2, dtype=torch.float32).unsqueeze(-1)  # [b, h, features, 1]
+    context = k_feat.transpose(-1, -2) @ v.to(products)  # [b, h, features, dim_head]
+    numerator = (q_feat @ context).float()
+    return numerator / (q_feat.float() @ k_sum)
+
+
+def _favor_features(x: Tensor, projection: Tensor, d: int, *, eps: float, per_row: bool) -> Tensor:
+    """``exp(x·P/d^¼ − |x|²/(2√d) − max) + eps`` in ``projection``'s dtype, the exponent in float32;
+    the max is per row for queries, per head for keys."""
+    dash = (x.to(projection.dtype) @ projection).float()  # [b, h, n, features]; no copy when float32
+    peak = dash.detach().amax(dim=-1, keepdim=True) if per_row else dash.detach().amax(dim=(-1, -2), keepdim=True)
+    shift = x.float().pow(2).sum(dim=-1, keepdim=True) * (0.5 / math.sqrt(d)) + peak
+    return (torch.exp(dash.sub_(shift)) + eps).to(projection.dtype)
+
+
+class Fp32FastAttention(FastAttention):
+    """performer-pytorch's FAVOR+ attention (softmax kernel, non-causal) through
+    :func:`favor_attention`: same parameters and buffers as the parent class.
+
+    Under autocast the projections around this module run in half precision. Inside it, on a
+    CPU everything is float32 (half-precision products gave no gain there, measured); on a
+    CUDA GPU the three matrix products take the autocast dtype and the exponent and the
+    normaliser stay float32.
     """
 
     eps = 1e-4
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        products = q.dtype if q.is_cuda and q.dtype in _HALF else torch.float32
         with torch.autocast(q.device.type, enabled=False):
-            q, k, v = q.float(), k.float(), v.float()
-            d = q.shape[-1]
-            projection = self.projection_matrix.float().t() * d**-0.25  # [dim_head, features]
-            q_feat = self._features(q, projection, d, per_row=True)
-            k_feat = self._features(k, projection, d, per_row=False)
-            k_sum = k_feat.sum(dim=-2).unsqueeze(-1)  # [b, h, features, 1]
-            context = k_feat.transpose(-1, -2) @ v  # [b, h, features, dim_head]
-            return (q_feat @ context) / (q_feat @ k_sum)
-
-    def _features(self, x: Tensor, projection: Tensor, d: int, *, per_row: bool) -> Tensor:
-        """``exp(x·P/d^¼ − |x|²/(2√d) − max) + eps``; the max is per row for queries, per head for keys."""
-        dash = x @ projection  # [b, h, n, features]
-        peak = dash.detach().amax(dim=-1, keepdim=True) if per_row else dash.detach().amax(dim=(-1, -2), keepdim=True)
-        shift = x.pow(2).sum(dim=-1, keepdim=True) * (0.5 / math.sqrt(d)) + peak
-        return torch.exp(dash.sub_(shift)) + self.eps
+            return favor_attention(q, k, v, self.projection_matrix, eps=self.eps, products=products)
 
 
 def _performer(dim: int, *, heads: int, attn_dropout: float, ff_dropout: float) -> Performer:

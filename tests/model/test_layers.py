@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from bulkformer.model.layers import ExpressionEmbedding, GraphBlock
@@ -72,3 +73,26 @@ def test_lean_favor_attention_equals_performer_pytorch() -> None:
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 inputs: computed in float32 all the same
         assert ours(q.bfloat16(), k.bfloat16(), v.bfloat16()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_favor_half_precision_products_stay_close_to_performer_pytorch(half: torch.dtype) -> None:
+    """The GPU path's arithmetic, checked on the CPU: products in half precision, exponent and
+    normaliser in float32, against performer-pytorch's float32 FAVOR+ (cosine per output row)."""
+    from performer_pytorch.performer_pytorch import FastAttention, linear_attention, softmax_kernel
+
+    from bulkformer.model.layers import favor_attention
+
+    torch.manual_seed(1)
+    reference = FastAttention(16, nb_features=44)
+    q, k, v = (torch.randn(2, 3, 2000, 16) for _ in range(3))
+    kernel_q = softmax_kernel(q, projection_matrix=reference.projection_matrix, is_query=True)
+    kernel_k = softmax_kernel(k, projection_matrix=reference.projection_matrix, is_query=False)
+    expected = linear_attention(kernel_q, kernel_k, v)
+    got = favor_attention(q, k, v, reference.projection_matrix, eps=1e-4, products=half)
+    assert got.dtype == torch.float32 and torch.isfinite(got).all()
+    cosine = torch.nn.functional.cosine_similarity(got, expected, dim=-1)
+    assert cosine.min() > 0.999
+    assert (got - expected).abs().max() < 0.05 * expected.abs().max()
+    exact = favor_attention(q, k, v, reference.projection_matrix, eps=1e-4)
+    torch.testing.assert_close(exact, expected, rtol=1e-4, atol=1e-5)
