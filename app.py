@@ -23,6 +23,7 @@ pages = [
     st.Page(_ui.PAGES["upload"], title="Upload & QC", icon=":material/upload_file:", url_path="upload"),
     st.Page(_ui.PAGES["embeddings"], title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
     st.Page(_ui.PAGES["imputation"], title="Imputation", icon=":material/auto_fix_high:", url_path="imputation"),
+    st.Page(_ui.PAGES["predict"], title="Predict", icon=":material/model_training:", url_path="predict"),
     st.Page(_ui.PAGES["downloads"], title="Downloads", icon=":material/download:", url_path="downloads"),
     st.Page(_ui.PAGES["model"], title="Model", icon=":material/memory:", url_path="model"),
 ]
@@ -42,5 +43,6 @@ with st.sidebar:
         help="Format used by the camera button above each plot: PNG for slides, SVG for editing "
              "in Illustrator or Inkscape.",
     )
+    _ui.write_reload_cookie()
 
 current.run()

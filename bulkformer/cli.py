@@ -28,15 +28,17 @@ from rich.progress import (
 from rich.table import Table
 
 from bulkformer import download as dl
-from bulkformer import paths
+from bulkformer import paths, registry
 from bulkformer.errors import BulkFormerError
 
 if TYPE_CHECKING:  # heavy imports (torch) happen inside the commands that need them
     import numpy as np
 
     from bulkformer.export import RunFacts
+    from bulkformer.holdout import HoldoutComparison
     from bulkformer.inference import Compile, Precision
     from bulkformer.pipeline import PreparedInput
+    from bulkformer.predict import PredictionResult
     from bulkformer.wrapper import BulkFormerModel, InferenceResult
 
 app = typer.Typer(
@@ -47,11 +49,12 @@ app = typer.Typer(
 )
 download_app = typer.Typer(
     help=(
-        "Get the published BulkFormer files from Zenodo. Start with 'download info'; "
-        "'download all' fetches the model and its gene tables. Interrupted downloads resume "
-        "when you run the same command again."
+        "Get the published BulkFormer files from Zenodo and Google Drive. 'download model "
+        "--size 147M' fetches one published model with its gene table and graph; 'download "
+        "info' says what the Zenodo records hold. Interrupted downloads resume when you run "
+        "the same command again."
     ),
-    short_help="Get the published BulkFormer model and data files from Zenodo.",
+    short_help="Get the published BulkFormer models and data files.",
     no_args_is_help=True,
 )
 app.add_typer(download_app, name="download")
@@ -96,6 +99,9 @@ DestOption = Annotated[
     ),
 ]
 
+DEFAULT_DOWNLOAD_SIZE = "147M"
+"""What 'download model' fetches without --size: the largest model of the current release."""
+
 _KIND_NOTE = {
     "model": "model",
     "data": "data",
@@ -115,7 +121,9 @@ def _records(record: str | None) -> list[dl.KnownRecord]:
 
 
 def _status(remote: dl.RemoteFile) -> str:
-    """Whether a file is on disk already (by size: a full md5 check is for the download)."""
+    """Whether a file is on disk already (by size: a full md5 check is for the download).
+
+    Listed names are plain file names (:func:`bulkformer.download.list_record` refuses others)."""
     final = paths.safe_child(dl.target_dir(remote), remote.key)
     if final.is_file() and final.stat().st_size == remote.size:
         return "[green]downloaded[/green]"
@@ -171,35 +179,74 @@ def info(record: RecordOption = None) -> None:
         out.print(dl.drive_instructions(), markup=False)
 
 
+@contextmanager
+def _download_bars() -> Iterator[dl.FileProgressFn]:
+    """One progress bar per file while the block runs."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=False),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=out) as bar:
+        tasks: dict[tuple[str, str], TaskID] = {}
+
+        def on_progress(remote: dl.RemoteFile, done: int, total: int) -> None:
+            name = (remote.record_id, remote.key)
+            if name not in tasks:
+                tasks[name] = bar.add_task(remote.key, total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        yield on_progress
+
+
+def _say_saved(saved: Sequence[Path]) -> None:
+    out.print(f"[green]Done.[/green] {len(saved)} file(s) ready and checked:")
+    for path in saved:
+        out.print(f"  {path}", markup=False)
+
+
 def _download(selection: str, record: str | None, dest: Path | None) -> None:
     """Download with one progress bar per file, then say where everything was saved."""
     with user_errors():
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(binary_units=False),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=out) as bar:
-            tasks: dict[tuple[str, str], TaskID] = {}
-
-            def on_progress(remote: dl.RemoteFile, done: int, total: int) -> None:
-                name = (remote.record_id, remote.key)
-                if name not in tasks:
-                    tasks[name] = bar.add_task(remote.key, total=total)
-                bar.update(tasks[name], completed=done)
-
+        with _download_bars() as on_progress:
             saved = dl.download(selection, record_id=record, dest=dest, progress=on_progress)
-        out.print(f"[green]Done.[/green] {len(saved)} file(s) ready and checked:")
-        for path in saved:
-            out.print(f"  {path}", markup=False)
+        _say_saved(saved)
 
 
 @download_app.command("model")
-def download_model(record: RecordOption = None, dest: DestOption = None) -> None:
-    """Download the model checkpoint (v1, about 570 MB) into the model folder."""
-    _download("model", record, dest)
+def download_model(
+    size: Annotated[str, typer.Option(
+        "--size", "-s",
+        help=f"Which published model: {registry.names_text()}, or 'all'. The v2 sizes come from "
+        "Google Drive, v1 from Zenodo.",
+    )] = DEFAULT_DOWNLOAD_SIZE,
+    dest: DestOption = None,
+) -> None:
+    """Download a published model with its gene table and graph (default: 147M).
+
+    The checkpoint goes to the model folder, the gene table and graph of its family (Zenodo
+    15744294 for the v2 sizes, 15559368 for v1) to the data folder. Zenodo files are checked
+    against their md5; Drive files (no published checksum) are loaded as tensors and their
+    shape checked; size and sha256 are recorded in checksums.json for 'bulkformer verify'.
+    Then use it with --model SIZE.
+    """
+    from bulkformer import model_fetch
+
+    with user_errors():
+        names = list(registry.MODELS) if size.strip().lower() == "all" else [registry.get(size).name]
+        plans = [model_fetch.plan_model(name, model_dir=dest, data_dir=dest) for name in names]
+        for plan in plans:
+            out.print(f"{plan.model.label}: {plan.model.checkpoint} ({plan.checkpoint_size_text}) → "
+                      f"{plan.model_dir}; {', '.join(plan.model.data_files)} → {plan.data_dir}", markup=False)
+        saved: list[Path] = []
+        with _download_bars() as on_progress:
+            for plan in plans:
+                saved += [p for p in model_fetch.download_model(plan, progress=on_progress) if p not in saved]
+        _say_saved(saved)
+        if size.strip().lower() != "all":
+            out.print(f"Use it with --model {names[0]}.", markup=False)
 
 
 @download_app.command("data")
@@ -237,7 +284,8 @@ ModelOption = Annotated[
         "--model",
         "-m",
         help="Which model: 'demo' (ships with the app, trained on simulated data), a published "
-        "one ('37M', '50M', '93M', '127M', '147M', 'v1') or the path of a checkpoint or model folder.",
+        f"one ({registry.names_text()}; 'bulkformer download model --size NAME' gets it) or the path "
+        "of a checkpoint or model folder.",
     ),
 ]
 ModelDirOption = Annotated[
@@ -261,8 +309,8 @@ DataDirOption = Annotated[
 
 DEMO_NOTE = (
     "You are using the DEMO model, trained on SIMULATED data: its results show how the tool "
-    "works but mean nothing biologically. Run 'bulkformer download all' to get the published "
-    "BulkFormer weights, then pass --model 147M (or another size)."
+    "works but mean nothing biologically. Run 'bulkformer download model --size 147M' to get "
+    "the published BulkFormer weights, then pass --model 147M (or another size)."
 )
 
 
@@ -341,19 +389,20 @@ def _check_assets(model_dir: Path, data_dir: Path, problems: list[str]) -> None:
                   ESM2_NAME]
     for title, folder, names in (("Model folder", model_dir, checkpoints), ("Data folder", data_dir, data_files)):
         out.print(f"[bold]{title}[/bold] {escape(str(folder))}")
-        recorded = _recorded_md5(folder)
+        recorded = dl.read_checksums(folder)
         for name in names:
             path = folder / name
             if path.is_file():
                 state = f"present ({dl.human_size(path.stat().st_size)})"
                 if name in recorded:
-                    if dl.verify_file(path, recorded[name]):
-                        state += ", md5 OK"
+                    digest = "md5" if recorded[name].md5 else "sha256"
+                    if dl.check_recorded(path, recorded[name]):
+                        state += f", {digest} OK"
                     else:
-                        state += ", [red]md5 does not match[/red]"
-                        problems.append(f"{path} is damaged (its md5 differs from the one recorded in "
+                        state += f", [red]{digest} does not match[/red]"
+                        problems.append(f"{path} is damaged (its {digest} differs from the one recorded in "
                                         f"{CHECKSUMS_NAME}): {_fetch_hint(name)}.")
-            elif path.with_name(name + ".part").is_file():
+            elif dl.partial_bytes(path):
                 state = "[yellow]partly downloaded[/yellow]"
                 problems.append(f"{name} is only partly downloaded: {_fetch_hint(name)} (it resumes).")
             else:
@@ -363,22 +412,10 @@ def _check_assets(model_dir: Path, data_dir: Path, problems: list[str]) -> None:
 
 def _fetch_hint(name: str) -> str:
     """How to get a published file again: from Zenodo by name, or by hand from Google Drive."""
-    if any(c.file_name == name for c in dl.DRIVE_CHECKPOINTS):
-        return f"download {name} again from Google Drive (links: 'bulkformer download info')"
+    for model in dl.DRIVE_CHECKPOINTS:
+        if model.checkpoint == name:
+            return f"run 'bulkformer download model --size {model.name}'"
     return f"run 'bulkformer download file {name}'"
-
-
-def _recorded_md5(folder: Path) -> dict[str, str]:
-    """``{name: md5}`` from the folder's checksums.json, or nothing if it has none (or is unreadable)."""
-    import json
-
-    try:
-        data = json.loads((folder / CHECKSUMS_NAME).read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(k): str(v).removeprefix("md5:") for k, v in data.items() if isinstance(v, str)}
 
 
 def _check_model(spec: str, model_dir: Path, data_dir: Path, problems: list[str]) -> None:
@@ -391,9 +428,9 @@ def _check_model(spec: str, model_dir: Path, data_dir: Path, problems: list[str]
 
     out.print(f"[bold]Model[/bold] {escape(spec)}")
     folder = paths.demo_model_dir() if spec == "demo" else Path(spec)
-    for name, md5 in _recorded_md5(folder).items():
-        if not dl.verify_file(folder / name, md5):
-            problems.append(f"{folder / name} is damaged (its md5 differs from {CHECKSUMS_NAME}): "
+    for name, recorded in dl.read_checksums(folder).items():
+        if not dl.check_recorded(folder / name, recorded):
+            problems.append(f"{folder / name} is damaged (it differs from {CHECKSUMS_NAME}): "
                             + _restore_hint(spec))
     try:
         loaded = BulkFormerModel.load(spec, device="auto", model_dir=model_dir, data_dir=data_dir)
@@ -435,6 +472,7 @@ def _restore_hint(spec: str) -> str:
 ExtractType = Literal["transcriptome_level", "gene_level", "expression_imputation"]
 _FORMATS = (".csv", ".tsv", ".parquet", ".pt", ".npy", ".h5ad")
 _TABLES = (".csv", ".tsv", ".parquet")
+_MAX_NAME_BYTES = 255  # what Linux, macOS and Windows file systems allow in one name
 _ARRAY_NAMES = {"transcriptome_level": "embedding", "expression_imputation": "imputed",
                 "gene_level": "gene_embedding"}
 
@@ -449,8 +487,13 @@ def extract(
         ".pt .npy .h5ad. Written only when complete.", dir_okay=False)],
     kind: Annotated[ExtractType, typer.Option(
         "--type", "-t", help="transcriptome_level: one embedding per sample; gene_level: one "
-        "embedding per sample and gene (give --genes); expression_imputation: predicted log1p "
-        "TPM for every model gene.")] = "transcriptome_level",
+        "embedding per sample and gene (give --genes); expression_imputation: log1p TPM for "
+        "every model gene (see --impute-mode).")] = "transcriptome_level",
+    impute_mode: Annotated[Literal["filled", "model", "missing"], typer.Option(
+        "--impute-mode", help="expression_imputation: 'filled' keeps your measured values and "
+        "predicts only the genes your table lacks; 'model' is the model's reconstruction of every "
+        "gene (measured values replaced); 'missing' only the genes your table lacks. An .h5ad "
+        "holds all: X = filled, layers 'measured' and 'bulkformer'.")] = "filled",
     aggregate: Annotated[Literal["max", "mean", "median", "all"], typer.Option(
         help="How gene embeddings are pooled into a sample embedding.")] = "mean",
     counts: Annotated[bool | None, typer.Option(
@@ -472,13 +515,18 @@ def extract(
         "--metadata", help="Sample sheet (one row per sample); stored with the results in "
         ".csv/.tsv/.parquet (extra columns) and .h5ad (obs).", exists=True, dir_okay=False,
         show_default=False)] = None,
-    precision: Annotated[Literal["auto", "fp32", "bf16"], typer.Option(
-        help="auto: bf16 where the CPU or GPU computes it natively (faster; embeddings within "
-        "cosine 0.999 of fp32), else fp32. fp32: exact reference arithmetic.")] = "auto",
+    precision: Annotated[Literal["auto", "fp32", "bf16", "fp16"], typer.Option(
+        help="auto: fp16 on a GPU; on a CPU bf16 where it computes it natively (faster; "
+        "embeddings within cosine 0.999 of fp32), else fp32. fp32: exact reference "
+        "arithmetic.")] = "auto",
     compile_mode: Annotated[Literal["auto", "on", "off"], typer.Option(
         "--compile", help="Compile the model's layers with torch.compile: about 1.8x faster per "
-        "sample on a CPU after a one-off wait of ~30 s. auto: on the CPU when the run is long "
-        "enough to gain from it.")] = "auto",
+        "sample on a CPU after a one-off wait of ~30 s (~12 s on a GPU). auto: when the run is "
+        "long enough to gain from it.")] = "auto",
+    esm2: Annotated[bool, typer.Option(
+        "--esm2", help="gene_level only: append each gene's ESM2 protein embedding (from the "
+        "model's data folder, esm2_feature_concat.pt) to its BulkFormer embedding, as upstream "
+        "offers.")] = False,
 ) -> None:
     """Run BulkFormer on an expression table and save embeddings or imputed expression."""
     with user_errors():
@@ -492,16 +540,16 @@ def extract(
                 f"a {ext} file.",
                 hint="Give --genes FILE with the genes you need, or write OUTPUT as .npy (streamed "
                 "to disk, batch by batch).")
-        from bulkformer.wrapper import BulkFormerModel
-
-        loaded = BulkFormerModel.load(model, device=device, model_dir=model_dir, data_dir=data_dir)
-        out.print(f"Model: {loaded.describe()}", markup=False)
-        if loaded.is_demo:
-            err.print(DEMO_NOTE, style="yellow", markup=False)
+        if esm2 and kind != "gene_level":
+            raise BulkFormerError("--esm2 adds protein embeddings to gene-level output only.",
+                                  hint="Use --type gene_level with --esm2, or leave --esm2 out.")
+        _check_output(output, inputs=(input_path, metadata, genes_file))
+        loaded = _load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
+        if esm2:
+            loaded.esm2_table()  # a missing table is reported before the model runs
         chosen = _read_gene_list(genes_file, loaded.gene_ids) if genes_file is not None else None
-        prepared = _prepare(input_path, loaded.gene_ids, counts=counts, metadata=metadata)
-        for line in prepared.qc.summary_lines():
-            out.print(line, markup=False)
+        prepared = _prepare(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, counts=counts,
+                            metadata=metadata)
         aligned = prepared.aligned
         run = {"batch_size": batch_size, "precision": precision, "compile": compile_mode}
         if loaded.compiles(len(aligned.sample_ids), compile=compile_mode):
@@ -510,7 +558,8 @@ def extract(
             err.print(COMPILE_NOTE, markup=False)
         with _progress_bar() as report:
             if kind == "gene_level" and chosen is None:
-                shape = _stream_gene_embeddings(loaded, aligned.values, output, progress=report, **run)
+                shape = _stream_gene_embeddings(loaded, aligned.values, output, with_esm2=esm2, progress=report,
+                                                **run)
                 result = None
             else:
                 result = loaded.run(
@@ -518,17 +567,39 @@ def extract(
                     impute=kind == "expression_imputation", aggregate=aggregate,
                     aggregate_genes=chosen if kind == "transcriptome_level" else None,
                     gene_embedding_genes=chosen if kind == "gene_level" else None,
-                    progress=report, **run)
+                    with_esm2=esm2, progress=report, **run)
         if result is None:
             _write_id_files(output, samples=aligned.sample_ids, genes=loaded.gene_ids)
             out.print(f"[green]Wrote[/green] {escape(str(output))} (array {' × '.join(map(str, shape))})")
         else:
             facts = _run_facts(loaded, prepared, kind=kind, aggregate=aggregate, input_path=input_path,
                                genes_file=genes_file, **run)
-            _write_result(result, prepared, output, kind=kind, genes=chosen, facts=facts)
+            _write_result(result, prepared, output, kind=kind, genes=chosen, facts=facts, mode=impute_mode)
         if loaded.is_demo:
             err.print("Reminder: these results come from the DEMO model (simulated data).",
                       style="yellow")
+
+
+def _check_output(output: Path, *, inputs: Sequence[Path | None]) -> None:
+    """Refuse, before any work, an OUTPUT that cannot be written (a name too long, a folder that
+    is a file) or that would overwrite one of the input files (a .npy's ID files included)."""
+    targets = [output, *(_id_files(output) if output.suffix.lower() == ".npy" else ())]
+    for target in targets:
+        if len(target.name.encode()) > _MAX_NAME_BYTES:
+            raise BulkFormerError(
+                f"Cannot write {target.name[:40]}…: a file name may have at most {_MAX_NAME_BYTES} "
+                f"bytes, this one has {len(target.name.encode())}"
+                + (" (the .npy output's sample and gene lists are named after it)" if target != output else "")
+                + ".", hint="Choose a shorter OUTPUT name.")
+    existing = next((p for p in output.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise BulkFormerError(f"Cannot write {output}: {existing} is a file, not a folder.",
+                              hint="Choose an OUTPUT in a folder (a new folder is made for you).")
+    for source in inputs:
+        for target in targets:
+            if source is not None and target.exists() and target.samefile(source):
+                raise BulkFormerError(f"OUTPUT {target} is the input file {source}: writing it would "
+                                      "overwrite your data.", hint="Choose another OUTPUT name.")
 
 
 def _read_gene_list(path: Path, model_genes: tuple[str, ...]) -> list[str]:
@@ -560,17 +631,32 @@ def _read_gene_list(path: Path, model_genes: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(g for g in mapping.ensg_ids if g is not None))
 
 
-def _prepare(input_path: Path, gene_order: tuple[str, ...], *, counts: bool | None,
+def _load_model(spec: str, *, device: str, model_dir: Path | None, data_dir: Path | None) -> BulkFormerModel:
+    """Load a model and say which one runs (and, for the demo, what its results are worth)."""
+    from bulkformer.wrapper import BulkFormerModel
+
+    loaded = BulkFormerModel.load(spec, device=device, model_dir=model_dir, data_dir=data_dir)
+    out.print(f"Model: {loaded.describe()}", markup=False)
+    if loaded.is_demo:
+        err.print(DEMO_NOTE, style="yellow", markup=False)
+    return loaded
+
+
+def _prepare(input_path: Path, gene_order: tuple[str, ...], *, gene_lengths: str, counts: bool | None,
              metadata: Path | None) -> PreparedInput:
-    """``prepare()`` with the --counts/--no-counts override (--no-counts: never read as counts)."""
+    """``prepare()`` with the --counts/--no-counts override (--no-counts: never read as counts),
+    then the QC summary printed."""
     from bulkformer.pipeline import prepare
 
     def run(value_type: str) -> PreparedInput:
-        return prepare(input_path, gene_order=gene_order, value_type=value_type, sample_sheet=metadata)
+        return prepare(input_path, gene_order=gene_order, gene_lengths=gene_lengths, value_type=value_type,
+                       sample_sheet=metadata)
 
     prepared = run({True: "counts", False: "auto", None: "auto"}[counts])
     if counts is False and prepared.guesses.value_type.value == "counts":
         prepared = run("tpm")  # whole numbers, but the user says they are not counts
+    for line in prepared.qc.summary_lines():
+        out.print(line, markup=False)
     return prepared
 
 
@@ -589,28 +675,32 @@ def _progress_bar() -> Iterator[Callable[[int, int], None]]:
 
 
 def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output: Path, *,
-                            batch_size: int | None, precision: Precision, compile: Compile,
+                            with_esm2: bool, batch_size: int | None, precision: Precision, compile: Compile,
                             progress: Callable[[int, int], None]) -> tuple[int, ...]:
     """All genes' embeddings into a .npy, batch by batch (a temp file, renamed when complete)."""
+    import contextlib
     import os
     import shutil
-    import uuid
 
     import numpy as np
 
+    from bulkformer.export import part_path
+
     output.parent.mkdir(parents=True, exist_ok=True)
-    needed = values.shape[0] * len(loaded.gene_ids) * loaded.config.dim * 4
+    width = loaded.config.gene_feature_dim + (loaded.esm2_table().shape[1] if with_esm2 else 0)
+    needed = values.shape[0] * len(loaded.gene_ids) * width * 4
     free = shutil.disk_usage(output.parent).free
     if needed > free:
         raise BulkFormerError(
             f"The gene-level output needs {dl.human_size(needed)} but only {dl.human_size(free)} is "
             f"free in {output.parent}.",
             hint="Free some space, write elsewhere, or give --genes to keep only some genes.")
-    tmp = output.with_name(f".{output.stem}.{uuid.uuid4().hex[:12]}.part.npy")
+    tmp = part_path(output)
     try:
         array = None
         for batch in loaded.iter_batches(values, embed=False, impute=False,
-                                         gene_embedding_genes=loaded.gene_ids, batch_size=batch_size,
+                                         gene_embedding_genes=loaded.gene_ids, with_esm2=with_esm2,
+                                         batch_size=batch_size,
                                          precision=precision, compile=compile, progress=progress):
             if array is None:
                 shape = (values.shape[0], *batch.gene_embedding.shape[1:])
@@ -620,13 +710,17 @@ def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output:
         array.flush()
         del array  # closes the memory map before the rename
         os.replace(tmp, output)
+    except OSError as exc:
+        raise BulkFormerError(f"Could not write {output}: {exc.strerror or exc}.",
+                              hint="Check the free disk space and that you may write to that folder.") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # never hide the error that brought us here
+            tmp.unlink(missing_ok=True)
     return shape
 
 
 def _write_result(result: InferenceResult, prepared: PreparedInput, output: Path, *, kind: str,
-                  genes: list[str] | None, facts: RunFacts) -> None:
+                  genes: list[str] | None, facts: RunFacts, mode: str = "filled") -> None:
     """Write one run's result in the format OUTPUT's extension names."""
     import dataclasses
 
@@ -642,23 +736,28 @@ def _write_result(result: InferenceResult, prepared: PreparedInput, output: Path
         result = dataclasses.replace(result, gene_ids=tuple(genes), imputed=result.imputed[:, index])
         observed_values, observed = observed_values[:, index], observed[index]
     if ext == ".h5ad":
-        data = export.to_anndata(result, observed_values=observed_values, observed=observed,
+        data = export.to_anndata(result, measured_values=observed_values, observed=observed,
                                  metadata=prepared.metadata, symbols=_symbols(result.gene_ids), facts=facts)
     elif ext in _TABLES:
-        frame = {"transcriptome_level": export.embedding_frame, "expression_imputation": export.imputed_frame,
-                 "gene_level": export.gene_embedding_frame}[kind](result)
-        if prepared.metadata is not None and kind != "gene_level":  # long tables: join on sample_id
+        if kind == "expression_imputation":  # genes as rows when they would not fit in Excel's columns
+            frame = export.expression_frame(result, measured_values=observed_values, observed=observed, mode=mode,
+                                            symbols=_symbols(result.gene_ids))
+        else:
+            frame = {"transcriptome_level": export.embedding_frame,
+                     "gene_level": export.gene_embedding_frame}[kind](result)
+        if prepared.metadata is not None and kind != "gene_level" and frame.index.name == "sample_id":
             sheet = prepared.metadata
             sheet = sheet.set_axis([f"{c} (sample sheet)" if c in frame.columns else c for c in sheet.columns],
                                    axis=1)
             frame = frame.join(sheet)
         data = frame
     else:
-        array, genes_out = {
-            "transcriptome_level": (result.sample_embedding, None),
-            "expression_imputation": (result.imputed, result.gene_ids),
-            "gene_level": (result.gene_embedding, result.gene_embedding_ids),
-        }[kind]
+        if kind == "expression_imputation":
+            array, genes_out = export.expression_values(result, measured_values=observed_values,
+                                                        observed=observed, mode=mode)
+        else:
+            array, genes_out = {"transcriptome_level": (result.sample_embedding, None),
+                                "gene_level": (result.gene_embedding, result.gene_embedding_ids)}[kind]
         if ext == ".pt":
             data = {"sample_ids": list(result.sample_ids), _ARRAY_NAMES[kind]: array,
                     **({"gene_ids": list(genes_out)} if genes_out is not None else {})}
@@ -666,7 +765,7 @@ def _write_result(result: InferenceResult, prepared: PreparedInput, output: Path
             data = array
             _write_id_files(output, samples=result.sample_ids, genes=genes_out)
     try:
-        export.write_output(data, output)
+        export.write_output(data, output, notes=facts.notes)
     except BaseException:
         if ext == ".npy":
             _remove_id_files(output)
@@ -735,7 +834,87 @@ def _run_facts(loaded: BulkFormerModel, prepared: PreparedInput, *, kind: str, a
         model_name=loaded.name, model_checksum=loaded.checksum, model_source=loaded.source,
         is_demo=loaded.is_demo, device=loaded.device.type, aggregate=aggregate, batch_size=batch_size,
         precision=precision, n_samples=len(prepared.aligned.sample_ids), n_genes=len(loaded.gene_ids),
-        qc_summary=tuple(prepared.qc.summary_lines()), extra=tuple(extra))
+        qc_summary=tuple(prepared.qc.summary_lines()), extra=tuple(extra),
+        n_measured_genes=int(prepared.aligned.observed.sum()))
+
+
+@app.command("holdout")
+def holdout_check(
+    input_path: Annotated[Path, typer.Argument(
+        metavar="INPUT", help="Expression table (any format `extract` reads).", exists=True, dir_okay=False)],
+    fraction: Annotated[float, typer.Option(
+        min=0.01, max=0.9, help="Share of each sample's measured genes to hide.")] = 0.1,
+    model: ModelOption = "demo",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Save the whole table (overall, per expression level, per sample) as "
+        ".csv, .tsv or .parquet.", dir_okay=False, show_default=False)] = None,
+    model_dir: ModelDirOption = None,
+    data_dir: DataDirOption = None,
+    counts: Annotated[bool | None, typer.Option(
+        "--counts/--no-counts", help="Say whether the values are raw read counts (default: detected).",
+        show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Which genes are hidden (the same seed hides the same ones).")] = 0,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, help="Samples per forward pass (default: chosen from free memory).", show_default=False)] = None,
+    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option()] = "auto",
+) -> None:
+    """How far to trust imputed values on YOUR data: hide some measured values, let the model fill
+    them in, and compare it with two simple baselines (each gene's mean over your other samples,
+    and k nearest samples). Prints the scores and a verdict in words."""
+    with user_errors():
+        from bulkformer import export
+        from bulkformer import holdout as ho
+
+        if output is not None and output.suffix.lower() not in _TABLES:
+            raise BulkFormerError(f"Cannot write the table as {output.name!r}.",
+                                  hint=f"End --output with one of: {', '.join(_TABLES)}.")
+        if output is not None:
+            _check_output(output, inputs=(input_path,))
+        loaded = _load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
+        prepared = _prepare(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, counts=counts,
+                            metadata=None)
+        aligned = prepared.aligned
+        hidden = ho.hide_measured(aligned.values, aligned.observed, fraction=fraction, seed=seed)
+        with _progress_bar() as report:
+            imputed = loaded.run(hidden.values, aligned.sample_ids, embed=False, impute=True, precision="fp32",
+                                 batch_size=batch_size, progress=report).imputed
+        comparison = ho.compare_with_baselines(aligned.values, hidden, imputed, observed=aligned.observed,
+                                               sample_ids=aligned.sample_ids)
+        _print_holdout(comparison)
+        judged = ho.verdict(comparison)
+        out.print()
+        for line in judged.lines():
+            style = {"better": "green", "cannot judge": "yellow"}.get(judged.level, "red")
+            out.print(line, style=style if line.startswith("Verdict") else None, markup=False)
+        if output is not None:
+            notes = export.file_notes(is_demo=loaded.is_demo, n_measured=comparison.n_measured_genes,
+                                      n_model_genes=comparison.n_model_genes)
+            export.write_output(comparison.table, output, notes=(*notes, *judged.lines()))
+            out.print(f"[green]Wrote[/green] {escape(str(output))} (per sample, per expression level and overall)")
+        if loaded.is_demo:
+            err.print("Reminder: this check used the DEMO model (simulated data), not a published model.",
+                      style="yellow")
+
+
+def _print_holdout(comparison: HoldoutComparison) -> None:
+    """The overall and per-level rows of a hold-out comparison as one table (NaN: undefined)."""
+    import math
+
+    from bulkformer.holdout import MODEL
+
+    table = comparison.table
+    shown = Table(title=f"Hold-out check: {comparison.scores[MODEL].n:,} hidden values scored, "
+                        f"{comparison.n_samples:,} samples")
+    for column in ("Method", "Values", "Pearson r", "Spearman", "MAE", "n"):
+        shown.add_column(column, justify="left" if column in ("Method", "Values") else "right")
+    rows = table[table["scope"] != "sample"]
+    for row in rows.itertuples():
+        shown.add_row(row.method, "all" if row.scope == "overall" else row.group,
+                      *("n/a" if math.isnan(v) else f"{v:.3f}" for v in (row.pearson, row.spearman, row.mae)),
+                      f"{row.n:,}")
+    out.print(shown)
+    if comparison.baseline_note:
+        out.print(comparison.baseline_note, markup=False)
 
 
 @app.command()
@@ -778,17 +957,20 @@ def train(
 ) -> None:
     """Train BulkFormer on your cohort by masked expression modelling, or fine-tune a model."""
     with user_errors():
+        from bulkformer.checkpoint import check_model_folder
+        from bulkformer.gene_lengths import UPSTREAM
         from bulkformer.genes import protein_coding_ids
         from bulkformer.model import PRESETS, BulkFormerConfig
         from bulkformer.train import TrainingConfig
         from bulkformer.train import train as run_training
         from bulkformer.wrapper import BulkFormerModel
 
+        check_model_folder(output_dir)  # before minutes of work, and before any file is touched
         base = BulkFormerModel.load(start_from, device=device) if start_from else None
         gene_order = base.gene_ids if base else protein_coding_ids()
-        prepared = _prepare(input_path, tuple(gene_order), counts=counts, metadata=None)
-        for line in prepared.qc.summary_lines():
-            out.print(line, markup=False)
+        # A fine-tuned model keeps its base's normalisation; a new one uses the published models'.
+        lengths = base.gene_lengths if base else UPSTREAM
+        prepared = _prepare(input_path, tuple(gene_order), gene_lengths=lengths, counts=counts, metadata=None)
         architecture = None
         if base is None:
             if size != "custom" and size not in PRESETS:
@@ -812,8 +994,111 @@ def train(
                     f"epoch {r.epoch}: train loss {r.train_loss:.4f}, held-out loss {r.val_loss:.4f}, "
                     f"held-out imputation PCC {r.val_pcc:.3f} ({r.seconds:.0f} s)"),
                 extra_facts={"demo": demo, "source_file": input_path.name, "qc": prepared.qc.summary_lines()},
+                gene_lengths=lengths,
             )
         out.print(f"[green]Saved[/green] {result.model.describe()} to {output_dir}")
+
+
+# --- predict ------------------------------------------------------------------------------------
+
+@app.command()
+def predict(
+    input_path: Annotated[Path, typer.Argument(
+        metavar="COUNTS", help="Expression table of your cohort (any format `extract` reads).",
+        exists=True, dir_okay=False)],
+    samples: Annotated[Path, typer.Argument(
+        metavar="SAMPLES", help="Sample sheet: one row per sample, with the column to predict.",
+        exists=True, dir_okay=False)],
+    column: Annotated[str, typer.Option(
+        "--column", "-c", help="The sample-sheet column to predict (categories: classification; "
+        "numbers: regression; with --event-column: the follow-up time of a survival model). "
+        "Samples with an empty cell are predicted.", show_default=False)],
+    event_column: Annotated[str | None, typer.Option(
+        "--event-column", help="Survival: the column saying whether the event happened (1/0, "
+        "true/false, dead/alive); --column is then the time.", show_default=False)] = None,
+    kind: Annotated[Literal["auto", "classification", "regression"], typer.Option(
+        help="auto: numbers with more than 10 distinct values are a regression, anything else "
+        "classes.")] = "auto",
+    model: ModelOption = "demo",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Save the per-fold results (every metric of every fold and feature "
+        "set) as .csv, .tsv or .parquet.", dir_okay=False, show_default=False)] = None,
+    predictions: Annotated[Path | None, typer.Option(
+        "--predictions", help="Save every labelled sample's out-of-fold prediction and every "
+        "unlabelled sample's prediction as .csv, .tsv or .parquet.", dir_okay=False,
+        show_default=False)] = None,
+    permutations: Annotated[int, typer.Option(
+        min=9, help="Label shuffles of the permutation test (p-values down to 1/(n+1)).")] = 99,
+    seed: Annotated[int, typer.Option(help="Folds and shuffles (the same seed gives the same result).")] = 0,
+    model_dir: ModelDirOption = None,
+    data_dir: DataDirOption = None,
+    counts: Annotated[bool | None, typer.Option(
+        "--counts/--no-counts", help="Say whether the values are raw read counts (default: detected).",
+        show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, help="Samples per forward pass (default: chosen from free memory).", show_default=False)] = None,
+    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option()] = "auto",
+) -> None:
+    """Does a sample-sheet column follow from the expression? Cross-validated models on the
+    BulkFormer sample embeddings, on PCA of the expression (the usual baseline) and on both,
+    compared on the same folds, with permutation p-values and a verdict in words."""
+    with user_errors():
+        from bulkformer import export
+        from bulkformer import predict as pr
+
+        for path in (output, predictions):
+            if path is not None and path.suffix.lower() not in _TABLES:
+                raise BulkFormerError(f"Cannot write the table as {path.name!r}.",
+                                      hint=f"End it with one of: {', '.join(_TABLES)}.")
+            if path is not None:
+                _check_output(path, inputs=(input_path, samples))
+        loaded = _load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
+        prepared = _prepare(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, counts=counts,
+                            metadata=samples)
+        target = pr.make_target(prepared.metadata, column, event_column=event_column, kind=kind)
+        out.print(f"Task: {target.kind} of {target.name} ({target.reason}); {target.n_labelled} labelled "
+                  f"samples, {len(target.sample_ids) - target.n_labelled} to predict.", markup=False)
+        aligned = prepared.aligned
+        with _progress_bar() as report:
+            embedding = loaded.run(aligned.values, aligned.sample_ids, impute=False, batch_size=batch_size,
+                                   progress=report).sample_embedding
+        columns = (TextColumn("Cross-validating"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                   TimeRemainingColumn())
+        with Progress(*columns, console=out) as bar:
+            task = bar.add_task("cv", total=None)
+            result = pr.evaluate(embedding, pr.expression_features(aligned.values, aligned.observed), target,
+                                 n_permutations=permutations, seed=seed,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+        _print_prediction(result)
+        notes = (*export.file_notes(is_demo=loaded.is_demo, n_measured=int(aligned.observed.sum()),
+                                    n_model_genes=len(aligned.gene_ids)), result.verdict)
+        for path, table, what in ((output, result.folds, "per-fold results"),
+                                  (predictions, pr.predictions_table(result), "predictions")):
+            if path is not None:
+                export.write_output(table, path, notes=notes)
+                out.print(f"[green]Wrote[/green] {escape(str(path))} ({what})")
+        if loaded.is_demo:
+            err.print("Reminder: these embeddings come from the DEMO model (simulated data).", style="yellow")
+
+
+def _print_prediction(result: PredictionResult) -> None:
+    """The comparison table, the verdict, how it was evaluated and the unlabelled samples' predictions."""
+    from bulkformer.predict import FEATURE_LABELS, METRIC_LABELS
+
+    table = result.table()
+    shown = Table(title=f"Predicting {result.target.name}: mean ± SD over folds ({result.seconds:.0f} s)")
+    for name in ("features", *table.columns):
+        shown.add_column(name, justify="left" if name in ("features", "chosen settings") else "right")
+    for label, row in table.iterrows():
+        shown.add_row(str(label), *map(str, row))
+    out.print(shown)
+    out.print(f"Verdict: {result.verdict}", style="bold", markup=False)
+    out.print(f"Evaluation: {result.plan.description}; settings chosen by inner CV on each training fold; "
+              f"p: the share of {result.n_permutations} label shuffles (same folds) that scored a "
+              f"{METRIC_LABELS[result.primary]} at least as high.", markup=False)
+    if len(result.predictions):
+        out.print(f"Predicted {len(result.predictions)} unlabelled samples with the "
+                  f"{FEATURE_LABELS[result.best]} model (save them with --predictions).", markup=False)
 
 
 def main() -> None:

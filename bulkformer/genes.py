@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -24,10 +24,14 @@ from bulkformer.errors import InputError
 from bulkformer.io import Guess, RawTable
 
 ANNOTATION_FILE = paths.ANNOTATION_DIR / "human_genes.tsv.gz"
+#: Former (GRCh37-era) Ensembl gene IDs and the current gene each became; see the README there.
+FORMER_IDS_FILE = paths.ANNOTATION_DIR / "former_ensembl_ids.tsv.gz"
+#: NCBI (Entrez) gene IDs and the one current Ensembl gene each is linked to.
+ENTREZ_IDS_FILE = paths.ANNOTATION_DIR / "entrez_ids.tsv.gz"
 ANNOTATION_COLUMNS = ("ensg_id", "symbol", "biotype", "length", "aliases")
 
 ORIENTATIONS = ("auto", "genes_in_rows", "genes_in_columns")
-ID_TYPES = ("auto", "ensembl", "symbol")
+ID_TYPES = ("auto", "ensembl", "symbol", "entrez")
 
 _HUMAN_ENSEMBL = r"(?<![A-Za-z0-9])(ENSG\d{11})(?!\d)"
 _OTHER_ENSEMBL = re.compile(r"^ENS([A-Z]{3})[GT]\d{11}")
@@ -49,7 +53,8 @@ _WRONG_KINDS = (  # human IDs of the wrong kind, and what to do about them
     (re.compile(r"^[NX][MR]_\d+"), "RefSeq transcript IDs (NM_/NR_…)",
      "Sum transcripts to genes, or export the table with gene symbols or Ensembl gene IDs."),
     (re.compile(r"^\d+$"), "numbers, perhaps NCBI Entrez gene IDs",
-     "Convert Entrez IDs to Ensembl gene IDs or symbols (for example with biomaRt)."),
+     ("If they are NCBI (Entrez) gene IDs, choose those as the kind of gene name (Upload page, "
+      "or id_type='entrez'); numbers running 1, 2, 3, … are row numbers, not genes.")),
     (re.compile(r"^(\d+(_[a-z]+)?_at|ILMN_\d+|A_\d+_P\d+)$"), "microarray probe IDs",
      "BulkFormer models RNA-seq: use gene-level RNA-seq values, not array probes."),
 )
@@ -62,9 +67,13 @@ _LABEL_SAMPLE = 5000  # labels looked at to decide which axis holds genes
 class GeneAnnotation:
     """The human gene annotation: one row per Ensembl gene (``ensg_id`` without version),
     with ``symbol``, ``biotype``, ``length`` (bp, NA where unknown) and ``aliases``
-    (``|``-joined previous symbols and synonyms). See ``assets/annotation/README.md``."""
+    (``|``-joined previous symbols and synonyms); ``former_ids`` maps former Ensembl gene IDs
+    (none of them a current one) to current ones, ``entrez_ids`` NCBI gene IDs (as text) to
+    Ensembl IDs. See ``assets/annotation/README.md``."""
 
     table: pd.DataFrame
+    former_ids: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+    entrez_ids: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
 
     def __post_init__(self) -> None:
         missing = set(ANNOTATION_COLUMNS) - set(self.table.columns)
@@ -148,7 +157,11 @@ def load_annotation(path: Path | None = None) -> GeneAnnotation:
         ANNOTATION_FILE if path is None else path, sep="\t", keep_default_na=False,
         na_values={"length": [""]},
         dtype={"ensg_id": str, "symbol": str, "biotype": str, "aliases": str, "length": "Int64"})
-    return GeneAnnotation(table)
+    if path is not None or not FORMER_IDS_FILE.is_file() or not ENTREZ_IDS_FILE.is_file():
+        return GeneAnnotation(table)
+    former = pd.read_csv(FORMER_IDS_FILE, sep="\t", dtype=str).set_index("former_id")["ensg_id"]
+    entrez = pd.read_csv(ENTREZ_IDS_FILE, sep="\t", dtype=str).set_index("entrez")["ensg_id"]
+    return GeneAnnotation(table, former, entrez)
 
 
 def protein_coding_ids() -> tuple[str, ...]:
@@ -218,7 +231,7 @@ def _check_sample_ids(samples: tuple[str, ...]) -> None:
         repeated = index[index.duplicated()].unique()[:5]
         raise InputError(f"Sample name(s) {', '.join(map(repr, repeated))} appear more than once.",
                          hint="Give every sample a unique name (or check the orientation).")
-    if any(not s.strip() for s in samples):
+    if not index.map(lambda s: isinstance(s, str) and bool(s.strip())).all():
         raise InputError("A sample has no name.", hint="Give every sample a name.")
 
 
@@ -232,10 +245,12 @@ class GeneMapping:
     labels: tuple[str, ...]
     ensg_ids: tuple[str | None, ...]
     id_type: Guess
+    #: Labels that are former (GRCh37-era) Ensembl IDs, mapped to their current genes.
+    n_former_ids: int = 0
 
     @property
     def n_mapped(self) -> int:
-        return sum(x is not None for x in self.ensg_ids)
+        return len(self.ensg_ids) - self.ensg_ids.count(None)
 
     @property
     def unmapped_labels(self) -> tuple[str, ...]:
@@ -256,34 +271,79 @@ def map_genes(labels: Sequence[str], *, annotation: GeneAnnotation | None = None
         raise InputError(f"Unknown gene ID type {id_type!r}.",
                          hint=f"Use one of {', '.join(ID_TYPES)}.")
     annotation = annotation or load_annotation()
-    text = pd.Series([str(x).strip() for x in labels], dtype=object)
+    text = _as_categories(labels)
+    if id_type == "entrez":
+        return _map_entrez(labels, text, annotation, chosen=True)
     ensembl = text.str.extract(_HUMAN_ENSEMBL, expand=False) if id_type != "symbol" \
         else pd.Series(np.nan, index=text.index, dtype=object)
     is_ensembl = ensembl.notna()
+    current = ensembl.map(annotation.former_ids)  # a former ID → the gene it is now
+    n_former = int(current.notna().sum())
+    ensembl = current.where(current.notna(), ensembl)
     if id_type == "auto":
         _refuse_other_species(text, n_human=int(is_ensembl.sum()))
     by_symbol = pd.Series(np.nan, index=text.index, dtype=object)
     if id_type != "ensembl":
-        keys = text[~is_ensembl].str.upper().str.split("|", n=1).str[0].str.strip()
-        by_symbol[~is_ensembl] = keys.map(annotation.symbol_index)
+        unique = pd.Series(text.cat.categories, dtype=object)
+        keys = unique.str.upper().str.split("|", n=1).str[0].str.strip()
+        found = keys.map(annotation.symbol_index).to_numpy(dtype=object)[text.cat.codes.to_numpy()]
+        by_symbol[~is_ensembl] = found[~is_ensembl.to_numpy()]
         if id_type == "auto":
             _refuse_mouse_symbols(text[by_symbol.notna()])
     ensg = ensembl.where(is_ensembl, by_symbol)
     n_ensembl, n_symbol = int(is_ensembl.sum()), int(by_symbol.notna().sum())
     if n_ensembl + n_symbol == 0:
+        if id_type == "auto" and _are_entrez_ids(text, annotation):
+            return _map_entrez(labels, text, annotation, chosen=False)
         raise _nothing_recognised(text, id_type)
     versioned = int(text[is_ensembl].str.contains(r"ENSG\d{11}\.\d").sum())
     parts = []
     if n_ensembl:
-        parts.append(f"{n_ensembl} Ensembl gene IDs" + (f" ({versioned} with a version suffix)"
-                                                        if versioned else ""))
+        details = ([f"{versioned} with a version suffix"] if versioned else []) \
+            + ([f"{n_former} former IDs, matched to current genes"] if n_former else [])
+        parts.append(f"{n_ensembl} Ensembl gene IDs" + (f" ({'; '.join(details)})" if details else ""))
     if n_symbol:
         parts.append(f"{n_symbol} gene symbols or aliases")
     kind = "ensembl" if not n_symbol else "symbol" if not n_ensembl else "mixed"
     reason = ("chosen by you; " if id_type != "auto" else "") + " and ".join(parts) \
         + f" among {len(text)} labels"
-    return GeneMapping(tuple(map(str, labels)), tuple(None if pd.isna(x) else str(x) for x in ensg),
-                       Guess(kind, reason))
+    return GeneMapping(tuple(map(str, labels)), tuple(ensg.astype(object).where(ensg.notna(), None)),
+                       Guess(kind, reason), n_former)
+
+
+def _are_entrez_ids(text: pd.Series, annotation: GeneAnnotation) -> bool:
+    """Whole numbers, most of them NCBI gene IDs, and not row numbers: 1, 2, 3, … (NCBI's own
+    IDs are dense at the low end too, but only about half of them follow one another)."""
+    whole = text.str.fullmatch(r"\d{1,12}").astype(bool)  # NCBI gene IDs have at most 9 digits
+    if not len(text) or whole.mean() < 0.9:
+        return False
+    numbers = np.unique(text[whole].astype(str).astype(np.int64))
+    if len(numbers) > 1 and (np.diff(numbers) == 1).mean() > 0.9:
+        return False
+    return bool(text[whole].astype(str).isin(annotation.entrez_ids.index).mean() >= 0.5)
+
+
+def _map_entrez(labels: Sequence[str], text: pd.Series, annotation: GeneAnnotation, *,
+                chosen: bool) -> GeneMapping:
+    """Labels read as NCBI (Entrez) gene IDs (TCGA, many R workflows)."""
+    found = text.astype(str).map(annotation.entrez_ids)
+    n_found = int(found.notna().sum())
+    if n_found == 0:
+        raise InputError(f"None of the gene labels is an NCBI (Entrez) gene ID known here (e.g. "
+                         f"{', '.join(repr(x) for x in text[:5])}).",
+                         hint="Choose another kind of gene name on the Upload page (or --id-type).")
+    reason = ("chosen by you; " if chosen else "") + f"{n_found} NCBI (Entrez) gene IDs among {len(text)} labels"
+    return GeneMapping(tuple(map(str, labels)), tuple(found.astype(object).where(found.notna(), None)),
+                       Guess("entrez", reason))
+
+
+def _as_categories(labels: Sequence[str]) -> pd.Series:
+    """Labels as text without surrounding spaces, as a categorical Series: pandas applies string
+    methods to each distinct label once (a table of millions of rows repeats most of them)."""
+    codes, unique = pd.factorize(pd.Series(labels, dtype=object), use_na_sentinel=False)
+    stripped = pd.Index([str(x).strip() for x in unique], dtype=object)
+    merged, categories = pd.factorize(stripped)
+    return pd.Series(pd.Categorical.from_codes(merged[codes], categories=categories))
 
 
 def _refuse_other_species(text: pd.Series, *, n_human: int) -> None:

@@ -95,6 +95,23 @@ def _which_log(values: np.ndarray, largest: float) -> Guess:
                        f"to TPM (totals {min(as_ln, as_log2):,.0f}); check the value type")
 
 
+def check_value_type(values: np.ndarray, *, value_type: str) -> None:
+    """Refuse a value type the values cannot have: a log of TPM is at most the log of 10⁶ (a
+    little more for rounding); larger values (counts called logs, say) would overflow when the
+    log is undone and feed infinities to the model. Other mismatches only earn a warning."""
+    if value_type not in ("log1p_tpm", "log2_tpm") or values.size == 0:
+        return
+    limit = float(np.log1p(_TPM_TOTAL_MAX) if value_type == "log1p_tpm" else np.log2(_TPM_TOTAL_MAX + 1))
+    largest = float(values.max())
+    if largest > limit:
+        words = "log(TPM + 1)" if value_type == "log1p_tpm" else "log2(TPM + 1)"
+        raise InputError(
+            f"The values cannot be {words}: the largest is {largest:,.6g}, and {words} is at most "
+            f"{limit:.1f} (a gene holding all 10⁶ TPM).",
+            hint="Choose the value type that matches the file (whole numbers are usually raw "
+                 "counts), or leave it on automatic detection.")
+
+
 def log1p_tpm(values: np.ndarray, *, value_type: str,
               lengths_bp: np.ndarray | None = None) -> np.ndarray:
     """float32 ``log1p(TPM)`` of ``[n_samples, n_genes]`` values of ``value_type``.
@@ -128,3 +145,50 @@ def _per_million(rate: np.ndarray) -> np.ndarray:
                          hint="Check that the sample has non-zero values.")
     rate *= 1e6 / totals  # scale factors stay float64: tiny totals would overflow float32
     return rate
+
+
+_VALUE_WORDS = {"counts": "raw read counts", "tpm": "TPM", "fpkm": "FPKM/RPKM",
+                "log1p_tpm": "log(TPM + 1)", "log2_tpm": "log2(TPM + 1)"}
+
+
+def value_type_warning(values: np.ndarray, value_type: str) -> str:
+    """A warning in words when the values of ``[n_samples, n_genes]`` contradict the value
+    type a user chose, else ``""``; the choice is kept either way (the user may know better).
+
+    Checked: logs no larger than a log of 10⁶ can be; TPM adding up to about 10⁶ per sample;
+    counts and TPM/FPKM not looking logged; whole numbers where fractions are expected.
+    """
+    if value_type not in _VALUE_WORDS or values.size == 0:
+        return ""
+    head = values[:_ROWS_CHECKED]
+    largest = float(values.max())
+    whole = bool(np.array_equal(head, np.round(head))) and largest > 0
+    totals = values.sum(axis=1, dtype=np.float64)
+    median_total = float(np.median(totals))
+    chosen = f"You said the values are {_VALUE_WORDS[value_type]}"
+    reasons: list[str] = []
+    if value_type in ("log1p_tpm", "log2_tpm"):
+        limit = _MAX_LOG1P if value_type == "log1p_tpm" else _MAX_LOG2
+        if largest > limit:
+            reasons.append(f"the largest value is {largest:,.6g}, more than {_VALUE_WORDS[value_type]} "
+                           f"can be ({limit:.1f}, for a gene holding all 10⁶ TPM)")
+        if whole and largest > 1:
+            reasons.append("every value is a whole number, as raw read counts are")
+    else:
+        if largest <= _MAX_LOG2 and not whole:
+            reasons.append(f"no value is above {largest:.3g}, as in values that are already logged "
+                           f"(unlogged, the most expressed genes reach thousands)")
+        if value_type in ("tpm", "fpkm") and whole:
+            reasons.append("every value is a whole number, as raw read counts are")
+        if value_type == "tpm" and median_total > 2 * _TPM_TOTAL_MAX:
+            reasons.append(f"the samples add up to {median_total:,.0f} (median), while TPM add up "
+                           f"to 1,000,000 per sample")
+        if value_type == "counts" and not whole and largest > _MAX_LOG2:
+            low, high = float(totals.min()), float(totals.max())
+            if high <= _TPM_TOTAL_MAX and low >= 0.1e6 and high / low <= 1.1:
+                reasons.append(f"the values have fractions and every sample adds up to about "
+                               f"{median_total:,.0f}, as TPM do")
+    if not reasons:
+        return ""
+    return (f"{chosen}, but {'; and '.join(reasons)}. If that is not what your file holds, choose "
+            f"“Decide for me” or the right type: a wrong type distorts every result.")

@@ -7,13 +7,22 @@ name such as ``../../etc/passwd`` can never leave the folder it was meant for.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from bulkformer.errors import BulkFormerError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ASSETS_DIR = PROJECT_ROOT / "assets"
+_INSTALLED_ASSETS = Path(__file__).resolve().parent / "assets"  # where an installed wheel has them
+ASSETS_DIR = _INSTALLED_ASSETS if _INSTALLED_ASSETS.is_dir() else PROJECT_ROOT / "assets"
 ANNOTATION_DIR = ASSETS_DIR / "annotation"
+GENE_LENGTHS_DIR = ASSETS_DIR / "gene_lengths"
+
+
+def _work_root() -> Path:
+    """Home of the downloaded and cached files: the checkout, or for an installed package
+    (nothing is written into site-packages) the current folder."""
+    return Path.cwd() if ASSETS_DIR == _INSTALLED_ASSETS else PROJECT_ROOT
 
 
 def demo_dir() -> Path:
@@ -27,17 +36,27 @@ def demo_model_dir() -> Path:
 
 def model_dir() -> Path:
     """Folder for downloaded checkpoints (``BULKFORMER_MODEL_DIR``, default ``./model``)."""
-    return Path(os.environ.get("BULKFORMER_MODEL_DIR", PROJECT_ROOT / "model"))
+    return Path(os.environ.get("BULKFORMER_MODEL_DIR", _work_root() / "model"))
 
 
 def data_dir() -> Path:
     """Folder for downloaded gene tables and graphs (``BULKFORMER_DATA_DIR``, default ``./data``)."""
-    return Path(os.environ.get("BULKFORMER_DATA_DIR", PROJECT_ROOT / "data"))
+    return Path(os.environ.get("BULKFORMER_DATA_DIR", _work_root() / "data"))
 
 
 def cache_dir() -> Path:
-    """Folder for on-disk result caches (``BULKFORMER_CACHE_DIR``, default ``./.cache``)."""
-    return Path(os.environ.get("BULKFORMER_CACHE_DIR", PROJECT_ROOT / ".cache"))
+    """Folder for on-disk result caches: ``BULKFORMER_CACHE_DIR``, else the user's cache folder
+    (``$XDG_CACHE_HOME/bulkformer``, ``~/.cache/bulkformer``), else a per-user temporary folder:
+    never inside the source tree, where results derived from users' data could be committed."""
+    if os.environ.get("BULKFORMER_CACHE_DIR"):
+        return Path(os.environ["BULKFORMER_CACHE_DIR"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "bulkformer"
+    try:
+        return Path.home() / ".cache" / "bulkformer"
+    except RuntimeError:  # no home folder (a service account)
+        user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+        return Path(tempfile.gettempdir()) / f"bulkformer-{user}"
 
 
 def safe_child(parent: Path, name: str) -> Path:

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from bulkformer import genes, io, normalise
-from bulkformer.align import AlignedMatrix, align
+from bulkformer.align import AlignedMatrix, align, require_enough_genes
 from bulkformer.errors import InputError
+from bulkformer.gene_lengths import UPSTREAM, GeneLengthTable, load_gene_lengths
 from bulkformer.io import DEFAULT_MAX_BYTES, Guess, Source
 from bulkformer.qc import QCReport, make_report
 
@@ -38,6 +39,8 @@ class PreparedInput:
     qc: QCReport
     metadata: pd.DataFrame | None
     guesses: Guesses
+    #: The sample sheet's column holding sample names, and why (``None`` without a sheet).
+    sheet_id_column: Guess | None = None
 
 
 def prepare(
@@ -52,6 +55,7 @@ def prepare(
     sample_sheet_filename: str | None = None,
     sample_id_column: str | None = None,
     annotation: genes.GeneAnnotation | None = None,
+    gene_lengths: str | GeneLengthTable = UPSTREAM,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> PreparedInput:
     """Read an expression table (path, or bytes plus ``filename``) and turn it into
@@ -72,21 +76,22 @@ def prepare(
     normalise.check_values(table.values, sample_ids=table.sample_ids,
                            gene_labels=table.gene_labels)
     if value_type != "auto":
+        normalise.check_value_type(table.values, value_type=value_type)
         values_guess = Guess(value_type, "chosen by you")
     else:
         values_guess = raw.value_hint or normalise.detect_value_type(table.values)
 
-    lengths = None
+    lengths, lengths_note = None, ""
     if values_guess.value == "counts":
-        lengths = annotation.lengths_bp(mapping.ensg_ids)
-        if table.gene_lengths is not None:  # the file's own lengths come first
-            lengths = np.where(np.isfinite(table.gene_lengths), table.gene_lengths, lengths)
+        lengths, lengths_note = _count_lengths(table, mapping, gene_lengths)
     log_tpm = normalise.log1p_tpm(table.values, value_type=values_guess.value, lengths_bp=lengths)
     combined = genes.combine_duplicates(log_tpm, mapping=mapping, sample_ids=table.sample_ids,
                                         keep=gene_order)
     aligned = align(combined.table, gene_order=gene_order)
+    require_enough_genes(aligned)
 
     metadata = None
+    sheet: io.SampleSheet | None = None
     missing: tuple[str, ...] = ()
     unused: tuple[str, ...] = ()
     if sample_sheet is not None:
@@ -99,6 +104,31 @@ def prepare(
     qc = make_report(table.values, sample_ids=table.sample_ids, value_type=values_guess.value,
                      mapping=mapping, duplicates=combined.duplicates, aligned=aligned,
                      source_format=raw.source_format, ignored_columns=raw.ignored_columns,
-                     sheet_missing=missing, sheet_unused=unused)
+                     sheet_missing=missing, sheet_unused=unused, lengths_note=lengths_note,
+                     sheet_near_matched=sheet.near_matched if sheet else (),
+                     value_type_warning=normalise.value_type_warning(table.values, value_type))
     return PreparedInput(aligned, qc, metadata, Guesses(table.orientation, mapping.id_type,
-                                                        values_guess))
+                                                        values_guess),
+                         sheet.id_column if sheet else None)
+
+
+def _count_lengths(table: genes.OrientedTable, mapping: genes.GeneMapping,
+                   gene_lengths: str | GeneLengthTable) -> tuple[np.ndarray, str]:
+    """Per-row lengths (bp; NaN → 1 kb later) for counts → TPM, and a QC line saying whose.
+
+    The file's own length column wins; then the model's table; then 1 kb, as upstream.
+    """
+    source = gene_lengths if isinstance(gene_lengths, GeneLengthTable) else load_gene_lengths(gene_lengths)
+    lengths = source.lengths_bp(mapping.ensg_ids)
+    from_table = np.isfinite(lengths)
+    from_file = np.zeros(len(lengths), dtype=bool)
+    if table.gene_lengths is not None:
+        from_file = np.isfinite(table.gene_lengths)
+        lengths = np.where(from_file, table.gene_lengths, lengths)
+    n_file = int(from_file.sum())
+    n_table = int((from_table & ~from_file).sum())
+    n_default = len(lengths) - n_file - n_table
+    parts = ([f"the file's own length column for {n_file:,} rows"] if n_file else []) + \
+        ([f"{source.description} for {n_table:,} rows"] if n_table else []) + \
+        ([f"1 kb (as upstream) for {n_default:,} rows without a known length"] if n_default else [])
+    return lengths, "Counts were turned into TPM with gene lengths from " + "; ".join(parts) + "."

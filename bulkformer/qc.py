@@ -13,8 +13,9 @@ import pandas as pd
 from bulkformer.align import AlignedMatrix
 from bulkformer.genes import GeneMapping
 
-#: Below this share of the model's genes, the input is mostly imputation: warn.
-LOW_COVERAGE = 0.5
+#: Below this share of the model's genes, the input is mostly imputation: the QC report, the
+#: hold-out verdict and every output file carry :func:`low_coverage_warning`.
+LOW_COVERAGE = 0.25
 #: A counts library below this many reads is very shallow: warn.
 LOW_DEPTH_READS = 1_000_000
 #: |robust z-score| above this marks an outlier (Iglewicz & Hoaglin's modified z-score).
@@ -23,9 +24,10 @@ OUTLIER_Z = 3.5
 MIN_SAMPLES_FOR_OUTLIERS = 5
 _EXAMPLES = 5
 _MONTH = "(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
-#: What Excel makes of symbols such as SEPT2, MARCH1 or DEC1 ("2-Sep", "Mar-1", "2023-09-02").
-_EXCEL_DATE = re.compile(rf"\d{{1,2}}-{_MONTH}|{_MONTH}-\d{{1,2}}|\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}",
-                         re.IGNORECASE)
+#: What Excel makes of symbols such as SEPT2, MARCH1 or DEC1 ("2-Sep", "Mar-1", "2023-09-02";
+#: an .xlsx date cell read as a datetime: "2023-09-02 00:00:00").
+_EXCEL_DATE = re.compile(rf"\d{{1,2}}-{_MONTH}|{_MONTH}-\d{{1,2}}|\d{{4}}-\d{{2}}-\d{{2}}(?:[ T]\d{{2}}:\d{{2}}(?::\d{{2}})?)?"
+                         rf"|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}", re.IGNORECASE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +52,10 @@ class QCReport:
     per_sample: pd.DataFrame
     warnings: tuple[str, ...]
     notes: tuple[str, ...]
+    #: (name in the sample sheet, sample) pairs matched although written differently.
+    sheet_near_matched: tuple[tuple[str, str], ...] = ()
+    #: Why the values contradict the value type the user chose ("" when they do not); also a warning.
+    value_type_warning: str = ""
 
     @property
     def n_genes_unmapped(self) -> int:
@@ -91,6 +97,17 @@ class QCReport:
         return lines
 
 
+def low_coverage_warning(n_measured: int, n_model_genes: int) -> str | None:
+    """The warning every result of an input measuring under :data:`LOW_COVERAGE` of the
+    model's genes carries, or ``None`` when the input measures enough of them."""
+    coverage = n_measured / n_model_genes if n_model_genes else 0.0
+    if coverage >= LOW_COVERAGE:
+        return None
+    return (f"Low coverage: the table measures only {n_measured:,} of the model's {n_model_genes:,} genes "
+            f"({coverage:.1%}, under {LOW_COVERAGE:.0%}); the model treats the others as unmeasured, "
+            f"so its outputs rest on few measurements.")
+
+
 def robust_z(x: np.ndarray) -> np.ndarray:
     """Modified z-score 0.6745·(x − median)/MAD; 0 where the MAD is 0 (no spread)."""
     median = np.median(x)
@@ -103,9 +120,13 @@ def robust_z(x: np.ndarray) -> np.ndarray:
 def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: str,
                 mapping: GeneMapping, duplicates: pd.DataFrame, aligned: AlignedMatrix,
                 source_format: str, ignored_columns: Sequence[str] = (),
-                sheet_missing: Sequence[str] = (), sheet_unused: Sequence[str] = ()) -> QCReport:
+                sheet_missing: Sequence[str] = (), sheet_unused: Sequence[str] = (),
+                lengths_note: str = "", sheet_near_matched: Sequence[tuple[str, str]] = (),
+                value_type_warning: str = "") -> QCReport:
     """Build the report from the values as read (``[n_samples, n_genes]``, before
-    normalisation), the gene mapping, merged duplicates and the aligned matrix."""
+    normalisation), the gene mapping, merged duplicates and the aligned matrix;
+    ``lengths_note`` says which gene lengths turned counts into TPM; ``value_type_warning``
+    says why the values contradict the value type the user chose."""
     n_samples, n_genes = values.shape
     detected = np.count_nonzero(values, axis=1)  # values are never negative here
     is_counts = value_type == "counts"
@@ -116,8 +137,8 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
         "zero_fraction": 1.0 - detected / n_genes,
         "model_genes_detected": np.count_nonzero(aligned.values > 0, axis=1),
     }, index=pd.Index(list(sample_ids), name="sample_id"))
-    warnings: list[str] = []
-    notes: list[str] = []
+    warnings: list[str] = [value_type_warning] if value_type_warning else []
+    notes: list[str] = [lengths_note] if lengths_note else []
 
     flags = pd.Series("", index=per_sample.index, dtype=object)
     if is_counts:
@@ -147,17 +168,23 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
     per_sample["outlier"] = per_sample["flags"] != ""
 
     n_observed = int(aligned.observed.sum())
-    coverage = n_observed / len(aligned.gene_ids) if len(aligned.gene_ids) else 0.0
-    if coverage < LOW_COVERAGE:
-        warnings.append(f"Only {n_observed:,} of the model's {len(aligned.gene_ids):,} genes "
-                        f"({coverage:.0%}) are in the table; the model treats the others as "
-                        f"unmeasured, so its outputs rest on few measurements.")
+    low_coverage = low_coverage_warning(n_observed, len(aligned.gene_ids))
+    if low_coverage:
+        warnings.append(low_coverage)
     if sheet_missing:
         warnings.append(f"{len(sheet_missing)} sample(s) have no row in the sample sheet: "
                         f"{_examples(sheet_missing)}.")
+    if sheet_near_matched:
+        pairs = [f"{a} → {b}" for a, b in sheet_near_matched]
+        notes.append(f"Matched {len(pairs)} sample(s) by near-identical names in the sample sheet "
+                     f"({_examples(pairs)}).")
     if sheet_unused:
         notes.append(f"{len(sheet_unused)} sample-sheet row(s) match no sample: "
                      f"{_examples(sheet_unused)}.")
+    if mapping.n_former_ids:
+        notes.append(f"{mapping.n_former_ids:,} former (GRCh37-era) Ensembl gene IDs were matched to the "
+                     f"current IDs of the same genes (through NCBI Gene links, else the gene symbol), so "
+                     f"those genes count as measured.")
     unmapped = mapping.unmapped_labels
     dates = [label for label in unmapped if _EXCEL_DATE.fullmatch(str(label).strip())]
     if dates:
@@ -179,7 +206,8 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
         n_genes_read=n_genes, n_genes_mapped=mapping.n_mapped,
         unmapped_examples=tuple(unmapped[:_EXAMPLES]), duplicates=duplicates,
         n_model_genes=len(aligned.gene_ids), n_model_genes_observed=n_observed,
-        per_sample=per_sample, warnings=tuple(warnings), notes=tuple(notes))
+        per_sample=per_sample, warnings=tuple(warnings), notes=tuple(notes),
+        sheet_near_matched=tuple(sheet_near_matched), value_type_warning=value_type_warning)
 
 
 def _examples(items: Sequence[str] | pd.Index | pd.Series) -> str:

@@ -26,7 +26,9 @@ import torch
 from torch import Tensor
 
 from bulkformer import __version__
+from bulkformer.checkpoint import check_model_folder
 from bulkformer.errors import BulkFormerError
+from bulkformer.gene_lengths import UPSTREAM
 from bulkformer.graph import GeneGraph, build_coexpression_graph
 from bulkformer.inference import choose_device
 from bulkformer.model import MISSING, BulkFormer, BulkFormerConfig
@@ -160,14 +162,18 @@ def train(
     progress: Callable[[StepProgress], None] | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
     extra_facts: dict[str, Any] | None = None,
+    gene_lengths: str = UPSTREAM,
 ) -> TrainingResult:
     """Train (``architecture``) or fine-tune (``start_from``) on an aligned cohort.
 
     ``cohort.values`` must be aligned to the model's gene order (``-10`` for genes the cohort
     did not measure). From scratch, the gene graph is built from the training samples'
-    co-expression; fine-tuning keeps the model's own graph.
+    co-expression; fine-tuning keeps the model's own graph. ``gene_lengths``: the table the
+    cohort's counts were normalised with (:mod:`bulkformer.gene_lengths`); the model records
+    it so that its users' inputs are normalised the same way.
     """
     output_dir = Path(output_dir)
+    check_model_folder(output_dir)  # before any work: never fails only when saving at the end
     values = np.asarray(cohort.values, dtype=np.float32)
     gene_ids = tuple(cohort.gene_ids)
     if (start_from is None) == (architecture is None):
@@ -210,15 +216,22 @@ def train(
 
     state_file = state_path_for(output_dir)
     if resume and state_file.is_file():
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-        network.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
-        history = [EpochReport(**h) for h in state["history"]]
-        start_epoch = int(state["epoch"])
-        graph = GeneGraph(state["graph_edges"], state["graph_weight"], n_genes)
+        try:
+            state = torch.load(state_file, map_location="cpu", weights_only=True)
+            network.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
+            history = [EpochReport(**h) for h in state["history"]]
+            start_epoch = int(state["epoch"])
+            graph = GeneGraph(state["graph_edges"], state["graph_weight"], n_genes)
+        except Exception as err:  # unpickling, missing keys, another architecture's tensors
+            raise BulkFormerError(
+                f"The saved state of an interrupted run, {state_file}, cannot be resumed: it is "
+                f"damaged or from a run with other settings ({type(err).__name__}).",
+                hint="Start over with --restart (or delete that file), or resume with the "
+                     "settings of the interrupted run.") from err
         adjacency = graph.normalized_adjacency(device=device)
 
     val_x = torch.from_numpy(values[val_idx]).to(device)
@@ -265,7 +278,8 @@ def train(
         **(extra_facts or {}),
     }
     model = BulkFormerModel(network, graph, gene_ids, checksum="", source=str(output_dir),
-                            is_demo=bool(facts.get("demo", False)), device=str(device), training=facts)
+                            is_demo=bool(facts.get("demo", False)), device=str(device), training=facts,
+                            gene_lengths=gene_lengths)
     model.save(output_dir, package_version=__version__)
     return TrainingResult(BulkFormerModel.from_folder(output_dir, device=str(device)), tuple(history), output_dir)
 

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,9 @@ from bulkformer.checkpoint import (
     save_pretrained,
 )
 from bulkformer.errors import CheckpointError
+from bulkformer.gene_lengths import UPSTREAM, check_name
 from bulkformer.graph import GeneGraph, load_graph
+from bulkformer.io import Source
 from bulkformer.inference import (
     BatchOutput,
     Compile,
@@ -43,15 +46,11 @@ from bulkformer.inference import (
 )
 from bulkformer.model.bulkformer import BulkFormer
 from bulkformer.model.config import BulkFormerConfig
-
-GENE_INFO_NAME = "bulkformer_gene_info.csv"
-ESM2_NAME = "esm2_feature_concat.pt"
+from bulkformer.pipeline import PreparedInput, prepare
+from bulkformer.registry import ESM2_NAME, GENE_INFO_NAME, MODELS
 
 #: Published file names: (checkpoint in the model folder, graph pair in the data folder).
-PUBLISHED_FILES: dict[str, tuple[str, str, str]] = {
-    **{size: (f"bulkformer_{size}.pt", "G_tcga.pt", "G_tcga_weight.pt") for size in ("37M", "50M", "93M", "127M", "147M")},
-    "v1": ("Bulkformer_ckpt_epoch_29.pt", "G_gtex.pt", "G_gtex_weight.pt"),
-}
+PUBLISHED_FILES: dict[str, tuple[str, str, str]] = {m.name: (m.checkpoint, *m.graph) for m in MODELS.values()}
 
 
 @dataclass(frozen=True)
@@ -91,6 +90,8 @@ class BulkFormerModel:
         is_demo: bool = False,
         device: str = "auto",
         training: dict | None = None,
+        gene_lengths: str = UPSTREAM,
+        data_dir: Path | None = None,
     ) -> None:
         if len(gene_ids) != network.config.n_genes or graph.n_genes != network.config.n_genes:
             raise CheckpointError(
@@ -104,6 +105,11 @@ class BulkFormerModel:
         self.source = source
         self.is_demo = is_demo
         self.training = dict(training or {})
+        #: Name of the gene-length table this model's counts inputs are normalised with
+        #: (:mod:`bulkformer.gene_lengths`); pass it to :func:`bulkformer.prepare`.
+        self.gene_lengths = check_name(gene_lengths)
+        #: The folder of the model's gene table and graph (its ESM2 table is looked up there).
+        self.data_dir = data_dir
         self._lock = threading.Lock()
         self.device = choose_device(device)
         self.network.to(self.device)
@@ -167,7 +173,8 @@ class BulkFormerModel:
         graph = load_graph(*saved.graph_paths, n_genes=saved.config.n_genes)
         is_demo = is_demo or saved.info.training.get("demo", False)
         return cls(network, graph, saved.info.gene_ids, checksum=file_sha256(saved.weights_path),
-                   source=str(folder), is_demo=bool(is_demo), device=device, training=dict(saved.info.training))
+                   source=str(folder), is_demo=bool(is_demo), device=device, training=dict(saved.info.training),
+                   gene_lengths=saved.info.gene_lengths, data_dir=Path(folder))
 
     @classmethod
     def from_published(
@@ -189,13 +196,19 @@ class BulkFormerModel:
         gene_ids = read_gene_order(gene_info)
         graph = load_graph(_find(graph_names[0], folders), _find(graph_names[1], folders), n_genes=config.n_genes)
         network = build_module(state_dict, config)
-        return cls(network, graph, gene_ids, checksum=file_sha256(checkpoint), source=str(checkpoint), device=device)
+        return cls(network, graph, gene_ids, checksum=file_sha256(checkpoint), source=str(checkpoint), device=device,
+                   gene_lengths=UPSTREAM, data_dir=gene_info.parent)
 
     def save(self, directory: Path, *, training: dict | None = None, package_version: str = "") -> None:
         """Write ``model.safetensors`` + ``config.json`` + graph, loadable by :meth:`from_folder`."""
         info = SavedModelInfo(gene_ids=self.gene_ids, training={**self.training, **(training or {})},
-                              package_version=package_version)
+                              package_version=package_version, gene_lengths=self.gene_lengths)
         save_pretrained(self.network, Path(directory), graph=self.graph, info=info)
+
+    def prepare(self, source: Source, **options: Any) -> PreparedInput:
+        """:func:`bulkformer.prepare` for this model: its gene order, and its gene-length table
+        for counts (the normalisation its training data had). ``options``: as ``prepare``'s."""
+        return prepare(source, gene_order=self.gene_ids, gene_lengths=self.gene_lengths, **options)
 
     # --------------------------------------------------------------------------- inference
     def compiles(self, n_samples: int, *, compile: Compile = "auto") -> bool:
@@ -297,19 +310,27 @@ class BulkFormerModel:
             precision=precision, compiled=compiled, progress=progress, should_stop=should_stop,
         )
 
-    def _esm2_rows(self, gene_index: np.ndarray) -> np.ndarray:
-        """ESM2 protein embeddings of the chosen genes (v1 carries them; v2 needs the data file)."""
+    def esm2_table(self) -> Tensor:
+        """The ESM2 protein embeddings of the model's genes, ``[genes, D_esm]``.
+
+        v1 carries them as its gene identities; a v2 model reads ``esm2_feature_concat.pt``
+        from its own data folder (where its gene table was found when it was loaded).
+        """
         if self.config.family == "v1":
-            table = self.network.gene_emb.detach()
-        else:
-            path = paths.data_dir() / ESM2_NAME
-            table = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
-            if not isinstance(table, Tensor) or table.shape[0] != len(self.gene_ids):
-                raise CheckpointError(
-                    f"The ESM2 gene table ({ESM2_NAME}) for this model is not available.",
-                    hint="Run `bulkformer download data`, or leave out the ESM2 option.",
-                )
-        return table[torch.as_tensor(gene_index)].float().cpu().numpy()
+            return self.network.gene_emb.detach()
+        path = self.data_dir / ESM2_NAME if self.data_dir is not None else None
+        table = torch.load(path, map_location="cpu", weights_only=True) if path and path.is_file() else None
+        if not isinstance(table, Tensor) or table.ndim != 2 or table.shape[0] != len(self.gene_ids):
+            where = str(self.data_dir) if self.data_dir is not None else "this model's folder"
+            raise CheckpointError(
+                f"The ESM2 gene table ({ESM2_NAME}) for this model is not in {where}.",
+                hint="Run `bulkformer download data` (it goes beside the gene table), or leave out the ESM2 option.",
+            )
+        return table
+
+    def _esm2_rows(self, gene_index: np.ndarray) -> np.ndarray:
+        """ESM2 protein embeddings of the chosen genes, ``[k, D_esm]`` float32."""
+        return self.esm2_table()[torch.as_tensor(gene_index)].float().cpu().numpy()
 
 
 def read_gene_order(path: Path) -> tuple[str, ...]:

@@ -5,10 +5,17 @@ does every piece of reading, model math and exporting, and this module only keep
 browser session has done (its upload, its runs, its background jobs) and draws it.
 
 Privacy: uploads live in this session's ``st.session_state`` only; results cached on disk go
-to a folder named by a random per-session id (``paths.cache_dir() / <id>``) that is removed
-when the session ends (and, should the server crash, by the next start after a day).
+to a folder named by a random per-session id (``paths.cache_dir() / <id>``) that a janitor
+thread removes within half a minute of the session ending and no reload being able to take it
+over any more (and, should the server crash, once a day old).
 Nothing derived from a user's data is put into ``st.cache_data``/``st.cache_resource``: the
-only shared object is the loaded model.
+only shared objects are the loaded model and the reload registry below.
+
+Reloading the page starts a new Streamlit session. So that a reload does not lose the data,
+results and running jobs, each session gives its browser an unguessable token in a cookie
+(``SameSite=Strict``, one hour; never in the URL, so it cannot be passed on as a link); the
+server keeps, under the token's sha256, references to the session's own state for an hour
+after it was last used, and a new session of the same browser takes them over.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import json
 import logging
 import math
 import re
+import secrets
 import shutil
 import threading
 import time
@@ -44,14 +52,16 @@ log = logging.getLogger("bulkformer.app")
 APP_TITLE = "BulkFormer Studio"
 DEMO_BANNER = (
     "**Demo model trained on simulated data — for trying the app only.** "
-    "Get the published weights with `bulkformer download model`."
+    "Get the published weights on the **Model** page (or `bulkformer download model`)."
 )
 GENERIC_ERROR = (
     "Something unexpected went wrong. Nothing was changed; please try again. "
     "If it happens again, the server log has the details for an administrator."
 )
-#: Stale per-session cache folders (left by a crash) are removed after this long.
+#: Session folders this server did not make (left by a crash) are removed after this long.
 CACHE_MAX_AGE_S = 24 * 3600
+#: How often the janitor deletes the folders of sessions that ended.
+JANITOR_INTERVAL_S = 30
 
 # session_state keys (one place, so pages never disagree)
 K_SID = "bf_session_id"
@@ -68,6 +78,10 @@ K_BATCH = "bf_batch_size"
 K_IMAGE_FORMAT = "bf_image_format"
 K_FLASH = "bf_flash"
 K_MODEL_LINE = "bf_model_line"
+K_SHEET_ID_COLUMN = "bf_sheet_id_column"  # the sample sheet's ID column, when the user chose it
+K_SHEET_ERROR = "bf_sheet_error"  # why the sample sheet could not be used (the table still is)
+K_RELOAD_TOKEN = "bf_reload_token"  # this browser's token in the reload registry
+K_RELOAD_COOKIE = "bf_reload_cookie_written"
 
 PAGES = {
     "home": "pages/home.py",
@@ -76,6 +90,7 @@ PAGES = {
     "imputation": "pages/imputation.py",
     "downloads": "pages/downloads.py",
     "model": "pages/model.py",
+    "predict": "pages/predict.py",
 }
 
 
@@ -92,47 +107,237 @@ class _SessionFolder:
         self._finalizer()
 
 
-@st.cache_resource(show_spinner=False)
-def _prune_stale_caches() -> bool:
-    """Once per server process: delete per-session cache folders older than a day."""
-    root = paths.cache_dir()
-    if root.is_dir():
-        cutoff = time.time() - CACHE_MAX_AGE_S
-        for child in root.iterdir():
-            with contextlib.suppress(OSError):
-                if child.is_dir() and re.fullmatch(r"[0-9a-f]{32}", child.name) and child.stat().st_mtime < cutoff:
-                    shutil.rmtree(child, ignore_errors=True)
-    return True
+@dataclass
+class _Owners:
+    """Which Streamlit session uses which session folder (one per server), for the janitor."""
+
+    by_session: dict[str, str] = field(default_factory=dict)
+    made: set[str] = field(default_factory=set)  # every folder this server made and still has
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @st.cache_resource(show_spinner=False)
-def _warm_up_maps() -> bool:
-    """Once per server process, in the background: UMAP compiles itself on first use (~15 s),
-    so do that while the user is still uploading rather than when they wait for a map."""
+def _folder_owners() -> _Owners:
+    """Once per server: the owners table, and the janitor thread that deletes every session
+    folder whose session ended (within :data:`JANITOR_INTERVAL_S`), instead of waiting for the
+    session's state to be garbage-collected (which Streamlit does only when a later session
+    disconnects)."""
+    owners = _Owners()
+    registry, registry_lock = _reload_registry()  # fetched here: the thread has no script context
+
+    def sweep_forever() -> None:
+        while True:
+            time.sleep(JANITOR_INTERVAL_S)
+            try:
+                _sweep_session_folders(owners, registry, registry_lock)
+            except Exception:  # the janitor must outlive any one failure
+                log.exception("Sweeping ended sessions' folders failed")
+
+    threading.Thread(target=sweep_forever, name="bulkformer-janitor", daemon=True).start()
+    return owners
+
+
+def _sweep_session_folders(owners: _Owners, registry: dict[str, _Kept], registry_lock: threading.Lock) -> None:
+    """Delete the folders no live session holds: a session is live while Streamlit has it
+    connected, or while the reload registry keeps its state for a reload of its browser."""
+    from streamlit import runtime
+
+    from bulkformer.jobs import sweep_session_folders
+
+    if not runtime.exists():
+        return
+    server = runtime.get_instance()
+    _prune(registry, registry_lock)
+    with registry_lock:
+        live = {kept.state.get(K_SID) for kept in registry.values()}
+    with owners.lock:
+        for session_id in [s for s in owners.by_session if not server.is_active_session(s)]:
+            del owners.by_session[session_id]
+        live |= set(owners.by_session.values())
+        made = set(owners.made)
+    deleted = sweep_session_folders(paths.cache_dir(), live=live, ours=made, now=time.time(),
+                                    stale_after_s=CACHE_MAX_AGE_S)
+    with owners.lock:
+        owners.made -= {p.name for p in deleted}
+
+
+def _own_folder(folder_id: str) -> None:
+    """Record that this Streamlit session uses ``folder_id`` (every run: a reload takes over)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    owners = _folder_owners()
+    with owners.lock:
+        owners.made.add(folder_id)
+        if ctx is not None:
+            owners.by_session[ctx.session_id] = folder_id
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up_maps() -> threading.Event:
+    """Once per server process, in the background: UMAP compiles itself on first use (~15 s,
+    a minute on a busy machine), so do that while the user is still uploading rather than when
+    they wait for a map. The event is set once that is done."""
+    ready = threading.Event()
+
     def warm() -> None:
-        with contextlib.suppress(Exception):
+        try:
             from bulkformer.projection import project
 
             project(np.random.default_rng(0).normal(size=(16, 4)), method="umap")
+        except Exception:  # the first real map then compiles instead
+            log.debug("UMAP warm-up failed", exc_info=True)
+        finally:
+            ready.set()
 
     threading.Thread(target=warm, name="bulkformer-umap-warmup", daemon=True).start()
-    return True
+    return ready
+
+
+def maps_ready() -> bool:
+    """Whether the map code is compiled (else the first map of this server waits for it)."""
+    return _warm_up_maps().is_set()
 
 
 def init_session() -> None:
-    """Give this browser session its random id, private cache folder and defaults."""
+    """Give this browser session its random id, private cache folder and defaults (or, after a
+    reload, the state its browser had: :func:`_take_over_after_reload`)."""
     _warm_up_maps()
     ss = st.session_state
     if K_SID not in ss:
+        _take_over_after_reload()
+    if K_SID not in ss:
         ss[K_SID] = uuid.uuid4().hex
+    _own_folder(ss[K_SID])  # before the folder exists, so the janitor never sees it unowned
     if K_FOLDER not in ss:
-        _prune_stale_caches()
         ss[K_FOLDER] = _SessionFolder(paths.cache_dir() / ss[K_SID])
     for key, default in ((K_JOBS, {}), (K_RESULTS, {}), (K_MEMO, {}), (K_MODEL_SPEC, "demo"),
                          (K_DEVICE, "auto"), (K_BATCH, 0), (K_IMAGE_FORMAT, "png"),
                          (K_OVERRIDES, {"orientation": "auto", "id_type": "auto", "value_type": "auto"})):
         if key not in ss:
             ss[key] = default
+    _keep_for_reload()
+
+
+# ======================================================================== reload registry
+#: How long after its last use a session's state waits for a reload of its browser.
+RELOAD_KEEP_S = 3600
+RELOAD_COOKIE = "bf_reload"
+#: What a reload takes over: the data, the reading choices, results, jobs and settings.
+_KEPT_KEYS = (K_SID, K_FOLDER, K_DATASET, K_PREPARED, K_OVERRIDES, K_JOBS, K_RESULTS, K_MEMO, K_MODEL_SPEC,
+              K_DEVICE, K_BATCH, K_SHEET_ID_COLUMN, K_SHEET_ERROR, "bf_table_file_id", "bf_sheet_file_id")
+
+
+class _LiveState:
+    """Read access to a session's own (thread-safe) state from elsewhere: always as current as
+    the session itself, so a reload finds what the last run left, whichever page it ended on."""
+
+    def __init__(self, state: Any) -> None:
+        self._state = state
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._state
+
+    def __getitem__(self, key: str) -> Any:
+        return self._state[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self._state[key]
+        except KeyError:
+            return default
+
+
+@dataclass
+class _Kept:
+    state: _LiveState
+    seen: float
+
+
+@st.cache_resource(show_spinner=False)
+def _reload_registry() -> tuple[dict[str, _Kept], threading.Lock]:
+    """sha256(browser token) → the state that browser's last session had; one per server,
+    pruned every few minutes (so an abandoned session's folder goes within the hour)."""
+    registry: dict[str, _Kept] = {}
+    lock = threading.Lock()
+
+    def prune_forever() -> None:
+        while True:
+            time.sleep(RELOAD_KEEP_S / 12)
+            _prune(registry, lock)
+
+    threading.Thread(target=prune_forever, name="bulkformer-reload-prune", daemon=True).start()
+    return registry, lock
+
+
+def _prune(registry: dict[str, _Kept], lock: threading.Lock) -> None:
+    """Forget states unused for :data:`RELOAD_KEEP_S`; a session still using one keeps it."""
+    now = time.time()
+    with lock:
+        for key in [k for k, kept in registry.items() if now - kept.seen > RELOAD_KEEP_S]:
+            del registry[key]
+
+
+def browser_token() -> str | None:
+    """The reload token the browser sent with its cookie (``None`` without one)."""
+    try:
+        value = st.context.cookies.get(RELOAD_COOKIE)
+    except Exception:  # noqa: BLE001 - no browser behind this session (bare mode, tests)
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _take_over_after_reload() -> None:
+    """A new session whose browser holds a known token takes over that browser's state."""
+    ss = st.session_state
+    token = browser_token()
+    registry, lock = _reload_registry()
+    _prune(registry, lock)
+    with lock:
+        kept = registry.get(_token_key(token)) if token else None
+    if kept is not None:
+        for key in _KEPT_KEYS:
+            if key in kept.state:
+                value = kept.state[key]
+                ss[key] = dict(value) if isinstance(value, dict) else value  # tabs diverge from here on
+        ss[K_RELOAD_TOKEN] = token
+        log.info("A reload took over its browser's session state")
+    else:
+        ss[K_RELOAD_TOKEN] = secrets.token_urlsafe(32)
+
+
+def _keep_for_reload() -> None:
+    """Point this browser's token at this session's state, and note that it is in use."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    token = st.session_state.get(K_RELOAD_TOKEN)
+    ctx = get_script_run_ctx()
+    if not token or ctx is None:
+        return
+    registry, lock = _reload_registry()
+    with lock:
+        registry[_token_key(token)] = _Kept(_LiveState(ctx.session_state), time.time())
+
+
+def write_reload_cookie() -> None:
+    """Once per session: hand the browser its token as a cookie (a script in a 1-pixel iframe
+    with same-origin access: ``st.context.cookies`` is read-only)."""
+    ss = st.session_state
+    token = ss.get(K_RELOAD_TOKEN)
+    if not token or ss.get(K_RELOAD_COOKIE) == token:
+        return
+    ss[K_RELOAD_COOKIE] = token
+    st.iframe(
+        "<script>"
+        f"window.parent.document.cookie = '{RELOAD_COOKIE}={token}; path=/; max-age={RELOAD_KEEP_S}; "
+        "SameSite=Strict' + (window.parent.location.protocol === 'https:' ? '; Secure' : '');"
+        "</script>",
+        height=1,
+    )
 
 
 def session_folder() -> Path:
@@ -222,16 +427,15 @@ def model_line() -> str | None:
 
 def available_models() -> dict[str, str]:
     """Model choices for people: spec → label. The demo first, then what is on disk."""
-    from bulkformer.wrapper import PUBLISHED_FILES
+    from bulkformer.registry import MODELS
 
     choices = {"demo": "Demo model (simulated data, for trying the app)"}
     folder = paths.model_dir()
     known: set[str] = set()
-    for name, (ckpt, *_graph) in PUBLISHED_FILES.items():
-        known.add(ckpt)
-        if (folder / ckpt).is_file():
-            label = "BulkFormer v1 (first release)" if name == "v1" else f"BulkFormer {name}"
-            choices[name] = f"{label} — {ckpt}"
+    for name, published in MODELS.items():
+        known.add(published.checkpoint)
+        if (folder / published.checkpoint).is_file():
+            choices[name] = f"{published.label} — {published.checkpoint}"
     if folder.is_dir():
         for child in sorted(folder.iterdir()):
             if child.is_file() and child.suffix == ".pt" and child.name not in known:
@@ -253,8 +457,22 @@ def output_name(model: Any, what: str) -> str:
     return f"{file_prefix(model)}{stem or 'bulkformer'}_{what}"
 
 
+DEMO_ON_OWN_DATA = (
+    "**The demo model is not meant for your samples.** It was trained on simulated data, so what it says "
+    "about a real table (embeddings, imputed genes, the hold-out check) means nothing biologically. Get a "
+    "published BulkFormer model first: **Model page → Get the published model**."
+)
+
+
 def model_badge(model: Any) -> None:
-    if getattr(model, "is_demo", False):
+    """The demo banner; stronger, with the way to a published model, when the table is the user's own."""
+    if not getattr(model, "is_demo", False):
+        return
+    data = dataset()
+    if data is not None and data.origin == "upload":
+        st.warning(DEMO_ON_OWN_DATA, icon=":material/report:")
+        st.page_link(PAGES["model"], label="Get the published model (Model page)", icon=":material/download:")
+    else:
         st.warning(DEMO_BANNER, icon=":material/science:")
 
 
@@ -315,7 +533,41 @@ def set_sheet(sheet: Upload | None) -> None:
     if current is None:
         return
     st.session_state[K_DATASET] = Dataset(current.table, sheet, current.origin)
+    st.session_state.pop(K_SHEET_ID_COLUMN, None)
     _drop_derived(keep_runs=True)
+
+
+def sheet_id_column() -> str | None:
+    """The sample sheet's ID column as the user chose it (``None``: the app decides)."""
+    return st.session_state.get(K_SHEET_ID_COLUMN)
+
+
+def set_sheet_id_column(column: str | None) -> None:
+    if column != sheet_id_column():
+        st.session_state[K_SHEET_ID_COLUMN] = column
+        st.session_state.pop(K_PREPARED, None)
+
+
+def sheet_error() -> BaseException | None:
+    """Why the session's sample sheet could not be used with its table (``None`` if it could)."""
+    return st.session_state.get(K_SHEET_ERROR)
+
+
+def sheet_columns() -> tuple[str, ...]:
+    """The column names of the session's sample sheet (``()`` if it has none or is unreadable)."""
+    from bulkformer.io import sample_sheet_columns
+
+    data = dataset()
+    if data is None or data.sheet is None:
+        return ()
+    key = ("sheet_columns", data.sheet.sha)
+    cache = memo()
+    if key not in cache:
+        try:
+            cache[key] = sample_sheet_columns(data.sheet.data, filename=data.sheet.name)
+        except BulkFormerError:
+            cache[key] = ()
+    return cache[key]
 
 
 def clear_dataset() -> None:
@@ -368,19 +620,17 @@ def get_prepared(model: Any) -> tuple[Any | None, BaseException | None]:
     data = dataset()
     if data is None:
         return None, None
-    key = json.dumps([table_key(model), data.sheet.sha if data.sheet else None], sort_keys=True)
+    key = json.dumps([table_key(model), data.sheet.sha if data.sheet else None, sheet_id_column()],
+                     sort_keys=True)
     held = st.session_state.get(K_PREPARED)
     if held is not None and held[0] == key:
         return held[1], held[2]
-    from bulkformer.pipeline import prepare
-
     opts = overrides()
     prepared, error = None, None
     try:
         with st.spinner("Reading your table and matching its genes to the model…"):
-            prepared = prepare(
+            prepared = model.prepare(
                 data.table.data,
-                gene_order=model.gene_ids,
                 filename=data.table.name,
                 orientation=opts["orientation"],
                 id_type=opts["id_type"],
@@ -391,12 +641,30 @@ def get_prepared(model: Any) -> tuple[Any | None, BaseException | None]:
         if not isinstance(err, BulkFormerError):
             log.error("prepare() failed on %s", data.table.name, exc_info=err)
         error = err
+    st.session_state[K_SHEET_ERROR] = None
+    if error is not None and data.sheet is not None:  # a sheet that does not fit blocks nothing
+        without_sheet, table_error = _prepare_without_sheet(model, data, opts)
+        if table_error is None:
+            st.session_state[K_SHEET_ERROR] = error
+            prepared, error = without_sheet, None
     st.session_state[K_PREPARED] = (key, prepared, error)
     return prepared, error
 
 
+def _prepare_without_sheet(model: Any, data: Dataset, opts: Mapping[str, str]) -> tuple[Any | None, BaseException | None]:
+    """The table prepared on its own: tells a sample sheet's error apart from the table's."""
+    try:
+        with st.spinner("Reading your table without the sample sheet…"):
+            return model.prepare(data.table.data, filename=data.table.name, orientation=opts["orientation"],
+                                 id_type=opts["id_type"], value_type=opts["value_type"]), None
+    except Exception as err:  # noqa: BLE001 - the caller shows the first error
+        return None, err
+
+
 def _sheet_kwargs(sheet: Upload | None) -> dict[str, Any]:
-    return {} if sheet is None else {"sample_sheet": sheet.data, "sample_sheet_filename": sheet.name}
+    if sheet is None:
+        return {}
+    return {"sample_sheet": sheet.data, "sample_sheet_filename": sheet.name, "sample_id_column": sheet_id_column()}
 
 
 def open_page(title: str, caption: str | None = None, *, needs_data: bool = True) -> tuple[Any, Any]:
@@ -570,7 +838,22 @@ def format_seconds(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def job_panel(kind: str, *, finishing_text: str = "Finishing up…", where: str = "") -> None:
+def time_left_words(seconds: float | None) -> str:
+    """The run's own estimate of the time left, rounded as people say it ("about 2 minutes left")."""
+    if seconds is None or not math.isfinite(seconds):
+        return "estimating the time left…"
+    if seconds < 45:
+        return "less than a minute left"
+    minutes = seconds / 60
+    if minutes < 1.5:
+        return "about a minute left"
+    if minutes < 60:
+        return f"about {round(minutes)} minutes left"
+    hours, rest = divmod(round(minutes / 10) * 10, 60)
+    return f"about {hours} hour{'s' if hours > 1 else ''}" + (f" {rest} minutes left" if rest else " left")
+
+
+def job_panel(kind: str, *, finishing_text: str = "Finishing up…", where: str = "", unit: str = "samples") -> None:
     """A progress bar with ETA and a Cancel button that refreshes itself every second.
 
     When the job ends the whole page reruns, so the page can :func:`collect` the result.
@@ -594,8 +877,7 @@ def job_panel(kind: str, *, finishing_text: str = "Finishing up…", where: str 
         elif total and done >= total:
             text = f"{entry.label}: {finishing_text}"
         elif total:
-            eta = format_seconds(job.eta_seconds)
-            text = f"{entry.label}: {done:,} of {total:,} samples" + (f" · about {eta} left" if eta else "")
+            text = f"{entry.label}: {done:,} of {total:,} {unit} · {time_left_words(job.eta_seconds)}"
         else:
             text = f"{entry.label}: starting…" + (f" {entry.starting_note}" if entry.starting_note else "")
         with st.container(border=True):
@@ -612,19 +894,34 @@ def job_panel(kind: str, *, finishing_text: str = "Finishing up…", where: str 
 
 
 def sidebar_jobs() -> None:
-    """A one-line note per running job, on every page."""
+    """A one-line note per running job, on every page (and the server's model download)."""
+    from bulkformer.model_fetch import FETCHER
+
     for entry in jobs().values():
         if entry.job.status in ("pending", "running"):
             done, total = entry.job.progress or (0, 0)
             pct = f" ({100 * done // total}%)" if total else ""
             st.sidebar.caption(f":material/hourglass_top: {entry.label}{pct}")
+    fetch = FETCHER.current
+    if fetch is not None and fetch.job.status in ("pending", "running"):
+        done, total = fetch.job.progress
+        pct = f" ({100 * done // total}%)" if total else ""
+        st.sidebar.caption(f":material/download: Downloading BulkFormer {fetch.name}{pct}")
 
 
 # ================================================================================ colour
-_PALETTE: tuple[str, ...] = tuple(dict.fromkeys(
-    pcolors.qualitative.Plotly + pcolors.qualitative.D3 + pcolors.qualitative.Set2
-    + pcolors.qualitative.Dark24 + pcolors.qualitative.Light24
-))
+#: Colours for the categories of a sample-sheet column, most distinct first: each is the colour
+#: (from Okabe-Ito, D3, Dark2, Bold, Vivid, Safe and Plotly) farthest in CIE Lab from those before
+#: it, leaving out pale ones and ones near :data:`MISSING_COLOR`. The first ten differ by ΔE ≥ 41.
+PALETTE: tuple[str, ...] = ("#0072B2", "#F2B701", "#E73F74", "#00CC96", "#AB63FA",
+                            "#661100", "#99C945", "#D95F02", "#19D3F3", "#24796C")
+#: Colours of the clusters the app finds: none of :data:`PALETTE`'s, so that "cluster 1" never
+#: looks like the first category of a sample-sheet column.
+CLUSTER_PALETTE: tuple[str, ...] = ("#332288", "#AA4499", "#A6761D", "#117733", "#FF97FF",
+                                    "#8C564B", "#F97B72", "#E41A1C", "#FFA15A", "#2CA02C")
+#: More colours for columns with more than ten categories.
+_MORE_COLORS: tuple[str, ...] = tuple(c for c in dict.fromkeys(
+    pcolors.qualitative.Dark24 + pcolors.qualitative.Light24) if c not in PALETTE + CLUSTER_PALETTE)
 MISSING_COLOR = "#b0b7c3"
 CONTINUOUS_SCALE = "Viridis"
 
@@ -633,14 +930,15 @@ def _natural_key(text: str) -> tuple[Any, ...]:
     return tuple(int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", text))
 
 
-def category_colors(values: Sequence[Any] | pd.Series) -> dict[str, str]:
+def category_colors(values: Sequence[Any] | pd.Series, *, palette: Sequence[str] = PALETTE) -> dict[str, str]:
     """Category → colour, deterministic: categories in natural sort order take palette colours in turn.
 
     Pass *all* values of a column (the whole sample sheet's column), so every page that colours
     by that column gets the same colours. Missing values map to grey under the key ``"(missing)"``.
     """
     labels = sorted({category_label(v) for v in values} - {"(missing)"}, key=_natural_key)
-    colors = {label: _PALETTE[i % len(_PALETTE)] for i, label in enumerate(labels)}
+    colours = (*palette, *(c for c in (*PALETTE, *CLUSTER_PALETTE, *_MORE_COLORS) if c not in palette))
+    colors = {label: colours[i % len(colours)] for i, label in enumerate(labels)}
     colors["(missing)"] = MISSING_COLOR
     return colors
 
@@ -692,6 +990,10 @@ def hover_texts(sample_ids: Sequence[str], metadata: pd.DataFrame | None, *, max
     return list(pd.concat(parts, axis=1).agg("<br>".join, axis=1))
 
 
+#: Maps of at most this many samples show each sample's name beside its dot.
+LABELLED_SAMPLES = 20
+
+
 def sample_scatter(
     coords: np.ndarray,
     sample_ids: Sequence[str],
@@ -701,17 +1003,20 @@ def sample_scatter(
     color_values: pd.Series | None = None,
     axis_titles: tuple[str, str] = ("1", "2"),
     title: str = "",
+    palette: Sequence[str] = PALETTE,
 ) -> go.Figure:
-    """One dot per sample (WebGL, so 5,000+ samples stay smooth), coloured by one column."""
+    """One dot per sample (WebGL, so 5,000+ samples stay smooth), coloured by one column
+    (categories take ``palette``'s colours); up to :data:`LABELLED_SAMPLES` samples are named."""
     coords = np.asarray(coords, dtype=float)
     ids = [str(s) for s in sample_ids]
     hover = hover_texts(ids, metadata)
     fig = go.Figure()
-    marker_size = 8 if len(ids) <= 500 else 5 if len(ids) <= 3000 else 4
+    few = len(ids) <= LABELLED_SAMPLES
+    marker_size = 13 if few else 8 if len(ids) <= 500 else 5 if len(ids) <= 3000 else 4
     if color_by is None or color_values is None:
         fig.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", text=hover,
                                    hovertemplate="%{text}<extra></extra>", name="samples",
-                                   marker={"size": marker_size, "color": _PALETTE[0], "opacity": 0.85}))
+                                   marker={"size": marker_size, "color": PALETTE[0], "opacity": 0.85}))
     else:
         values = color_values.reindex(ids)
         if is_continuous(color_values):
@@ -722,7 +1027,7 @@ def sample_scatter(
                         "colorbar": {"title": {"text": color_by}}, "opacity": 0.9},
             ))
         else:
-            colors = category_colors(color_values)
+            colors = category_colors(color_values, palette=palette)
             labels = values.map(category_label).to_numpy()
             order = [c for c in colors if c in set(labels)]
             for label in order:
@@ -733,6 +1038,9 @@ def sample_scatter(
                     marker={"size": marker_size, "color": colors[label], "opacity": 0.85},
                 ))
             fig.update_layout(legend={"title": {"text": color_by}, "itemsizing": "constant"})
+    if few:  # a handful of samples: name them on the map
+        fig.add_trace(go.Scatter(x=coords[:, 0], y=coords[:, 1], mode="text", text=ids, textposition="top center",
+                                 textfont={"size": 11, "color": "#374151"}, hoverinfo="skip", showlegend=False))
     fig.update_layout(title=title, height=560, xaxis_title=axis_titles[0], yaxis_title=axis_titles[1],
                       hoverlabel={"align": "left"})
     fig.update_xaxes(showgrid=False, zeroline=False)
@@ -764,15 +1072,13 @@ class MainOutcome:
 
 @dataclass(frozen=True, eq=False)
 class HoldoutOutcome:
-    """The hold-out check: which measured values were hidden, what the model put there, the score."""
+    """The hold-out check: the model and the baselines on the same hidden values, and the verdict."""
 
     key: str
     table_fp: str
     fraction: float
-    hidden: np.ndarray  # bool [samples, genes]
-    truth: np.ndarray  # float32 [n hidden]
-    imputed: np.ndarray  # float32 [n hidden]
-    score: Any  # ImputationScore
+    comparison: Any  # holdout.HoldoutComparison
+    verdict: Any  # holdout.Verdict
     from_cache: bool
 
 
@@ -867,7 +1173,7 @@ def cached_run(cache: Any, key: str, n_samples: int, progress: Callable[[int, in
 
 def start_holdout_run(model: Any, prepared: Any, *, fraction: float, precision: str,
                       batch_size: int | None, seed: int = 0) -> str:
-    from bulkformer.holdout import hide_measured, score_imputation
+    from bulkformer.holdout import compare_with_baselines, hide_measured, verdict
 
     options = {"fraction": round(float(fraction), 4), "seed": seed, "precision": precision}
     table_fp, key = run_key("holdout", model, options)
@@ -881,10 +1187,9 @@ def start_holdout_run(model: Any, prepared: Any, *, fraction: float, precision: 
         result, from_cache = cached_run(cache, key, len(aligned.sample_ids), progress, lambda: model.run(
             holdout.values, aligned.sample_ids, embed=False, impute=True, precision=precision,
             batch_size=batch_size or None, progress=progress, should_stop=should_stop))
-        score = score_imputation(aligned.values, result.imputed, holdout.hidden, sample_ids=aligned.sample_ids)
-        return HoldoutOutcome(key, table_fp, fraction, holdout.hidden,
-                              np.asarray(aligned.values[holdout.hidden], dtype=np.float32),
-                              np.asarray(result.imputed[holdout.hidden], dtype=np.float32), score, from_cache)
+        comparison = compare_with_baselines(aligned.values, holdout, result.imputed, observed=aligned.observed,
+                                            sample_ids=aligned.sample_ids)
+        return HoldoutOutcome(key, table_fp, fraction, comparison, verdict(comparison), from_cache)
 
     return start_job("holdout", key, "Hold-out check", run,
                      starting_note=compile_note(model, len(aligned.sample_ids)), **options)
@@ -913,3 +1218,13 @@ def batch_size_setting() -> int | None:
     init_session()
     value = int(st.session_state[K_BATCH] or 0)
     return value or None
+
+
+def batch_size_choices() -> list[int]:
+    """Batch sizes offered in pickers: 0 (automatic), then powers of two, and the current setting."""
+    return sorted({0, *(2**i for i in range(10)), batch_size_setting() or 0})
+
+
+def batch_size_label(value: int) -> str:
+    """0 means "automatic" to people: the model picks what fits the device."""
+    return "automatic" if not value else f"{value:,} sample{'s' if value != 1 else ''}"

@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bulkformer import paths  # noqa: E402
 from bulkformer.evaluate import benchmark_imputation, benchmark_separation  # noqa: E402
 from bulkformer.holdout import hide_measured, score_imputation  # noqa: E402
-from bulkformer.pipeline import prepare  # noqa: E402
 from bulkformer.train import pearson  # noqa: E402
 from bulkformer.wrapper import BulkFormerModel  # noqa: E402
 
@@ -33,14 +32,14 @@ from bulkformer.wrapper import BulkFormerModel  # noqa: E402
 def main() -> None:
     demo = paths.demo_dir()
     model = BulkFormerModel.load("demo", device="cpu")
-    prepared = prepare(demo / "demo_counts.csv.gz", gene_order=model.gene_ids)
+    prepared = model.prepare(demo / "demo_counts.csv.gz")
     samples = list(prepared.aligned.sample_ids)
     held_out = [samples.index(s) for s in model.training["validation_samples"]]
     imputation = benchmark_imputation(model, prepared.aligned.values, test_rows=held_out)
     tissues = pd.read_csv(demo / "demo_samples.csv", index_col="sample_id").loc[samples, "tissue"]
     separation = benchmark_separation(model, prepared.aligned.values, tissues.tolist(), aggregate="all")
 
-    panel = prepare(demo / "demo_panel_counts.csv.gz", gene_order=model.gene_ids).aligned
+    panel = model.prepare(demo / "demo_panel_counts.csv.gz").aligned
     holdout = hide_measured(panel.values, panel.observed, fraction=0.1, seed=0)
     imputed = model.run(holdout.values, panel.sample_ids, embed=False).imputed
     panel_score = score_imputation(panel.values, imputed, holdout.hidden, sample_ids=panel.sample_ids)

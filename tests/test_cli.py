@@ -13,6 +13,7 @@ from bulkformer.cli import app
 # The same local Zenodo server as the client tests (fixtures are found by module name).
 _server = test_download._server
 zenodo = test_download.zenodo
+published = test_download.published
 runner = CliRunner()
 
 
@@ -47,12 +48,55 @@ def test_download_info(zenodo: FakeZenodo, tmp_path: Path) -> None:
     assert "drive.google.com" in result.stdout
 
 
-def test_download_model(zenodo: FakeZenodo, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["download", "model"])
+def _v1_family_files(zenodo: FakeZenodo) -> None:
+    zenodo.files[V1]["G_gtex_weight.pt"] = b"weights"
+
+
+def test_download_model_v1_with_its_family_files(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    _v1_family_files(zenodo)
+    result = runner.invoke(app, ["download", "model", "--size", "v1"])
     assert result.exit_code == 0, result.output
     target = tmp_path / "model" / "Bulkformer_ckpt_epoch_29.pt"
     assert target.read_bytes() == zenodo.files[V1]["Bulkformer_ckpt_epoch_29.pt"]
+    for name in ("G_gtex.pt", "G_gtex_weight.pt", "bulkformer_gene_info.csv"):
+        assert (tmp_path / "data" / name).read_bytes() == zenodo.files[V1][name]  # v1's, not v2's
     assert "Done." in result.stdout and str(target) in result.stdout
+    assert "Bulkformer_ckpt_epoch_29.pt (300.0 kB)" in result.stdout  # Zenodo's exact size
+    assert "--model v1" in result.stdout
+
+
+def test_download_model_from_drive(zenodo: FakeZenodo, published: dict, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["download", "model", "--size", "37M"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "model" / "bulkformer_37M.pt").read_bytes() == published["ckpt"]
+    assert (tmp_path / "data" / "G_tcga_weight.pt").is_file()
+    assert f"bulkformer_37M.pt (about {len(published['ckpt']) / 1000:.1f} kB)" in result.stdout  # Drive: estimate
+    assert "--model 37M" in result.stdout
+
+
+def test_download_model_help_names_the_sizes_and_the_default() -> None:
+    result = runner.invoke(app, ["download", "model", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "'37M', '50M', '93M', '127M', '147M', 'v1'" in result.output
+    assert "[default: 147M]" in result.output
+
+
+def test_download_model_all(zenodo: FakeZenodo, published: dict, tmp_path: Path, monkeypatch) -> None:
+    from bulkformer import registry
+
+    _v1_family_files(zenodo)
+    monkeypatch.setattr(registry, "MODELS", {"37M": registry.MODELS["37M"], "v1": registry.MODELS["v1"]})
+    result = runner.invoke(app, ["download", "model", "--size", "all"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "model").glob("*.pt")) == [
+        "Bulkformer_ckpt_epoch_29.pt", "bulkformer_37M.pt"]
+
+
+def test_download_model_unknown_size_is_a_clean_error(zenodo: FakeZenodo) -> None:
+    result = runner.invoke(app, ["download", "model", "--size", "12M"])
+    assert result.exit_code == 1
+    assert "no published model called '12M'" in result.stderr and "147M" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_download_file_with_dest(zenodo: FakeZenodo, tmp_path: Path) -> None:
@@ -64,8 +108,9 @@ def test_download_file_with_dest(zenodo: FakeZenodo, tmp_path: Path) -> None:
 
 
 def test_404_is_a_clean_error(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    _v1_family_files(zenodo)
     zenodo.fail_next(zenodo.file_path(V1, "Bulkformer_ckpt_epoch_29.pt"), 404)
-    result = runner.invoke(app, ["download", "model"])
+    result = runner.invoke(app, ["download", "model", "--size", "v1"])
     assert result.exit_code == 1
     assert "404" in result.stderr and "Bulkformer_ckpt_epoch_29.pt" in result.stderr
     assert "Traceback" not in result.output
@@ -78,3 +123,17 @@ def test_bad_record_is_a_clean_error(zenodo: FakeZenodo) -> None:
     assert result.exit_code == 1
     assert "not a Zenodo record number" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_verify_rechecks_a_drive_checkpoint_offline(zenodo: FakeZenodo, published: dict, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["download", "model", "--size", "37M"]).exit_code == 0
+    result = runner.invoke(app, ["verify"])
+    assert "bulkformer_37M.pt: present" in result.stdout and "sha256 OK" in result.stdout
+    checkpoint = tmp_path / "model" / "bulkformer_37M.pt"
+    data = bytearray(checkpoint.read_bytes())
+    data[-100] ^= 0xFF
+    checkpoint.write_bytes(bytes(data))
+    result = runner.invoke(app, ["verify"])
+    assert result.exit_code == 1
+    assert "sha256 does not match" in result.stdout
+    assert "download model --size 37M" in result.stderr

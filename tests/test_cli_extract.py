@@ -22,7 +22,6 @@ from bulkformer import wrapper
 from bulkformer.cli import app
 from bulkformer.download import verify_file
 from bulkformer.genes import load_annotation
-from bulkformer.pipeline import prepare
 from bulkformer.wrapper import BulkFormerModel
 from tests.conftest import random_graph, tiny_network
 
@@ -42,16 +41,17 @@ def one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A tiny model over 50 real genes (saved twice: as is and as a demo), a counts table, a sheet."""
+    """A tiny model over 150 real genes (saved twice: as is and as a demo), a counts table measuring
+    110 of them (the pipeline refuses fewer than 100), a sheet."""
     root = tmp_path_factory.mktemp("cli")
-    genes = list(load_annotation().protein_coding_ids()[:60])
-    model_genes = genes[:50]
-    model = BulkFormerModel(tiny_network("v2", seed=1), random_graph(50, 200), model_genes,
+    genes = list(load_annotation().protein_coding_ids()[:160])
+    model_genes = genes[:150]
+    model = BulkFormerModel(tiny_network("v2", seed=1, n_genes=150), random_graph(150, 600), model_genes,
                             checksum="x", source="test", device="cpu")
     model.save(root / "model")
     model.save(root / "demo_model", training={"demo": True})
     rng = np.random.default_rng(0)
-    measured = genes[5:60]  # 45 of the model's genes, and 10 the model does not know
+    measured = genes[40:160]  # 110 of the model's genes, and 10 the model does not know
     counts = pd.DataFrame(rng.negative_binomial(2, 0.01, size=(len(measured), N_SAMPLES)),
                           index=pd.Index(measured, name="gene_id"), columns=SAMPLES)
     counts.to_csv(root / "counts.csv")
@@ -59,7 +59,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     symbol = load_annotation().symbol_of(model_genes[7])
     (root / "genes.txt").write_text(f"# genes of interest\n{model_genes[3]}.12\n{symbol}\n\n{model_genes[40]}\n")
     loaded = BulkFormerModel.load(root / "model", device="cpu")
-    prepared = prepare(root / "counts.csv", gene_order=loaded.gene_ids)
+    prepared = loaded.prepare(root / "counts.csv")
     return {"root": root, "model": loaded, "aligned": prepared.aligned,
             "chosen": [model_genes[3], model_genes[7], model_genes[40]]}
 
@@ -67,7 +67,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def _extract(setup: dict, output: Path, *args: str) -> object:
     root = setup["root"]
     result = runner.invoke(app, ["extract", str(root / "counts.csv"), str(output),
-                                 "--model", str(root / "model"), "--batch-size", "2", "--precision", "fp32", *args])
+                                 "--model", str(root / "model"), "--batch-size", "2", "--precision", "fp32",
+                                 "--device", "cpu", *args])  # as the expected values: a GPU differs by ~1e-6
     assert "Traceback" not in result.output
     return result
 
@@ -88,7 +89,7 @@ def test_transcriptome_level_every_format(setup: dict, tmp_path: Path, ext: str)
     output = tmp_path / f"emb{ext}"
     result = _extract(setup, output, "--aggregate", "max")
     assert result.exit_code == 0, result.output
-    assert "Model genes measured: 45 of 50" in result.output  # the QC summary
+    assert "Model genes measured: 110 of 150" in result.output  # the QC summary
     expected = _expected(setup, impute=False, aggregate="max").sample_embedding
     if ext in (".csv", ".tsv", ".parquet"):
         frame = _read_table(output)
@@ -111,14 +112,19 @@ def test_transcriptome_level_every_format(setup: dict, tmp_path: Path, ext: str)
 
 @pytest.mark.parametrize("ext", [".csv", ".parquet", ".npy", ".pt", ".h5ad"])
 def test_expression_imputation_every_format(setup: dict, tmp_path: Path, ext: str) -> None:
+    """The default output is *filled*: every measured value kept, only the unmeasured genes predicted."""
     output = tmp_path / f"imputed{ext}"
     result = _extract(setup, output, "--type", "expression_imputation")
     assert result.exit_code == 0, result.output
-    expected = _expected(setup, embed=False).imputed
+    model = _expected(setup, embed=False).imputed
+    aligned = setup["aligned"]
+    expected = np.where(aligned.observed[None, :], aligned.values, model)  # independent of export's code
+    assert (expected != model).any()
     genes = list(setup["model"].gene_ids)
     if ext in (".csv", ".parquet"):
         frame = _read_table(output)
-        assert list(frame.index) == SAMPLES and list(frame.columns) == genes
+        assert list(frame.index) == SAMPLES
+        assert [c.rsplit("(", 1)[-1].rstrip(")") for c in frame.columns] == genes  # SYMBOL (ENSG…)
         got = frame.to_numpy()
     elif ext == ".npy":
         got = np.load(output)
@@ -129,13 +135,30 @@ def test_expression_imputation_every_format(setup: dict, tmp_path: Path, ext: st
         got = saved["imputed"].numpy()
     else:
         adata = anndata.read_h5ad(output)
-        assert list(adata.var_names) == genes and adata.var["observed"].sum() == 45
-        observed = adata.layers["observed"]
-        assert np.isnan(observed[:, ~adata.var["observed"].to_numpy()]).all()
-        np.testing.assert_array_equal(adata.layers["imputed"], adata.X)
+        measured = adata.var["measured"].to_numpy()
+        assert list(adata.var_names) == genes and measured.dtype == bool and measured.sum() == 110
+        np.testing.assert_array_equal(measured, aligned.observed)
+        assert np.isnan(adata.layers["measured"][:, ~measured]).all()
+        np.testing.assert_array_equal(adata.layers["measured"][:, measured], aligned.values[:, measured])
+        np.testing.assert_allclose(adata.layers["bulkformer"], model, atol=1e-6, rtol=0)
         got = adata.X
     assert not np.isnan(got).any()
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("mode", "ext"), [("model", ".csv"), ("missing", ".npy")])
+def test_impute_mode_model_and_missing(setup: dict, tmp_path: Path, mode: str, ext: str) -> None:
+    output = tmp_path / f"imputed{ext}"
+    result = _extract(setup, output, "--type", "expression_imputation", "--impute-mode", mode)
+    assert result.exit_code == 0, result.output
+    model = _expected(setup, embed=False).imputed
+    unmeasured = ~setup["aligned"].observed
+    if mode == "model":
+        np.testing.assert_allclose(_read_table(output).to_numpy(), model, atol=1e-6, rtol=0)
+    else:
+        np.testing.assert_allclose(np.load(output), model[:, unmeasured], atol=1e-6, rtol=0)
+        genes = np.asarray(setup["model"].gene_ids)[unmeasured]
+        assert list(pd.read_csv(tmp_path / "imputed.genes.csv")["gene_id"]) == list(genes)
 
 
 @pytest.mark.parametrize("ext", [".csv", ".parquet", ".npy", ".pt", ".h5ad"])
@@ -172,7 +195,7 @@ def test_gene_list_restricts_pooling_and_imputation(setup: dict, tmp_path: Path)
     np.testing.assert_allclose(_read_table(tmp_path / "e.csv").to_numpy(), expected, atol=1e-6, rtol=0)
     result = _extract(setup, tmp_path / "i.csv", "--type", "expression_imputation", "--genes", genes_file)
     assert result.exit_code == 0, result.output
-    assert list(_read_table(tmp_path / "i.csv").columns) == setup["chosen"]
+    assert [c.rsplit("(", 1)[-1].rstrip(")") for c in _read_table(tmp_path / "i.csv").columns] == setup["chosen"]
 
 
 def test_gene_level_all_genes_streams_to_npy_only(setup: dict, tmp_path: Path) -> None:
@@ -184,7 +207,7 @@ def test_gene_level_all_genes_streams_to_npy_only(setup: dict, tmp_path: Path) -
     got = np.load(tmp_path / "all.npy")
     model = setup["model"]
     expected = _expected(setup, embed=False, impute=False, gene_embedding_genes=model.gene_ids).gene_embedding
-    assert got.shape == expected.shape and got.shape[:2] == (N_SAMPLES, 50)
+    assert got.shape == expected.shape and got.shape[:2] == (N_SAMPLES, 150)
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
     assert list(pd.read_csv(tmp_path / "all.genes.csv")["gene_id"]) == list(model.gene_ids)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all.genes.csv", "all.npy", "all.samples.csv"]
@@ -282,3 +305,45 @@ def test_compiled_run_gives_the_same_embeddings(setup: dict, tmp_path: Path) -> 
     np.testing.assert_allclose(_read_table(output).to_numpy(), expected, rtol=1e-4, atol=1e-5)
     refused = _extract(setup, tmp_path / "x.csv", "--compile", "maybe")
     assert refused.exit_code != 0 and "'maybe' is not one of" in refused.output
+
+
+def test_esm2_rows_come_from_the_models_own_folder(setup: dict, tmp_path: Path) -> None:
+    """``--esm2`` appends the ESM2 row of each chosen gene, read beside the model's gene table
+    (here the model folder), not from the default data folder."""
+    root = setup["root"]
+    folder = tmp_path / "model_with_esm2"
+    shutil.copytree(root / "model", folder)
+    table = torch.randn(len(setup["model"].gene_ids), 6, generator=torch.Generator().manual_seed(3))
+    torch.save(table, folder / wrapper.ESM2_NAME)
+    genes_file = str(root / "genes.txt")
+    args = ["extract", str(root / "counts.csv"), str(tmp_path / "g.npy"), "--model", str(folder),
+            "--type", "gene_level", "--genes", genes_file, "--esm2", "--precision", "fp32", "--batch-size", "2", "--device", "cpu"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    got = np.load(tmp_path / "g.npy")
+    chosen = setup["chosen"]
+    plain = _expected(setup, embed=False, impute=False, gene_embedding_genes=chosen).gene_embedding
+    rows = [setup["model"].gene_ids.index(g) for g in chosen]
+    assert got.shape == (N_SAMPLES, len(chosen), plain.shape[2] + 6)
+    np.testing.assert_allclose(got[..., :plain.shape[2]], plain, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(got[..., plain.shape[2]:], np.broadcast_to(table[rows].numpy(), (N_SAMPLES, 3, 6)))
+
+
+def test_esm2_is_refused_clearly_when_missing_or_not_gene_level(setup: dict, tmp_path: Path) -> None:
+    root = setup["root"]
+    missing = _extract(setup, tmp_path / "g.npy", "--type", "gene_level", "--genes", str(root / "genes.txt"), "--esm2")
+    assert missing.exit_code == 1 and "esm2_feature_concat.pt" in missing.output and str(root / "model") in missing.output
+    wrong = _extract(setup, tmp_path / "e.csv", "--esm2")
+    assert wrong.exit_code == 1 and "gene_level" in wrong.output
+    assert not (tmp_path / "g.npy").exists() and not (tmp_path / "e.csv").exists()
+
+
+def test_demo_model_csv_opens_with_the_demo_notice(setup: dict, tmp_path: Path) -> None:
+    root = setup["root"]
+    result = runner.invoke(app, ["extract", str(root / "counts.csv"), str(tmp_path / "i.csv"), "--model",
+                                 str(root / "demo_model"), "--type", "expression_imputation", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    first = (tmp_path / "i.csv").read_text().splitlines()[0]
+    assert first.startswith("# DEMO model trained on SIMULATED data") and "Get the published model" in first
+    back = pd.read_csv(tmp_path / "i.csv", comment="#", index_col=0)
+    assert list(back.index) == SAMPLES and back.shape[1] == 150

@@ -20,14 +20,13 @@ def test_pearson_matches_numpy() -> None:
 
 
 def test_demo_model_reproduces_its_recorded_imputation_pcc() -> None:
-    from bulkformer.pipeline import prepare
     from bulkformer.wrapper import BulkFormerModel
 
     metrics_file = paths.demo_dir() / "metrics.json"
     recorded = json.loads(metrics_file.read_text())["imputation"]
     model = BulkFormerModel.load("demo", device="cpu")  # strict load of the committed checkpoint
     assert model.is_demo and model.config.n_genes == len(model.gene_ids)
-    prepared = prepare(paths.demo_dir() / "demo_counts.csv.gz", gene_order=model.gene_ids)
+    prepared = model.prepare(paths.demo_dir() / "demo_counts.csv.gz")
     samples = list(prepared.aligned.sample_ids)
     rows = [samples.index(s) for s in model.training["validation_samples"]]
     again = benchmark_imputation(model, prepared.aligned.values, test_rows=rows)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bulkformer import paths
 from bulkformer.errors import InputError
 from bulkformer.genes import load_annotation, protein_coding_ids
 from bulkformer.pipeline import prepare
@@ -40,9 +41,30 @@ def annotation_lengths(labels: pd.Index) -> pd.Series:
     return pd.Series([annotation.length_of(i) if i else None for i in ids], index=labels, dtype=float)
 
 
-def test_counts_csv(counts: pd.DataFrame, tmp_path: Path) -> None:
+def upstream_lengths(labels: pd.Index) -> pd.Series:
+    """Upstream's ``gene_length_df.csv`` looked up by hand (the shipped copy, read with pandas)."""
+    table = pd.read_csv(paths.GENE_LENGTHS_DIR / "gene_length_df.csv.gz", index_col="ensg_id")["length"]
+    annotation = load_annotation()
+    ids = [annotation.ensg_of(x) if not x.startswith("ENSG") else x.split(".")[0] for x in labels]
+    return pd.Series([table.get(i) if i else None for i in ids], index=labels, dtype=float)
+
+
+def test_counts_default_to_upstreams_gene_lengths(counts: pd.DataFrame, tmp_path: Path) -> None:
+    """The published models' normalisation: counts / upstream's lengths (1 kb if unlisted)."""
     counts.to_csv(tmp_path / "counts.csv")
     prepared = prepare(tmp_path / "counts.csv", gene_order=ORDER)
+    expected = expected_log_tpm(counts, upstream_lengths(counts.index))
+    np.testing.assert_allclose(prepared.aligned.values[:, :200], expected.iloc[:, :200].to_numpy(),
+                               rtol=2e-6, atol=2e-6)
+    assert any("upstream BulkFormer gene lengths" in n for n in prepared.qc.notes)
+    differs = expected_log_tpm(counts, annotation_lengths(counts.index)).iloc[:, :200].to_numpy()
+    assert np.abs(differs - prepared.aligned.values[:, :200]).max() > 0.1  # the tables really differ
+
+
+def test_counts_csv(counts: pd.DataFrame, tmp_path: Path) -> None:
+    counts.to_csv(tmp_path / "counts.csv")
+    prepared = prepare(tmp_path / "counts.csv", gene_order=ORDER, gene_lengths="annotation")
+    assert any("annotation lengths" in n for n in prepared.qc.notes)
     expected = expected_log_tpm(counts, annotation_lengths(counts.index))
     aligned = prepared.aligned
     assert aligned.sample_ids == tuple(counts.columns) and aligned.gene_ids == ORDER
@@ -74,6 +96,7 @@ def test_featurecounts_lengths_win(tmp_path: Path) -> None:
     prepared = prepare(text.encode(), filename="fc.txt", gene_order=genes)
     np.testing.assert_allclose(prepared.aligned.values, np.log1p([[125_000, 125_000, 750_000]]), rtol=1e-6)
     assert prepared.qc.source_format == "featurecounts"
+    assert any("the file's own length column for 3 rows" in n for n in prepared.qc.notes)
 
 
 def test_one_sample_and_overrides(tmp_path: Path) -> None:
@@ -131,14 +154,88 @@ def test_random_tables_only_raise_input_error(genes: list[str], n_samples: int, 
                                               transpose: bool, sample_names: list[str]) -> None:
     cells = data.draw(st.lists(st.lists(VALUE, min_size=n_samples, max_size=n_samples),
                                min_size=len(genes), max_size=len(genes)))
-    rows = [["gene", *sample_names[:n_samples]]] + [[g, *c] for g, c in zip(genes, cells)]
+    # 100 well-formed model genes, so that the random rows are judged on their own and not
+    # merely refused for measuring too few genes.
+    block = [[g, *[str(5 + i % 7)] * n_samples] for i, g in enumerate(ORDER[100:200])]
+    rows = [["gene", *sample_names[:n_samples]]] + block + [[g, *c] for g, c in zip(genes, cells)]
     if transpose:
         rows = [list(r) for r in zip(*rows)]
     content = "\n".join(",".join(r) for r in rows).encode()
     try:
-        prepared = prepare(content, filename="random.csv", gene_order=ORDER[:50])
+        prepared = prepare(content, filename="random.csv", gene_order=ORDER[:200])
     except InputError:
         return
     values = prepared.aligned.values
-    assert values.shape == (len(prepared.aligned.sample_ids), 50)
+    assert values.shape == (len(prepared.aligned.sample_ids), 200)
     assert np.isfinite(values).all() and ((values >= 0) | (values == -10.0)).all()
+
+
+def test_near_identical_sheet_names_and_a_contradicted_value_type(counts: pd.DataFrame, tmp_path: Path) -> None:
+    counts.to_csv(tmp_path / "counts.csv")
+    sheet = pd.DataFrame({"run": [f"Sample_{s}" for s in counts.columns], "dex": ["a"] * counts.shape[1]})
+    prepared = prepare(tmp_path / "counts.csv", gene_order=ORDER, sample_sheet=sheet, value_type="tpm")
+    assert list(prepared.metadata.index) == list(counts.columns) and (prepared.metadata["dex"] == "a").all()
+    assert prepared.sheet_id_column.value == "run"
+    assert any(f"Matched {counts.shape[1]} sample(s) by near-identical names" in n for n in prepared.qc.notes)
+    assert any(w.startswith("You said the values are TPM, but every value is a whole number")
+               for w in prepared.qc.warnings)
+
+
+def test_excel_date_cells_in_a_real_workbook_are_warned_about(tmp_path: Path) -> None:
+    import datetime
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["gene", "s1", "s2"])
+    for i, gene in enumerate(ORDER):
+        sheet.append([gene, i + 1, 2 * i + 3])
+    sheet.append([datetime.datetime(2024, 9, 2), 10, 20])  # what Excel made of SEPT2: a date cell
+    workbook.save(tmp_path / "dates.xlsx")
+    prepared = prepare(tmp_path / "dates.xlsx", gene_order=ORDER)
+    (warning,) = [w for w in prepared.qc.warnings if "look like dates" in w]
+    assert warning.startswith("1 gene names look like dates ('2024-09-02 00:00:00')")
+
+
+def test_too_few_model_genes_are_refused_with_the_count(tmp_path: Path) -> None:
+    """Under ``MIN_MEASURED_GENES`` measured model genes nothing is run; at the limit it works."""
+    from bulkformer.align import MIN_MEASURED_GENES
+
+    assert MIN_MEASURED_GENES == 100
+    rng = np.random.default_rng(5)
+    for n, refused in ((99, True), (100, False)):
+        tpm = pd.DataFrame(rng.uniform(1, 100, size=(n, 2)), index=pd.Index(ORDER[:n], name="gene"),
+                           columns=["a", "b"])
+        if refused:
+            with pytest.raises(InputError, match=f"measures only 99 of the model's {len(ORDER)} genes; at least "
+                                                 "100 are needed") as info:
+                prepare(tpm.to_csv().encode(), filename="t.csv", gene_order=ORDER, value_type="tpm")
+            assert "symbols or Ensembl IDs" in info.value.hint
+        else:
+            prepared = prepare(tpm.to_csv().encode(), filename="t.csv", gene_order=ORDER, value_type="tpm")
+            assert int(prepared.aligned.observed.sum()) == 100
+    one_alias = b"gene,s1,s2\nP53,1,2\nnot_a_gene,3,4\nalso_not,5,6\n"  # 1 model gene (TP53's alias)
+    with pytest.raises(InputError, match="measures only 1 of the model's"):
+        prepare(one_alias, filename="t.csv", gene_order=protein_coding_ids())
+
+
+def test_the_demo_panel_still_works() -> None:
+    prepared = prepare(paths.demo_dir() / "demo_panel_counts.csv.gz", gene_order=protein_coding_ids())
+    assert 990 <= int(prepared.aligned.observed.sum()) <= 1000  # a 1,000-gene panel
+    assert any(w.startswith("Low coverage: the table measures only") for w in prepared.qc.warnings)
+
+
+def test_a_table_with_entrez_gene_ids(counts: pd.DataFrame, tmp_path: Path) -> None:
+    from bulkformer.genes import load_annotation
+
+    entrez = load_annotation().entrez_ids
+    by_gene = pd.Series(entrez.index, index=entrez.to_numpy()).groupby(level=0).first()
+    table = counts.iloc[:200].set_axis([g.split(".")[0] for g in counts.index[:200]])
+    table = table[table.index.isin(by_gene.index)]
+    table.index = by_gene[table.index].to_numpy()  # the same genes, named by NCBI gene ID
+    table.to_csv(tmp_path / "entrez.csv")
+    prepared = prepare(tmp_path / "entrez.csv", gene_order=ORDER)
+    assert prepared.guesses.id_type.value == "entrez" and prepared.guesses.orientation.value == "genes_in_rows"
+    assert prepared.qc.n_genes_mapped == len(table) and len(table) > 150
+    assert prepared.qc.n_model_genes_observed == len(table)  # each NCBI ID led to its own model gene

@@ -84,3 +84,17 @@ def test_simulated_panels_keep_at_least_500_genes_and_renormalise_their_tpm() ->
     # A panel's TPM is renormalised over its genes: it sums to a million again.
     tpm = torch.expm1(shown[panels].clamp_min(0)).masked_fill(shown[panels] == MISSING, 0).double()
     torch.testing.assert_close(tpm.sum(1), torch.full((int(panels.sum()),), 1e6, dtype=torch.float64), rtol=1e-4, atol=0)
+
+
+def test_damaged_resume_file_is_a_clear_error(tmp_path) -> None:
+    from bulkformer.errors import BulkFormerError
+
+    cohort = structured_cohort(8, seed=2)
+    config = TrainingConfig(epochs=1, batch_size=4, graph_k=4, device="cpu")
+    state_path_for(tmp_path / "m").write_bytes(b"not a torch file" * 64)
+    with pytest.raises(BulkFormerError, match="cannot be resumed") as err:
+        train(cohort, output_dir=tmp_path / "m", architecture=tiny_config("v2"), config=config)
+    assert "--restart" in err.value.hint and not (tmp_path / "m").exists()
+    # --restart ignores the damaged state and overwrites it
+    done = train(cohort, output_dir=tmp_path / "m", architecture=tiny_config("v2"), config=config, resume=False)
+    assert len(done.history) == 1

@@ -91,3 +91,34 @@ def test_147m_shaped_published_checkpoint_loads_strictly_and_embeds_two_samples(
     assert result.sample_embedding.shape == (2, 643)
     assert np.isfinite(result.sample_embedding).all()
     assert not np.allclose(result.sample_embedding[0], result.sample_embedding[1])
+
+
+def test_each_model_normalises_counts_with_its_own_gene_lengths(tmp_path) -> None:
+    """Published checkpoints: upstream's gene_length_df.csv; the demo: the table it was trained
+    with; a saved folder keeps its table. Checked by hand against upstream's TPM formula."""
+    from bulkformer import paths
+    from bulkformer.genes import protein_coding_ids
+
+    n = 120
+    network = tiny_network("v2", seed=4, n_genes=n)
+    root = _published_layout(tmp_path, network, ("G_tcga.pt", "G_tcga_weight.pt"), "bulkformer_147M.pt")
+    ids = list(protein_coding_ids()[:n])
+    info = pd.read_csv(root / "data" / "bulkformer_gene_info.csv")
+    info["ensg_id"] = ids
+    info.to_csv(root / "data" / "bulkformer_gene_info.csv", index=False)
+    published = BulkFormerModel.load("147M", model_dir=root / "model", data_dir=root / "data", device="cpu")
+    assert published.gene_lengths == "upstream"
+    assert BulkFormerModel.load("demo", device="cpu").gene_lengths == "annotation"
+
+    counts = pd.DataFrame(np.random.default_rng(0).negative_binomial(2, 0.01, size=(n, 3)),
+                          index=ids, columns=["a", "b", "c"])
+    counts.to_csv(tmp_path / "counts.csv")
+    prepared = published.prepare(tmp_path / "counts.csv")
+    table = pd.read_csv(paths.GENE_LENGTHS_DIR / "gene_length_df.csv.gz", index_col="ensg_id")["length"]
+    kb = np.array([table.get(g, 1000.0) for g in ids]) / 1000.0
+    rate = counts.to_numpy() / kb[:, None]
+    np.testing.assert_allclose(prepared.aligned.values, np.log1p(rate / rate.sum(0) * 1e6).T, rtol=2e-6, atol=2e-6)
+    assert any("upstream BulkFormer gene lengths" in note for note in prepared.qc.notes)
+
+    published.save(tmp_path / "saved")
+    assert BulkFormerModel.load(tmp_path / "saved", device="cpu").gene_lengths == "upstream"

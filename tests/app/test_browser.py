@@ -200,10 +200,21 @@ def test_upload_run_map_and_download_embeddings(server: str, browser, tmp_path: 
 
     files = _wait(driver, downloaded, timeout=PAGE_TIMEOUT, what="the downloaded CSV")
     assert files[0].name == name
-    frame = pd.read_csv(files[0], index_col=0)
+    assert files[0].read_text().startswith("# DEMO model trained on SIMULATED data")  # the demo notice
+    frame = pd.read_csv(files[0], comment="#", index_col=0)
     assert list(frame.index) == list(small.columns)
     assert frame.shape[0] == N_SAMPLES and frame.shape[1] >= 2
     assert np.isfinite(frame.to_numpy(dtype=float)).all()
     assert frame.to_numpy().std() > 0
     if shots:
         driver.save_screenshot(str(Path(shots) / "downloads.png"))
+
+    # a reload of the page keeps the data and the results: the browser's cookie, not the URL, says whose
+    assert "bf_reload" in {c["name"] for c in driver.get_cookies()}
+    assert "bf_reload" not in driver.current_url
+    driver.refresh()
+    _wait(driver, lambda d: "Sample embeddings (CSV)" in _page_text(d), timeout=RUN_TIMEOUT,
+          what="the downloads, after a reload")
+    _go(driver, "embeddings")
+    _wait(driver, lambda d: "UMAP map of 12 samples" in _page_text(d), what="the map, after a reload")
+    assert "my_counts.csv" in _page_text(driver)
