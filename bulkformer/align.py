@@ -13,9 +13,8 @@ import numpy as np
 import pandas as pd
 
 from bulkformer.errors import InputError
+from bulkformer.model.config import MISSING
 
-#: Value of a gene that the input did not measure.
-MISSING_VALUE = -10.0
 #: A table must measure at least this many of the model's genes (or all of them, for a model
 #: with fewer genes): with fewer, nearly everything the model returns is its own guess.
 MIN_MEASURED_GENES = 100
@@ -73,7 +72,7 @@ def align(table: pd.DataFrame, *, gene_order: Sequence[str]) -> AlignedMatrix:
         raise ValueError("table columns repeat genes; combine duplicates first")
     position = order.get_indexer(table.columns)
     keep = position >= 0
-    values = np.full((table.shape[0], len(order)), MISSING_VALUE, dtype=np.float32)
+    values = np.full((table.shape[0], len(order)), MISSING, dtype=np.float32)
     values[:, position[keep]] = table.to_numpy(dtype=np.float32)[:, keep]
     observed = np.zeros(len(order), dtype=bool)
     observed[position[keep]] = True

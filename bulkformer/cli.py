@@ -29,7 +29,7 @@ from rich.table import Table
 
 from bulkformer import download as dl
 from bulkformer import paths, registry
-from bulkformer.errors import BulkFormerError
+from bulkformer.errors import BulkFormerError, check_choice
 
 if TYPE_CHECKING:  # heavy imports (torch) happen inside the commands that need them
     import numpy as np
@@ -424,6 +424,7 @@ def _check_model(spec: str, model_dir: Path, data_dir: Path, problems: list[str]
 
     import numpy as np
 
+    from bulkformer.model.config import MISSING
     from bulkformer.wrapper import BulkFormerModel
 
     out.print(f"[bold]Model[/bold] {escape(spec)}")
@@ -444,7 +445,7 @@ def _check_model(spec: str, model_dir: Path, data_dir: Path, problems: list[str]
     rng = np.random.default_rng(0)
     n_genes = len(loaded.gene_ids)
     values = np.log1p(rng.gamma(0.6, 20.0, size=(1, n_genes))).astype(np.float32)
-    values[0, rng.random(n_genes) < 0.2] = -10.0
+    values[0, rng.random(n_genes) < 0.2] = MISSING
     start = time.monotonic()
     try:
         result = loaded.run(values, ["verify"], gene_embedding_genes=loaded.gene_ids[:1], batch_size=1)
@@ -603,32 +604,29 @@ def _check_output(output: Path, *, inputs: Sequence[Path | None]) -> None:
 
 
 def _read_gene_list(path: Path, model_genes: tuple[str, ...]) -> list[str]:
-    """Ensembl IDs of the genes in a one-per-line file (IDs or symbols; '#' starts a comment)."""
-    from bulkformer.genes import map_genes
+    """Ensembl IDs of the genes in a gene-list file (:func:`bulkformer.genes.parse_gene_list`)."""
+    from bulkformer.genes import parse_gene_list
 
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise BulkFormerError(f"Could not read the gene list {path}: {exc}.",
                               hint="Give a plain text file with one gene per line.") from exc
-    labels = [line.split("#", 1)[0].strip() for line in lines]
-    labels = [label for label in labels if label]
-    if not labels:
+    found = parse_gene_list(text, model_genes)
+    if found.unknown:
+        raise BulkFormerError(
+            f"{len(found.unknown)} gene(s) in {path.name} are not known human genes: "
+            f"{', '.join(found.unknown[:5])}.",
+            hint="Use Ensembl gene IDs (ENSG…) or current HGNC symbols.")
+    if found.outside:
+        raise BulkFormerError(
+            f"{len(found.outside)} gene(s) in {path.name} are not among this model's genes: "
+            f"{', '.join(found.outside[:5])}.",
+            hint="BulkFormer models protein-coding genes; remove the others from the list.")
+    if not found.genes:
         raise BulkFormerError(f"The gene list {path} names no genes.",
                               hint="Put one Ensembl ID or gene symbol per line.")
-    mapping = map_genes(labels, id_type="auto")
-    unknown = mapping.unmapped_labels
-    if unknown:
-        raise BulkFormerError(
-            f"{len(unknown)} gene(s) in {path.name} are not known human genes: {', '.join(unknown[:5])}.",
-            hint="Use Ensembl gene IDs (ENSG…) or current HGNC symbols.")
-    in_model = set(model_genes)
-    outside = [label for label, g in zip(labels, mapping.ensg_ids, strict=True) if g not in in_model]
-    if outside:
-        raise BulkFormerError(
-            f"{len(outside)} gene(s) in {path.name} are not among this model's genes: {', '.join(outside[:5])}.",
-            hint="BulkFormer models protein-coding genes; remove the others from the list.")
-    return list(dict.fromkeys(g for g in mapping.ensg_ids if g is not None))
+    return list(found.genes)
 
 
 def _load_model(spec: str, *, device: str, model_dir: Path | None, data_dir: Path | None) -> BulkFormerModel:
@@ -815,9 +813,7 @@ def _symbols(gene_ids: Sequence[str]) -> dict[str, str]:
     """Gene symbols from the shipped annotation, for the .h5ad ``var`` table."""
     from bulkformer.genes import load_annotation
 
-    table = load_annotation().table.drop_duplicates("ensg_id").set_index("ensg_id")["symbol"]
-    found = table.reindex(list(gene_ids))
-    return {g: s for g, s in found.items() if isinstance(s, str) and s}
+    return load_annotation().symbols_of(gene_ids)
 
 
 def _run_facts(loaded: BulkFormerModel, prepared: PreparedInput, *, kind: str, aggregate: str,
@@ -973,8 +969,7 @@ def train(
         prepared = _prepare(input_path, tuple(gene_order), gene_lengths=lengths, counts=counts, metadata=None)
         architecture = None
         if base is None:
-            if size != "custom" and size not in PRESETS:
-                raise BulkFormerError(f"Unknown size {size!r}.", hint=f"Use custom or one of {', '.join(PRESETS)}.")
+            check_choice(size, ("custom", *PRESETS), what="size")
             shape = PRESETS[size] if size != "custom" else BulkFormerConfig(dim=dim, p_repeat=layers, heads=heads)
             architecture = BulkFormerConfig.from_dict(
                 {**shape.to_dict(), "n_genes": len(gene_order), "name": "demo" if demo else shape.name})

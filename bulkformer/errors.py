@@ -8,6 +8,8 @@ escapes is a bug in this package.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class BulkFormerError(Exception):
     """Base class: a message for the user plus an optional hint on how to fix it."""
@@ -19,6 +21,16 @@ class BulkFormerError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message}\n→ {self.hint}" if self.hint else self.message
+
+
+def check_choice(value: object, choices: Iterable[str], *, what: str,
+                 error: type[BulkFormerError] = BulkFormerError) -> str:
+    """``value`` if it is one of ``choices``; else ``error`` naming every choice. The one
+    wording of "unknown X, use one of …" for every option a user can name."""
+    options = tuple(choices)
+    if value not in options:
+        raise error(f"Unknown {what} {value!r}.", hint=f"Use one of {', '.join(options)}.")
+    return str(value)
 
 
 class InputError(BulkFormerError):

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from bulkformer.align import MISSING_VALUE as MISSING
-from bulkformer.errors import BulkFormerError
+from bulkformer.model.config import MISSING
+from bulkformer.errors import BulkFormerError, check_choice
 from bulkformer.projection import Projection
 from bulkformer.wrapper import InferenceResult
 
@@ -95,8 +95,7 @@ def expression_values(
     measured) and ``observed`` ``[genes]`` the genes the table measured, both in
     ``result.gene_ids`` order.
     """
-    if mode not in IMPUTE_MODES:
-        raise BulkFormerError(f"Unknown expression output {mode!r}.", hint=f"Use one of {', '.join(IMPUTE_MODES)}.")
+    check_choice(mode, IMPUTE_MODES, what="expression output")
     model = _require(result.imputed, "imputed expression")
     observed = np.asarray(observed, dtype=bool)
     measured_values = np.asarray(measured_values, dtype=np.float32)
@@ -421,7 +420,7 @@ def to_bytes(df: pd.DataFrame, fmt: Literal["csv", "parquet"] = "csv", *, notes:
         buffer = io.BytesIO()
         df.to_parquet(buffer, index=index)
         return buffer.getvalue()
-    raise BulkFormerError(f"Unknown download format {fmt!r}.", hint="Use 'csv' or 'parquet'.")
+    raise BulkFormerError(f"Unknown download format {fmt!r}.", hint="Use one of csv, parquet.")
 
 
 # --- run report -----------------------------------------------------------------------------

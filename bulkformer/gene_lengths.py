@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bulkformer import paths
-from bulkformer.errors import BulkFormerError, CheckpointError
+from bulkformer.errors import BulkFormerError, CheckpointError, check_choice
 from bulkformer.genes import load_annotation
 
 UPSTREAM = "upstream"
@@ -56,11 +56,7 @@ class GeneLengthTable:
 
 def check_name(name: object) -> str:
     """``name`` if it is a known table, else a :class:`CheckpointError` naming the choices."""
-    if name not in TABLE_NAMES:
-        raise CheckpointError(
-            f"Unknown gene-length table {name!r}.",
-            hint=f"A model's config may name one of: {', '.join(TABLE_NAMES)}.")
-    return str(name)
+    return check_choice(name, TABLE_NAMES, what="gene-length table", error=CheckpointError)
 
 
 @functools.cache

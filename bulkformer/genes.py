@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bulkformer import paths
-from bulkformer.errors import InputError
+from bulkformer.errors import InputError, check_choice
 from bulkformer.io import Guess, RawTable
 
 ANNOTATION_FILE = paths.ANNOTATION_DIR / "human_genes.tsv.gz"
@@ -109,6 +109,12 @@ class GeneAnnotation:
         coding = self.table.loc[self.table["biotype"] == "protein_coding", "ensg_id"]
         return tuple(sorted(coding))
 
+    def symbols_of(self, ensg_ids: Sequence[str]) -> dict[str, str]:
+        """Ensembl ID → symbol for many genes (IDs without a known symbol are left out)."""
+        lookup = self.table.drop_duplicates("ensg_id").set_index("ensg_id")["symbol"]
+        found = lookup.reindex(pd.Index(list(ensg_ids), dtype=object))
+        return {g: str(sym) for g, sym in found.items() if isinstance(sym, str) and sym}
+
     def symbol_of(self, ensg_id: str) -> str | None:
         """The gene's symbol (version suffix ignored), or ``None`` if the gene is unknown."""
         row = self._row(ensg_id)
@@ -191,9 +197,7 @@ def orient(raw: RawTable, *, orientation: str = "auto",
     ``auto`` trusts formats that fix the layout (featureCounts, RSEM, salmon, AnnData), else
     picks the axis whose labels look more like gene IDs.
     """
-    if orientation not in ORIENTATIONS:
-        raise InputError(f"Unknown orientation {orientation!r}.",
-                         hint=f"Use one of {', '.join(ORIENTATIONS)}.")
+    check_choice(orientation, ORIENTATIONS, what="orientation", error=InputError)
     if orientation != "auto":
         guess = Guess(orientation, "chosen by you")
     elif raw.layout is not None:
@@ -267,9 +271,7 @@ def map_genes(labels: Sequence[str], *, annotation: GeneAnnotation | None = None
     kind (``symbol`` also skips the mouse-symbol check). Raises
     :class:`~bulkformer.errors.InputError` for other species or when nothing maps.
     """
-    if id_type not in ID_TYPES:
-        raise InputError(f"Unknown gene ID type {id_type!r}.",
-                         hint=f"Use one of {', '.join(ID_TYPES)}.")
+    check_choice(id_type, ID_TYPES, what="gene ID type", error=InputError)
     annotation = annotation or load_annotation()
     text = _as_categories(labels)
     if id_type == "entrez":
@@ -437,3 +439,36 @@ def combine_duplicates(values: np.ndarray, *, mapping: GeneMapping, sample_ids: 
     table = pd.DataFrame(out, index=pd.Index(list(sample_ids), name="sample_id"),
                          columns=pd.Index(np.asarray(genes[wanted], dtype=object), name="ensg_id"))
     return CombinedGenes(table, duplicates)
+
+
+@dataclass(frozen=True)
+class GeneList:
+    """A list of genes a person typed or uploaded, resolved against a model's genes.
+
+    ``genes``: the model's Ensembl IDs, in the order given, each once; ``unknown``: names that
+    are no known human gene; ``outside``: known genes the model does not have.
+    """
+
+    genes: tuple[str, ...]
+    unknown: tuple[str, ...]
+    outside: tuple[str, ...]
+
+
+def parse_gene_list(text: str, model_genes: Sequence[str], *,
+                    annotation: GeneAnnotation | None = None) -> GeneList:
+    """The one rule for gene lists (the app's text boxes, the CLI's ``--genes`` files): names
+    separated by lines, commas, semicolons or spaces, ``#`` starting a comment; each an Ensembl
+    ID (any version, also a former one), a symbol, a previous symbol or an alias, as
+    :func:`map_genes` reads them."""
+    tokens = [t for line in text.splitlines() for t in re.split(r"[\s,;]+", line.split("#", 1)[0]) if t]
+    if not tokens:
+        return GeneList((), (), ())
+    try:
+        ids: Sequence[str | None] = map_genes(tokens, annotation=annotation).ensg_ids
+    except InputError:  # not one recognisable human gene among them
+        ids = [None] * len(tokens)
+    in_model = set(model_genes)
+    unknown = tuple(t for t, g in zip(tokens, ids, strict=True) if g is None)
+    outside = tuple(t for t, g in zip(tokens, ids, strict=True) if g is not None and g not in in_model)
+    genes = tuple(dict.fromkeys(g for g in ids if g is not None and g in in_model))
+    return GeneList(genes, unknown, outside)

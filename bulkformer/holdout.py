@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bulkformer.align import MISSING_VALUE as MISSING
+from bulkformer.model.config import MISSING
 from bulkformer.errors import BulkFormerError
 
 METRIC_COLUMNS = ("pearson", "spearman", "mae", "n")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bulkformer.errors import BulkFormerError
+from bulkformer.errors import BulkFormerError, check_choice
 from bulkformer.model.bulkformer import BulkFormer
 from bulkformer.model.config import BulkFormerConfig
 from bulkformer.model.layers import LayerRunner
@@ -81,8 +81,7 @@ def resolve_precision(precision: str, device: torch.device) -> Literal["fp32", "
     products natively (AVX512-BF16 or AMX), else float32."""
     if precision in ("fp32", "bf16", "fp16"):
         return precision  # type: ignore[return-value]
-    if precision != "auto":
-        raise BulkFormerError(f"Unknown precision {precision!r}.", hint=f"Use one of {', '.join(PRECISIONS)}.")
+    check_choice(precision, PRECISIONS, what="precision")
     if device.type == "cuda":
         return "fp16"
     cpu = torch.cpu
@@ -112,8 +111,7 @@ def resolve_compile(setting: str, network: BulkFormer, device: torch.device, n_s
     on the CPU (with a C++ compiler present) from the times in ``benchmarks/RESULTS.md``, on
     CUDA from issue #17's H100 figures (147M: from about 400 samples).
     """
-    if setting not in ("auto", "on", "off"):
-        raise BulkFormerError(f"Unknown compile setting {setting!r}.", hint="Use auto, on or off.")
+    check_choice(setting, ("auto", "on", "off"), what="compile setting")
     if setting != "auto":
         return setting == "on"
     work = n_samples * flop_per_sample(network.config)
@@ -201,8 +199,7 @@ def aggregate_genes(features: Tensor, how: str) -> Tensor:
 
 def check_aggregate(how: str) -> None:
     """Refuse an unknown pooling name before any work is done."""
-    if how not in AGGREGATES:
-        raise BulkFormerError(f"Unknown aggregation {how!r}.", hint=f"Use one of {', '.join(AGGREGATES)}.")
+    check_choice(how, AGGREGATES, what="aggregation")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from bulkformer import genes, io, normalise
 from bulkformer.align import AlignedMatrix, align, require_enough_genes
-from bulkformer.errors import InputError
+from bulkformer.errors import InputError, check_choice
 from bulkformer.gene_lengths import UPSTREAM, GeneLengthTable, load_gene_lengths
 from bulkformer.io import DEFAULT_MAX_BYTES, Guess, Source
 from bulkformer.qc import QCReport, make_report
@@ -66,9 +66,7 @@ def prepare(
     ``log2_tpm``) override the guesses. Raises :class:`~bulkformer.errors.InputError` for
     every problem with the files.
     """
-    if value_type not in normalise.VALUE_TYPES:
-        raise InputError(f"Unknown value type {value_type!r}.",
-                         hint=f"Use one of {', '.join(normalise.VALUE_TYPES)}.")
+    check_choice(value_type, normalise.VALUE_TYPES, what="value type", error=InputError)
     annotation = annotation or genes.load_annotation()
     raw = io.read_table(source, filename=filename, max_bytes=max_bytes)
     table = genes.orient(raw, orientation=orientation, annotation=annotation)

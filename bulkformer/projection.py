@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from bulkformer.errors import BulkFormerError
+from bulkformer.errors import BulkFormerError, check_choice
 
 MIN_UMAP_SAMPLES = 10
 """Fewer samples than this get a PCA map: UMAP's neighbourhood graph is unreliable on so few."""
@@ -44,8 +44,7 @@ def project(
     embedding: np.ndarray, *, method: Method = "umap", seed: int = 0, n_neighbors: int = 15
 ) -> Projection:
     """A 2-D map of sample embeddings ``[n_samples, d]``: UMAP, or PCA when asked or too few samples."""
-    if method not in ("umap", "pca"):
-        raise BulkFormerError(f"Unknown map method {method!r}.", hint="Use 'umap' or 'pca'.")
+    check_choice(method, ("umap", "pca"), what="map method")
     x = _standardise(embedding)
     n = x.shape[0]
     if n <= 2:

@@ -726,10 +726,7 @@ def symbols_for(gene_ids: Sequence[str]) -> dict[str, str]:
     key = ("symbols", hashlib.sha256("\n".join(gene_ids).encode()).hexdigest())
     cache = memo()
     if key not in cache:
-        table = _annotation().table
-        lookup = table.drop_duplicates("ensg_id").set_index("ensg_id")["symbol"]
-        found = lookup.reindex(pd.Index(list(gene_ids)))
-        cache[key] = {g: str(s) for g, s in found.items() if isinstance(s, str) and s}
+        cache[key] = _annotation().symbols_of(gene_ids)
     return cache[key]
 
 
@@ -740,24 +737,12 @@ def gene_labels(gene_ids: Sequence[str]) -> list[str]:
 
 
 def resolve_gene_text(text: str, gene_ids: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Split ``text`` (symbols, aliases or Ensembl IDs; commas, spaces or lines) into model genes.
+    """Typed genes → (model gene IDs in the order given, names that matched no gene of the model),
+    by the package's one gene-list rule."""
+    from bulkformer.genes import parse_gene_list
 
-    Returns (model gene IDs in the order given, names that matched no gene of the model).
-    """
-    tokens = [t for t in re.split(r"[\s,;]+", text) if t]
-    annotation = _annotation()
-    model_genes = set(gene_ids)
-    found: list[str] = []
-    unknown: list[str] = []
-    for token in tokens:
-        upper = token.upper()
-        gene = upper.split(".")[0] if upper.startswith("ENSG") else annotation.ensg_of(token)
-        if gene in model_genes:
-            if gene not in found:
-                found.append(gene)
-        else:
-            unknown.append(token)
-    return found, unknown
+    found = parse_gene_list(text, gene_ids, annotation=_annotation())
+    return list(found.genes), [*found.unknown, *found.outside]
 
 
 # ================================================================================= jobs

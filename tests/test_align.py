@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bulkformer.align import MISSING_VALUE, AlignedMatrix, align
+from bulkformer.align import AlignedMatrix, align
+from bulkformer.model.config import MISSING
 from bulkformer.errors import InputError
 
 ORDER = ("G1", "G2", "G3", "G4", "G5")
@@ -23,7 +24,7 @@ def aligned() -> AlignedMatrix:
 def test_values_in_model_order(aligned: AlignedMatrix) -> None:
     expected = np.array([[0.0, -10, 3.0, 1.0, -10], [5.0, -10, 6.0, 4.0, -10]], dtype=np.float32)
     np.testing.assert_array_equal(aligned.values, expected)
-    assert aligned.values.dtype == np.float32 and MISSING_VALUE == -10.0
+    assert aligned.values.dtype == np.float32 and MISSING == -10.0
     assert aligned.sample_ids == ("a", "b") and aligned.gene_ids == ORDER
 
 
@@ -53,7 +54,7 @@ def test_subset_samples(aligned: AlignedMatrix) -> None:
 
 def test_no_overlap_and_bad_orders() -> None:
     none = align(pd.DataFrame([[1.0]], index=["a"], columns=["GX"]), gene_order=ORDER)
-    assert none.mask_prob == 1.0 and (none.values == MISSING_VALUE).all()
+    assert none.mask_prob == 1.0 and (none.values == MISSING).all()
     with pytest.raises(ValueError, match="repeats"):
         align(pd.DataFrame([[1.0]], index=["a"], columns=["G1"]), gene_order=["G1", "G1"])
     with pytest.raises(ValueError, match="shape"):

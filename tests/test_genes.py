@@ -233,3 +233,17 @@ def test_entrez_gene_ids_are_read_and_row_numbers_are_not() -> None:
                          "123456789012345678901234"])
     assert mapping.id_type.value == "entrez" and mapping.ensg_ids[:3] == (TP53, ACTB, GAPDH)
     assert mapping.ensg_ids[-1] is None
+
+
+def test_one_gene_list_rule_for_files_and_text_boxes() -> None:
+    """Lines, commas, semicolons and spaces separate names; '#' starts a comment; versions,
+    symbols and aliases resolve; unknown names and genes the model lacks are told apart."""
+    from bulkformer.genes import parse_gene_list
+
+    text = f"# my genes\n{TP53}.17, actb;GAPDH  # housekeeping\nNOT_A_GENE_XYZ\n{TP53}\nMALAT1\n"
+    found = parse_gene_list(text, [ACTB, TP53, GAPDH])
+    assert found.genes == (TP53, ACTB, GAPDH)
+    assert found.unknown == ("NOT_A_GENE_XYZ",) and found.outside == ("MALAT1",)
+    assert parse_gene_list("# nothing\n\n", [TP53]).genes == ()
+    assert parse_gene_list("zzz qqq", [TP53]).unknown == ("zzz", "qqq")
+    assert load_annotation().symbols_of([TP53, "ENSG99999999999"]) == {TP53: "TP53"}

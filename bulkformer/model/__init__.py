@@ -11,7 +11,7 @@ from typing import Any
 _PUBLIC = {
     "BulkFormer": "bulkformer.model.bulkformer",
     "BulkFormerConfig": "bulkformer.model.config",
-    "MISSING": "bulkformer.model.layers",
+    "MISSING": "bulkformer.model.config",
     "PRESETS": "bulkformer.model.config",
 }
 

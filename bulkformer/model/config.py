@@ -16,6 +16,9 @@ from bulkformer.errors import BulkFormerError
 Family = Literal["v1", "v2"]
 
 PUBLISHED_GENE_COUNT = 20010
+#: The input value that marks a gene the sample did not measure (upstream's placeholder): the
+#: one home of this fact for the model, alignment, hold-out and exports.
+MISSING = -10.0
 #: The sample features a v2 network appends to every gene embedding (``BulkFormer.gene_features``),
 #: and so the last three columns of its sample embeddings: the share of the model's genes the
 #: sample lacks, the mean of its measured values (log1p TPM) and the share of non-zero inputs.

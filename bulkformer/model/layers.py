@@ -15,8 +15,8 @@ from performer_pytorch.performer_pytorch import FastAttention
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
-#: The value that marks a gene the sample did not measure.
-MISSING = -10.0
+from bulkformer.model.config import MISSING
+
 
 LayerRunner = Callable[[nn.Module, Tensor], Tensor]
 """Runs one Performer layer on ``[batch, genes, dim]``; inference passes a compiled one."""
