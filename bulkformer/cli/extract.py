@@ -1,0 +1,326 @@
+"""``bulkformer extract``: embeddings or imputed expression for a table, written in the format
+OUTPUT's extension names (all genes' embeddings streamed to a .npy, batch by batch)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.markup import escape
+
+from bulkformer import download as dl
+from bulkformer.cli._common import (
+    _TABLES,
+    DataDirOption,
+    ModelDirOption,
+    ModelOption,
+    _check_output,
+    _id_files,
+    _load_model,
+    _prepare,
+    _progress_bar,
+    err,
+    out,
+    user_errors,
+)
+from bulkformer.errors import BulkFormerError
+
+if TYPE_CHECKING:  # heavy imports (torch) happen inside the functions that need them
+    import numpy as np
+
+    from bulkformer.export import RunFacts
+    from bulkformer.inference import Compile, Precision
+    from bulkformer.pipeline import PreparedInput
+    from bulkformer.wrapper import BulkFormerModel, InferenceResult
+
+ExtractType = Literal["transcriptome_level", "gene_level", "expression_imputation"]
+_FORMATS = (".csv", ".tsv", ".parquet", ".pt", ".npy", ".h5ad")
+_ARRAY_NAMES = {"transcriptome_level": "embedding", "expression_imputation": "imputed",
+                "gene_level": "gene_embedding"}
+
+
+def extract(
+    input_path: Annotated[Path, typer.Argument(
+        metavar="INPUT", help="Expression table (CSV, TSV, Excel, Parquet, h5ad, featureCounts, "
+        "salmon, RSEM …), genes × samples or samples × genes.", exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Argument(
+        metavar="OUTPUT", help="Result file; its extension picks the format: .csv .tsv .parquet "
+        ".pt .npy .h5ad. Written only when complete.", dir_okay=False)],
+    kind: Annotated[ExtractType, typer.Option(
+        "--type", "-t", help="transcriptome_level: one embedding per sample; gene_level: one "
+        "embedding per sample and gene (give --genes); expression_imputation: log1p TPM for "
+        "every model gene (see --impute-mode).")] = "transcriptome_level",
+    impute_mode: Annotated[Literal["filled", "model", "missing"], typer.Option(
+        "--impute-mode", help="expression_imputation: 'filled' keeps your measured values and "
+        "predicts only the genes your table lacks; 'model' is the model's reconstruction of every "
+        "gene (measured values replaced); 'missing' only the genes your table lacks. An .h5ad "
+        "holds all: X = filled, layers 'measured' and 'bulkformer'.")] = "filled",
+    aggregate: Annotated[Literal["max", "mean", "median", "all"], typer.Option(
+        help="How gene embeddings are pooled into a sample embedding.")] = "mean",
+    counts: Annotated[bool | None, typer.Option(
+        "--counts/--no-counts", help="Say whether the values are raw read counts. Default: "
+        "detected from the values.", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, help="Samples per forward pass (default: chosen from free memory).",
+        show_default=False)] = None,
+    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(
+        help="Where to run: 'auto' uses a CUDA GPU when there is one.")] = "auto",
+    model: ModelOption = "demo",
+    model_dir: ModelDirOption = None,
+    data_dir: DataDirOption = None,
+    genes_file: Annotated[Path | None, typer.Option(
+        "--genes", help="Text file, one gene per line (Ensembl ID or symbol): the genes for "
+        "gene_level output, for pooling into sample embeddings, and for imputation output.",
+        exists=True, dir_okay=False, show_default=False)] = None,
+    metadata: Annotated[Path | None, typer.Option(
+        "--metadata", help="Sample sheet (one row per sample); stored with the results in "
+        ".csv/.tsv/.parquet (extra columns) and .h5ad (obs).", exists=True, dir_okay=False,
+        show_default=False)] = None,
+    precision: Annotated[Literal["auto", "fp32", "bf16", "fp16"], typer.Option(
+        help="auto: fp16 on a GPU; on a CPU bf16 where it computes it natively (faster; "
+        "embeddings within cosine 0.999 of fp32), else fp32. fp32: exact reference "
+        "arithmetic.")] = "auto",
+    compile_mode: Annotated[Literal["auto", "on", "off"], typer.Option(
+        "--compile", help="Compile the model's layers with torch.compile: about 1.8x faster per "
+        "sample on a CPU after a one-off wait of ~30 s (~12 s on a GPU). auto: when the run is "
+        "long enough to gain from it.")] = "auto",
+    esm2: Annotated[bool, typer.Option(
+        "--esm2", help="gene_level only: append each gene's ESM2 protein embedding (from the "
+        "model's data folder, esm2_feature_concat.pt) to its BulkFormer embedding, as upstream "
+        "offers.")] = False,
+) -> None:
+    """Run BulkFormer on an expression table and save embeddings or imputed expression."""
+    with user_errors():
+        ext = output.suffix.lower()
+        if ext not in _FORMATS:
+            raise BulkFormerError(f"Cannot write results as {output.name!r}: unknown file type.",
+                                  hint=f"End OUTPUT with one of: {', '.join(_FORMATS)}.")
+        if kind == "gene_level" and genes_file is None and ext != ".npy":
+            raise BulkFormerError(
+                "Gene-level output for all ~20,000 genes is about 51 MB per sample: too big for "
+                f"a {ext} file.",
+                hint="Give --genes FILE with the genes you need, or write OUTPUT as .npy (streamed "
+                "to disk, batch by batch).")
+        if esm2 and kind != "gene_level":
+            raise BulkFormerError("--esm2 adds protein embeddings to gene-level output only.",
+                                  hint="Use --type gene_level with --esm2, or leave --esm2 out.")
+        _check_output(output, inputs=(input_path, metadata, genes_file))
+        loaded = _load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
+        if esm2:
+            loaded.esm2_table()  # a missing table is reported before the model runs
+        chosen = _read_gene_list(genes_file, loaded.gene_ids) if genes_file is not None else None
+        prepared = _prepare(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, counts=counts,
+                            metadata=metadata)
+        aligned = prepared.aligned
+        run = {"batch_size": batch_size, "precision": precision, "compile": compile_mode}
+        if loaded.compiles(len(aligned.sample_ids), compile=compile_mode):
+            from bulkformer.inference import COMPILE_NOTE
+
+            err.print(COMPILE_NOTE, markup=False)
+        with _progress_bar() as report:
+            if kind == "gene_level" and chosen is None:
+                shape = _stream_gene_embeddings(loaded, aligned.values, output, with_esm2=esm2, progress=report,
+                                                **run)
+                result = None
+            else:
+                result = loaded.run(
+                    aligned.values, aligned.sample_ids, embed=kind == "transcriptome_level",
+                    impute=kind == "expression_imputation", aggregate=aggregate,
+                    aggregate_genes=chosen if kind == "transcriptome_level" else None,
+                    gene_embedding_genes=chosen if kind == "gene_level" else None,
+                    with_esm2=esm2, progress=report, **run)
+        if result is None:
+            _write_id_files(output, samples=aligned.sample_ids, genes=loaded.gene_ids)
+            out.print(f"[green]Wrote[/green] {escape(str(output))} (array {' × '.join(map(str, shape))})")
+        else:
+            facts = _run_facts(loaded, prepared, kind=kind, aggregate=aggregate, input_path=input_path,
+                               genes_file=genes_file, **run)
+            _write_result(result, prepared, output, kind=kind, genes=chosen, facts=facts, mode=impute_mode)
+        if loaded.is_demo:
+            err.print("Reminder: these results come from the DEMO model (simulated data).",
+                      style="yellow")
+
+
+def _read_gene_list(path: Path, model_genes: tuple[str, ...]) -> list[str]:
+    """Ensembl IDs of the genes in a gene-list file (:func:`bulkformer.genes.parse_gene_list`)."""
+    from bulkformer.genes import parse_gene_list
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BulkFormerError(f"Could not read the gene list {path}: {exc}.",
+                              hint="Give a plain text file with one gene per line.") from exc
+    found = parse_gene_list(text, model_genes)
+    if found.unknown:
+        raise BulkFormerError(
+            f"{len(found.unknown)} gene(s) in {path.name} are not known human genes: "
+            f"{', '.join(found.unknown[:5])}.",
+            hint="Use Ensembl gene IDs (ENSG…) or current HGNC symbols.")
+    if found.outside:
+        raise BulkFormerError(
+            f"{len(found.outside)} gene(s) in {path.name} are not among this model's genes: "
+            f"{', '.join(found.outside[:5])}.",
+            hint="BulkFormer models protein-coding genes; remove the others from the list.")
+    if not found.genes:
+        raise BulkFormerError(f"The gene list {path} names no genes.",
+                              hint="Put one Ensembl ID or gene symbol per line.")
+    return list(found.genes)
+
+
+def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output: Path, *,
+                            with_esm2: bool, batch_size: int | None, precision: Precision, compile: Compile,
+                            progress: Callable[[int, int], None]) -> tuple[int, ...]:
+    """All genes' embeddings into a .npy, batch by batch (a temp file, renamed when complete)."""
+    import contextlib
+    import os
+    import shutil
+
+    import numpy as np
+
+    from bulkformer.export import part_path
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    width = loaded.config.gene_feature_dim + (loaded.esm2_table().shape[1] if with_esm2 else 0)
+    needed = values.shape[0] * len(loaded.gene_ids) * width * 4
+    free = shutil.disk_usage(output.parent).free
+    if needed > free:
+        raise BulkFormerError(
+            f"The gene-level output needs {dl.human_size(needed)} but only {dl.human_size(free)} is "
+            f"free in {output.parent}.",
+            hint="Free some space, write elsewhere, or give --genes to keep only some genes.")
+    tmp = part_path(output)
+    try:
+        array = None
+        for batch in loaded.iter_batches(values, embed=False, impute=False,
+                                         gene_embedding_genes=loaded.gene_ids, with_esm2=with_esm2,
+                                         batch_size=batch_size,
+                                         precision=precision, compile=compile, progress=progress):
+            if array is None:
+                shape = (values.shape[0], *batch.gene_embedding.shape[1:])
+                array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            array[batch.start:batch.stop] = batch.gene_embedding
+        shape = array.shape
+        array.flush()
+        del array  # closes the memory map before the rename
+        os.replace(tmp, output)
+    except OSError as exc:
+        raise BulkFormerError(f"Could not write {output}: {exc.strerror or exc}.",
+                              hint="Check the free disk space and that you may write to that folder.") from exc
+    finally:
+        with contextlib.suppress(OSError):  # never hide the error that brought us here
+            tmp.unlink(missing_ok=True)
+    return shape
+
+
+def _write_result(result: InferenceResult, prepared: PreparedInput, output: Path, *, kind: str,
+                  genes: list[str] | None, facts: RunFacts, mode: str = "filled") -> None:
+    """Write one run's result in the format OUTPUT's extension names."""
+    import dataclasses
+
+    import numpy as np
+
+    from bulkformer import export
+
+    ext = output.suffix.lower()
+    aligned = prepared.aligned
+    observed_values, observed = aligned.values, aligned.observed
+    if kind == "expression_imputation" and genes is not None:  # keep only the genes asked for
+        index = np.array([aligned.gene_ids.index(g) for g in genes])
+        result = dataclasses.replace(result, gene_ids=tuple(genes), imputed=result.imputed[:, index])
+        observed_values, observed = observed_values[:, index], observed[index]
+    if ext == ".h5ad":
+        data = export.to_anndata(result, measured_values=observed_values, observed=observed,
+                                 metadata=prepared.metadata, symbols=_symbols(result.gene_ids), facts=facts)
+    elif ext in _TABLES:
+        if kind == "expression_imputation":  # genes as rows when they would not fit in Excel's columns
+            frame = export.expression_frame(result, measured_values=observed_values, observed=observed, mode=mode,
+                                            symbols=_symbols(result.gene_ids))
+        else:
+            frame = {"transcriptome_level": export.embedding_frame,
+                     "gene_level": export.gene_embedding_frame}[kind](result)
+        if prepared.metadata is not None and kind != "gene_level" and frame.index.name == "sample_id":
+            sheet = prepared.metadata
+            sheet = sheet.set_axis([f"{c} (sample sheet)" if c in frame.columns else c for c in sheet.columns],
+                                   axis=1)
+            frame = frame.join(sheet)
+        data = frame
+    else:
+        if kind == "expression_imputation":
+            array, genes_out = export.expression_values(result, measured_values=observed_values,
+                                                        observed=observed, mode=mode)
+        else:
+            array, genes_out = {"transcriptome_level": (result.sample_embedding, None),
+                                "gene_level": (result.gene_embedding, result.gene_embedding_ids)}[kind]
+        if ext == ".pt":
+            data = {"sample_ids": list(result.sample_ids), _ARRAY_NAMES[kind]: array,
+                    **({"gene_ids": list(genes_out)} if genes_out is not None else {})}
+        else:
+            data = array
+            _write_id_files(output, samples=result.sample_ids, genes=genes_out)
+    try:
+        export.write_output(data, output, notes=facts.notes)
+    except BaseException:
+        if ext == ".npy":
+            _remove_id_files(output)
+        raise
+    out.print(f"[green]Wrote[/green] {escape(str(output))} ({_describe(data)})")
+
+
+def _describe(data: object) -> str:
+    """Size of what was written, in words."""
+    import anndata
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return f"{data.shape[0]} rows × {data.shape[1]} columns"
+    if isinstance(data, anndata.AnnData):
+        return f"{data.n_obs} samples × {data.n_vars} genes"
+    array = next(v for v in data.values() if not isinstance(v, list)) if isinstance(data, dict) else data
+    return "array " + " × ".join(map(str, array.shape))
+
+
+def _write_id_files(output: Path, *, samples: Sequence[str], genes: Sequence[str] | None) -> None:
+    """Row and column IDs of a .npy output, which cannot hold them itself."""
+    import pandas as pd
+
+    from bulkformer.export import write_output
+
+    samples_path, genes_path = _id_files(output)
+    write_output(pd.DataFrame({"sample_id": list(samples)}), samples_path)
+    if genes is not None:
+        write_output(pd.DataFrame({"gene_id": list(genes)}), genes_path)
+    out.print(f"Row order: {samples_path.name}" + (f"; gene order: {genes_path.name}" if genes is not None else ""),
+              markup=False)
+
+
+def _remove_id_files(output: Path) -> None:
+    """Undo :func:`_write_id_files` when the main output could not be written."""
+    for path in _id_files(output):
+        path.unlink(missing_ok=True)
+
+
+def _symbols(gene_ids: Sequence[str]) -> dict[str, str]:
+    """Gene symbols from the shipped annotation, for the .h5ad ``var`` table."""
+    from bulkformer.genes import load_annotation
+
+    return load_annotation().symbols_of(gene_ids)
+
+
+def _run_facts(loaded: BulkFormerModel, prepared: PreparedInput, *, kind: str, aggregate: str,
+               input_path: Path, genes_file: Path | None, batch_size: int | None,
+               precision: str, compile: str) -> RunFacts:
+    """What the report and the .h5ad ``uns`` record about this run."""
+    from bulkformer.export import RunFacts
+
+    extra = [("output", kind), ("input", input_path.name),
+             ("value type", prepared.guesses.value_type.value), ("torch.compile", compile)]
+    if genes_file is not None:
+        extra.append(("genes file", genes_file.name))
+    return RunFacts(
+        model_name=loaded.name, model_checksum=loaded.checksum, model_source=loaded.source,
+        is_demo=loaded.is_demo, device=loaded.device.type, aggregate=aggregate, batch_size=batch_size,
+        precision=precision, n_samples=len(prepared.aligned.sample_ids), n_genes=len(loaded.gene_ids),
+        qc_summary=tuple(prepared.qc.summary_lines()), extra=tuple(extra),
+        n_measured_genes=int(prepared.aligned.observed.sum()))

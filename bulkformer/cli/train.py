@@ -1,0 +1,92 @@
+"""``bulkformer train``: masked expression modelling on the user's cohort, from scratch or fine-tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from bulkformer.cli._common import _prepare, out, user_errors
+from bulkformer.errors import check_choice
+
+
+def train(
+    input_path: Annotated[Path, typer.Argument(
+        metavar="INPUT", help="Expression table of your cohort (any format `extract` reads).",
+        exists=True, dir_okay=False)],
+    output_dir: Annotated[Path, typer.Argument(
+        metavar="OUTPUT_DIR", help="Folder for the trained model (model.safetensors + config.json "
+        "+ gene graph). Written only when training ends; re-running resumes where it stopped.")],
+    start_from: Annotated[str | None, typer.Option(
+        "--model", help="Fine-tune this model (demo, 37M … 147M, v1, or a path). Leave out to "
+        "train a new model from scratch.", show_default=False)] = None,
+    size: Annotated[str, typer.Option(
+        help="From scratch: a published size (37M, 50M, 93M, 127M, 147M) or 'custom' "
+        "(then --dim/--layers/--heads).")] = "custom",
+    dim: Annotated[int, typer.Option(min=2, help="Custom size: token width.")] = 32,
+    layers: Annotated[int, typer.Option(min=1, help="Custom size: Performer layers.")] = 2,
+    heads: Annotated[int, typer.Option(min=1, help="Custom size: attention heads.")] = 8,
+    epochs: Annotated[int, typer.Option(min=1)] = 20,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 1e-3,
+    mask_fraction: Annotated[float, typer.Option(
+        min=0.01, max=0.9, help="Share of each sample's measured genes hidden per step.")] = 0.15,
+    val_fraction: Annotated[float, typer.Option(
+        min=0.0, max=0.5, help="Share of samples held out to report imputation accuracy.")] = 0.1,
+    panel_fraction: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Share of samples shown as if measured by a random gene panel "
+        "(teaches imputation from targeted panels; 0 = the paper's objective).")] = 0.0,
+    graph_k: Annotated[int, typer.Option(min=1, help="From scratch: co-expression neighbours per gene.")] = 20,
+    warmup_steps: Annotated[int, typer.Option(min=0)] = 50,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option()] = "auto",
+    counts: Annotated[bool | None, typer.Option(
+        "--counts/--no-counts", help="Say whether the values are raw read counts (default: detected).",
+        show_default=False)] = None,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help="Label the result as a demo model (shown on every page and file).")] = False,
+    resume: Annotated[bool, typer.Option("--resume/--restart", help="Continue an interrupted run.")] = True,
+) -> None:
+    """Train BulkFormer on your cohort by masked expression modelling, or fine-tune a model."""
+    with user_errors():
+        from bulkformer.checkpoint import check_model_folder
+        from bulkformer.gene_lengths import UPSTREAM
+        from bulkformer.genes import protein_coding_ids
+        from bulkformer.model import PRESETS, BulkFormerConfig
+        from bulkformer.train import TrainingConfig
+        from bulkformer.train import train as run_training
+        from bulkformer.wrapper import BulkFormerModel
+
+        check_model_folder(output_dir)  # before minutes of work, and before any file is touched
+        base = BulkFormerModel.load(start_from, device=device) if start_from else None
+        gene_order = base.gene_ids if base else protein_coding_ids()
+        # A fine-tuned model keeps its base's normalisation; a new one uses the published models'.
+        lengths = base.gene_lengths if base else UPSTREAM
+        prepared = _prepare(input_path, tuple(gene_order), gene_lengths=lengths, counts=counts, metadata=None)
+        architecture = None
+        if base is None:
+            check_choice(size, ("custom", *PRESETS), what="size")
+            shape = PRESETS[size] if size != "custom" else BulkFormerConfig(dim=dim, p_repeat=layers, heads=heads)
+            architecture = BulkFormerConfig.from_dict(
+                {**shape.to_dict(), "n_genes": len(gene_order), "name": "demo" if demo else shape.name})
+        config = TrainingConfig(epochs=epochs, batch_size=batch_size, lr=lr, mask_fraction=mask_fraction,
+                                panel_fraction=panel_fraction, val_fraction=val_fraction, graph_k=graph_k, warmup_steps=warmup_steps,
+                                seed=seed, device=device)
+        columns = (TextColumn("Epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("steps  loss {task.fields[loss]}"), TimeRemainingColumn())
+        with Progress(*columns, console=out) as bar:
+            task = bar.add_task("train", total=None, epoch="-", loss="-")
+            result = run_training(
+                prepared.aligned, output_dir=output_dir, start_from=base, architecture=architecture,
+                config=config, resume=resume,
+                progress=lambda p: bar.update(task, completed=p.step, total=p.total_steps,
+                                              epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.3f}"),
+                on_epoch=lambda r: bar.console.print(
+                    f"epoch {r.epoch}: train loss {r.train_loss:.4f}, held-out loss {r.val_loss:.4f}, "
+                    f"held-out imputation PCC {r.val_pcc:.3f} ({r.seconds:.0f} s)"),
+                extra_facts={"demo": demo, "source_file": input_path.name, "qc": prepared.qc.summary_lines()},
+                gene_lengths=lengths,
+            )
+        out.print(f"[green]Saved[/green] {result.model.describe()} to {output_dir}")
