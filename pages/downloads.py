@@ -21,19 +21,19 @@ from bulkformer.export import (
     too_wide_for_excel,
     write_output,
 )
-from pages import _ui
+from ui import frame, jobs, keys, plots, runs, session, uploads
 
-model, prepared = _ui.open_page(":material/download: Downloads")
-_ui.collect("main")
-_ui.collect("genes")
-outcome = _ui.current("main", model)
+model, prepared = frame.open_page(":material/download: Downloads")
+jobs.collect("main")
+jobs.collect("genes")
+outcome = runs.current("main", model)
 if outcome is None:
     st.info("Nothing to download yet: run BulkFormer on the Embeddings page first.", icon=":material/info:")
-    st.page_link(_ui.PAGES["embeddings"], label="Go to Embeddings", icon=":material/scatter_plot:")
-    _ui.job_panel("main")
+    st.page_link(keys.PAGES["embeddings"], label="Go to Embeddings", icon=":material/scatter_plot:")
+    jobs.job_panel("main")
     st.stop()
 
-prefix = _ui.file_prefix(model)
+prefix = frame.file_prefix(model)
 if prefix:
     st.caption("Every file made with the demo model has a name starting with **DEMO_** and says so inside.")
 result = outcome.result
@@ -41,23 +41,23 @@ aligned = prepared.aligned
 metadata = prepared.metadata
 observed = np.asarray(aligned.observed, dtype=bool)
 ids = list(result.sample_ids)
-symbols = _ui.symbols_for(list(result.gene_ids))
+symbols = uploads.symbols_for(list(result.gene_ids))
 umap = outcome.projections["umap"]
 pca = outcome.projections["pca"]
-data = _ui.dataset()
+data = uploads.dataset()
 assert data is not None
 CSV = "text/csv"
 
 
 def name(what: str) -> str:
-    return _ui.output_name(model, what)
+    return frame.output_name(model, what)
 
 
-folder = _ui.session_folder()
+folder = session.session_folder()
 
-holdout = _ui.current("holdout", model)
+holdout = runs.current("holdout", model)
 extra = [("Input file", data.table.name), ("Reading choices", ", ".join(
-    f"{k} = {getattr(v, 'value', v)}" for k, v in _ui.guess_items(prepared).items()))]
+    f"{k} = {getattr(v, 'value', v)}" for k, v in uploads.guess_items(prepared).items()))]
 if data.sheet is not None:
     extra.append(("Sample sheet", data.sheet.name))
 if outcome.options.get("aggregate_genes"):
@@ -66,7 +66,7 @@ extra.append(("Map", f"{umap.method.upper()}" + (f" ({umap.note})" if umap.note 
 facts = RunFacts(
     model_name=model.name, model_checksum=model.checksum, model_source=model.source,
     is_demo=bool(model.is_demo), device=str(model.device), aggregate=outcome.options["aggregate"],
-    batch_size=_ui.batch_size_setting(), precision=outcome.options["precision"],
+    batch_size=runs.batch_size_setting(), precision=outcome.options["precision"],
     n_samples=len(ids), n_genes=len(result.gene_ids), qc_summary=tuple(prepared.qc.summary_lines()),
     extra=tuple(extra), n_measured_genes=int(observed.sum()),
     holdout=tuple(holdout.verdict.lines()) if holdout is not None else (),
@@ -91,16 +91,17 @@ c1, c2 = st.columns(2)
 with c1:
     with card("Sample embeddings", f"{len(ids):,} rows (one per sample) × {result.sample_embedding.shape[1]:,} "
                                    "numbers: the fingerprints for your own analyses."):
-        _ui.download("Sample embeddings (CSV)", csv(embedding_frame(result, column_names=model.config.feature_names())),
-                     name("sample_embeddings.csv"), mime=CSV, key="dl_embeddings")
+        plots.download("Sample embeddings (CSV)",
+                       csv(embedding_frame(result, column_names=model.config.feature_names())),
+                       name("sample_embeddings.csv"), mime=CSV, key="dl_embeddings")
     with card("Map coordinates", "x and y of every sample on the map, with your sample sheet columns."):
         if umap.method == "umap":
-            _ui.download("UMAP coordinates (CSV)", csv(projection_frame(umap, ids, metadata)),
-                         name("umap_coordinates.csv"), mime=CSV, key="dl_umap")
+            plots.download("UMAP coordinates (CSV)", csv(projection_frame(umap, ids, metadata)),
+                           name("umap_coordinates.csv"), mime=CSV, key="dl_umap")
         else:
             st.caption(umap.note or "Only a PCA map was made.")
-        _ui.download("PCA coordinates (CSV)", csv(projection_frame(pca, ids, metadata)),
-                     name("pca_coordinates.csv"), mime=CSV, key="dl_pca")
+        plots.download("PCA coordinates (CSV)", csv(projection_frame(pca, ids, metadata)),
+                       name("pca_coordinates.csv"), mime=CSV, key="dl_pca")
     with card("Expression: measured and imputed", "log(TPM + 1) for every sample "
                                                  f"({int((~observed).sum()):,} of the model's genes were not "
                                                  "measured in your table)."):
@@ -122,7 +123,7 @@ with c1:
             layout = ("Rows are genes (Ensembl ID, symbol), columns samples: too many genes for Excel's "
                       "columns otherwise." if too_wide_for_excel(n_genes) else
                       "Rows are samples; columns are genes, named SYMBOL (ENSG…).")
-            _ui.download(
+            plots.download(
                 f"{labels[mode].split(':')[0]} expression ({fmt.upper() if fmt == 'csv' else 'Parquet'})",
                 lambda: to_bytes(expression_frame(result, measured_values=aligned.values, observed=observed,
                                                   mode=mode, symbols=symbols), fmt, notes=notes),
@@ -144,14 +145,14 @@ with c2:
                 path = write_output(adata, Path(tmp) / "run.h5ad")
                 return path.read_bytes()
 
-        _ui.download("AnnData (.h5ad)", h5ad_bytes, name("bulkformer.h5ad"),
-                     mime="application/x-hdf5", key="dl_h5ad")
+        plots.download("AnnData (.h5ad)", h5ad_bytes, name("bulkformer.h5ad"),
+                       mime="application/x-hdf5", key="dl_h5ad")
 
     with card("Run report", "What was run, with which model and settings, the QC summary, software "
                             "versions and a methods paragraph for your paper (Markdown)."):
         report = run_report(facts)
-        _ui.download("Run report (Markdown)", report.encode("utf-8"), name("run_report.md"),
-                     mime="text/markdown", key="dl_report")
+        plots.download("Run report (Markdown)", report.encode("utf-8"), name("run_report.md"),
+                       mime="text/markdown", key="dl_report")
         with st.expander("Preview the report"):
             st.markdown(report)
 
@@ -160,10 +161,10 @@ with c2:
         gene_text = st.text_area("Genes", key="dl_gene_text", height=68, placeholder="e.g. TP53, MYC, ALB",
                                  help="Gene symbols or Ensembl IDs, separated by commas, spaces or new lines "
                                       "(up to 50).")
-        _ui.collect("genes")
+        jobs.collect("genes")
         if st.button("Compute gene embeddings", icon=":material/play_arrow:", key="dl_gene_run",
-                     disabled=_ui.is_running("genes")):
-            found, unknown = _ui.resolve_gene_text(gene_text, model.gene_ids)
+                     disabled=jobs.is_running("genes")):
+            found, unknown = uploads.resolve_gene_text(gene_text, model.gene_ids)
             if unknown:
                 st.warning(f"Not among the model's genes: {', '.join(unknown[:10])}.", icon=":material/warning:")
             if not found:
@@ -172,15 +173,15 @@ with c2:
             elif len(found) > 50:
                 st.error(f"{len(found)} genes: please choose at most 50 at a time.", icon=":material/error:")
             else:
-                with _ui.guarded("starting the gene embeddings"):
-                    _ui.start_gene_run(model, prepared, genes=found, precision=outcome.options["precision"],
-                                       batch_size=_ui.batch_size_setting())
-        _ui.job_panel("genes")
-        genes_outcome = _ui.current("genes", model)
+                with frame.guarded("starting the gene embeddings"):
+                    runs.start_gene_run(model, prepared, genes=found, precision=outcome.options["precision"],
+                                        batch_size=runs.batch_size_setting())
+        jobs.job_panel("genes")
+        genes_outcome = runs.current("genes", model)
         if genes_outcome is not None:
-            names = ", ".join(_ui.gene_labels(list(genes_outcome.genes))[:8])
+            names = ", ".join(uploads.gene_labels(list(genes_outcome.genes))[:8])
             st.caption(f"Ready for {len(genes_outcome.genes)} gene(s): {names}"
                        f"{'…' if len(genes_outcome.genes) > 8 else ''}")
             gres = genes_outcome.result
-            _ui.download("Gene embeddings (CSV)", lambda: csv(gene_embedding_frame(gres)),
-                         name("gene_embeddings.csv"), mime=CSV, key="dl_gene_embeddings")
+            plots.download("Gene embeddings (CSV)", lambda: csv(gene_embedding_frame(gres)),
+                           name("gene_embeddings.csv"), mime=CSV, key="dl_gene_embeddings")

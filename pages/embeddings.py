@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from bulkformer.model.config import V2_SAMPLE_FEATURES
-from pages import _ui
+from ui import frame, jobs, keys, plots, runs, session, uploads
 
 AGGREGATES = {
     "mean": "Average over genes (recommended)",
@@ -22,7 +22,7 @@ PRECISIONS = {
 NONE, CLUSTERS = "(no colour)", "Clusters found by the app"
 MAX_CLUSTER_CHOICE = 30
 
-model, prepared = _ui.open_page(
+model, prepared = frame.open_page(
     ":material/scatter_plot: Embeddings",
     "BulkFormer reads each sample's whole expression profile and turns it into an *embedding*: a "
     "list of numbers that works like a fingerprint. Samples with similar biology get similar "
@@ -30,9 +30,9 @@ model, prepared = _ui.open_page(
 )
 
 aligned = prepared.aligned
-data = _ui.dataset()
+data = uploads.dataset()
 assert data is not None
-_ui.collect("main")
+jobs.collect("main")
 
 with st.form("run_options", border=True):
     st.markdown(f"#### Run BulkFormer on {len(aligned.sample_ids):,} samples · `{data.table.name}`")
@@ -48,10 +48,10 @@ with st.form("run_options", border=True):
         help="Gene symbols or Ensembl IDs, separated by commas, spaces or new lines. The fingerprint "
              "is then built from these genes only (for example a pathway you care about).",
     )
-    batch_choices = _ui.batch_size_choices()
+    batch_choices = runs.batch_size_choices()
     batch_size = c3.selectbox(
-        "Batch size", batch_choices, index=batch_choices.index(_ui.batch_size_setting() or 0),
-        format_func=_ui.batch_size_label, key="emb_batch",
+        "Batch size", batch_choices, index=batch_choices.index(runs.batch_size_setting() or 0),
+        format_func=runs.batch_size_label, key="emb_batch",
         help="How many samples the model reads at once. Automatic: one at a time on a CPU, as "
              "many as fit on a GPU. Change it only if a run runs out of memory.",
     )
@@ -59,13 +59,13 @@ with st.form("run_options", border=True):
                              help="Full precision (fp32) gives exact results. Half precision (bf16) saves memory and "
                                   "time on modern GPUs, with tiny differences in the numbers.")
     submitted = st.form_submit_button("Run BulkFormer", type="primary", icon=":material/play_arrow:",
-                                      disabled=_ui.is_running("main"))
+                                      disabled=jobs.is_running("main"))
 
 if submitted:
     subset = None
     ok = True
     if gene_text.strip():
-        subset, unknown = _ui.resolve_gene_text(gene_text, model.gene_ids)
+        subset, unknown = uploads.resolve_gene_text(gene_text, model.gene_ids)
         if unknown:
             st.warning(f"{len(unknown)} gene name(s) are not among the model's genes and were left out: "
                        f"{', '.join(unknown[:10])}{'…' if len(unknown) > 10 else ''}.", icon=":material/warning:")
@@ -74,20 +74,20 @@ if submitted:
                      "or leave the box empty to use all genes.", icon=":material/error:")
             ok = False
     if ok:
-        with _ui.guarded("starting the run"):
-            state = _ui.start_main_run(model, prepared, aggregate=aggregate, aggregate_genes=subset,
-                                       precision=precision, batch_size=int(batch_size) or None)
+        with frame.guarded("starting the run"):
+            state = runs.start_main_run(model, prepared, aggregate=aggregate, aggregate_genes=subset,
+                                        precision=precision, batch_size=int(batch_size) or None)
             if state == "have":
                 st.success("These results are already computed for this table and these options.",
                            icon=":material/check_circle:")
 
-_ui.job_panel("main", finishing_text="drawing the map of your samples…" if _ui.maps_ready() else
-              "drawing the map of your samples; the first map since the server started prepares the "
-              "map code first (up to a minute)…")
+jobs.job_panel("main", finishing_text="drawing the map of your samples…" if session.maps_ready() else
+               "drawing the map of your samples; the first map since the server started prepares the "
+               "map code first (up to a minute)…")
 
-outcome = _ui.current("main", model)
+outcome = runs.current("main", model)
 if outcome is None:
-    if not _ui.is_running("main"):
+    if not jobs.is_running("main"):
         st.info("Choose the options above and press **Run BulkFormer**. The run goes on in the background; "
                 "after its first samples it tells you how long the rest will take.", icon=":material/info:")
     st.stop()
@@ -104,7 +104,7 @@ m[2].metric("Summary", outcome.options["aggregate"],
             help="How the gene descriptions were summarised"
                  + (f" ({len(outcome.options['aggregate_genes'])} chosen genes)." if outcome.options["aggregate_genes"]
                     else " (all genes)."))
-m[3].metric("Time", "from cache" if outcome.from_cache else _ui.format_seconds(outcome.seconds),
+m[3].metric("Time", "from cache" if outcome.from_cache else jobs.format_seconds(outcome.seconds),
             help="A run with the same table and options is stored for this session and reused instantly.")
 
 # ------------------------------------------------------------------------------ the map
@@ -132,27 +132,27 @@ if projection.note:
 color_values: pd.Series | None = None
 if color_by == CLUSTERS:
     memo_key = ("clusters", outcome.key, int(n_clusters))
-    cache = _ui.memo()
+    cache = session.memo()
     if memo_key not in cache:
         from bulkformer.projection import cluster
 
-        with _ui.guarded("finding clusters"), st.spinner("Finding groups of similar samples…"):
+        with frame.guarded("finding clusters"), st.spinner("Finding groups of similar samples…"):
             cache[memo_key] = cluster(embedding, n_clusters=int(n_clusters) or None)
     found = cache.get(memo_key)
     if found is not None:
         color_values = pd.Series([f"cluster {int(x) + 1}" for x in found.labels], index=ids)
-        _ui.memo()["cluster_labels"] = (outcome.key, color_values)
+        session.memo()["cluster_labels"] = (outcome.key, color_values)
         st.caption(f"**Clusters:** {found.method}; {found.criterion}. Clusters are numbered from the largest. "
                    "They are found in the full fingerprints, not on the map, so a cluster may look split on it.")
 elif color_by != NONE and metadata is not None:
     color_values = metadata[color_by]
 
 axis = ("UMAP 1", "UMAP 2") if projection.method == "umap" else ("PC 1", "PC 2")
-fig = _ui.sample_scatter(projection.coords, ids, metadata=metadata,
-                         color_by=None if color_by == NONE else color_by, color_values=color_values,
-                         axis_titles=axis, title=f"{projection.method.upper()} map of {len(ids):,} samples",
-                         palette=_ui.CLUSTER_PALETTE if color_by == CLUSTERS else _ui.PALETTE)
-_ui.show_figure(fig, f"{_ui.file_prefix(model)}{projection.method}_map", key="emb_map")
+fig = plots.sample_scatter(projection.coords, ids, metadata=metadata,
+                           color_by=None if color_by == NONE else color_by, color_values=color_values,
+                           axis_titles=axis, title=f"{projection.method.upper()} map of {len(ids):,} samples",
+                           palette=plots.CLUSTER_PALETTE if color_by == CLUSTERS else plots.PALETTE)
+plots.show_figure(fig, f"{frame.file_prefix(model)}{projection.method}_map", key="emb_map")
 st.caption("Each dot is one sample; hover for its name and sample-sheet details. Use the camera "
            "button at the top right of the plot to save it as a picture.")
 
@@ -182,5 +182,5 @@ with st.expander("The embedding numbers", icon=":material/table:"):
 
 st.divider()
 c1, c2 = st.columns(2)
-c1.page_link(_ui.PAGES["imputation"], label="Check imputation", icon=":material/auto_fix_high:")
-c2.page_link(_ui.PAGES["downloads"], label="Download results", icon=":material/download:")
+c1.page_link(keys.PAGES["imputation"], label="Check imputation", icon=":material/auto_fix_high:")
+c2.page_link(keys.PAGES["downloads"], label="Download results", icon=":material/download:")

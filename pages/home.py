@@ -6,10 +6,10 @@ from typing import Any
 
 import streamlit as st
 
-from pages import _ui
+from ui import frame, keys, session, uploads
 
 st.title(":material/biotech: BulkFormer Studio")
-_ui.show_flash()
+session.show_flash()
 
 st.markdown(
     "BulkFormer is an AI model that has learned how the ~20,000 human protein-coding genes "
@@ -25,12 +25,12 @@ def demo_button(label: str, which: str, loaded: str, **button: Any) -> None:
     """A button that loads one of the shipped demo data sets and opens Upload & QC."""
     if st.button(label, key=f"{which}_button", **button):
         try:
-            _ui.load_demo(which)
+            uploads.load_demo(which)
         except Exception as err:  # noqa: BLE001
-            _ui.show_error(err, what=f"loading the {which} demo")
+            frame.show_error(err, what=f"loading the {which} demo")
         else:
-            _ui.flash(loaded)
-            st.switch_page(_ui.PAGES["upload"])
+            session.flash(loaded)
+            st.switch_page(keys.PAGES["upload"])
 
 
 c1, c2 = st.columns(2)
@@ -48,15 +48,15 @@ with c2, st.container(border=True):
     st.markdown("#### :material/upload_file: Or use your own data")
     st.caption("A table of counts, TPM or FPKM: genes × samples or samples × genes, "
                "Ensembl IDs or gene symbols. CSV, TSV, Excel, Parquet or AnnData.")
-    st.page_link(_ui.PAGES["upload"], label="Upload & QC", icon=":material/arrow_forward:")
+    st.page_link(keys.PAGES["upload"], label="Upload & QC", icon=":material/arrow_forward:")
 
 st.subheader("The model")
-model = _ui.get_model()
+model = frame.get_model()
 if model is not None:
-    _ui.model_badge(model)
+    frame.model_badge(model)
     st.markdown(f"**Loaded:** {model.describe()}")
     st.caption("Change the model, the device or the batch size on the Model page.")
-    st.page_link(_ui.PAGES["model"], label="Model settings", icon=":material/memory:")
+    st.page_link(keys.PAGES["model"], label="Model settings", icon=":material/memory:")
 
 st.subheader("Your data stays here")
 st.info(

@@ -10,7 +10,7 @@ import streamlit as st
 
 from bulkformer import holdout as ho
 from bulkformer.export import expression_frame, file_notes, to_bytes, too_wide_for_excel
-from pages import _ui
+from ui import frame, jobs, plots, runs, session, uploads
 
 #: Above this many points the observed-vs-imputed plot is a density map instead of dots.
 MAX_SCATTER_POINTS = 20_000
@@ -21,7 +21,7 @@ METRIC_FORMAT = {"pearson": st.column_config.NumberColumn("Pearson r", format="%
                  "spearman": st.column_config.NumberColumn("Spearman", format="%.3f"),
                  "mae": st.column_config.NumberColumn("mean abs. error", format="%.3f")}
 
-model, prepared = _ui.open_page(
+model, prepared = frame.open_page(
     ":material/auto_fix_high: Imputation",
     "*Imputation* means the model estimates the expression of genes from everything else it sees in "
     "the sample. It fills in genes your experiment did not measure. The hold-out check below shows "
@@ -29,9 +29,9 @@ model, prepared = _ui.open_page(
 )
 aligned = prepared.aligned
 metadata = prepared.metadata
-_ui.collect("holdout")
-_ui.collect("main")
-holdout = _ui.current("holdout", model)
+jobs.collect("holdout")
+jobs.collect("main")
+holdout = runs.current("holdout", model)
 notes = file_notes(is_demo=bool(model.is_demo), n_measured=int(np.asarray(aligned.observed).sum()),
                    n_model_genes=len(aligned.gene_ids))
 
@@ -69,14 +69,14 @@ with tab_check:
                               "every time, so the check is repeatable).")
     c2.write("")
     if c2.button("Run the hold-out check", type="primary", icon=":material/play_arrow:", key="holdout_run",
-                 disabled=_ui.is_running("holdout")):
-        with _ui.guarded("starting the hold-out check"):
-            _ui.start_holdout_run(model, prepared, fraction=fraction, precision="fp32",
-                                  batch_size=_ui.batch_size_setting())
-    _ui.job_panel("holdout", finishing_text="scoring the answers…")
+                 disabled=jobs.is_running("holdout")):
+        with frame.guarded("starting the hold-out check"):
+            runs.start_holdout_run(model, prepared, fraction=fraction, precision="fp32",
+                                   batch_size=runs.batch_size_setting())
+    jobs.job_panel("holdout", finishing_text="scoring the answers…")
 
     if holdout is None:
-        if not _ui.is_running("holdout"):
+        if not jobs.is_running("holdout"):
             st.info("Press **Run the hold-out check** to see how well the model fills in your values, "
                     "compared with two simple guesses from your other samples.", icon=":material/info:")
     else:
@@ -105,14 +105,14 @@ with tab_check:
         fig = go.Figure()
         for i, method in enumerate(comparison.scores):
             rows = overall[overall["method"] == method]
-            fig.add_trace(go.Bar(x=rows["group"], y=rows["pearson"], name=method, marker_color=_ui.PALETTE[i],
+            fig.add_trace(go.Bar(x=rows["group"], y=rows["pearson"], name=method, marker_color=plots.PALETTE[i],
                                  customdata=rows[["mae", "n"]],
                                  hovertemplate=f"{method}<br>%{{x}}<br>Pearson r %{{y:.3f}}<br>"
                                                "MAE %{customdata[0]:.3f}<br>%{customdata[1]:,} values<extra></extra>"))
         fig.update_layout(title="Pearson r of each method, overall and by expression level of the hidden value",
                           barmode="group", height=380, yaxis_title="Pearson r", xaxis_title="hidden values",
                           legend={"orientation": "h", "y": -0.25})
-        _ui.show_figure(fig, f"{_ui.file_prefix(model)}holdout_methods", key="holdout_methods_plot")
+        plots.show_figure(fig, f"{frame.file_prefix(model)}holdout_methods", key="holdout_methods_plot")
         st.caption(ho.describe_levels(comparison))
         st.dataframe(overall.drop(columns="scope").rename(columns={"group": "hidden values"}), hide_index=True,
                      width="stretch", column_config=METRIC_FORMAT)
@@ -132,7 +132,7 @@ with tab_check:
             subtitle = f"density of {truth.size:,} values (log colour scale: each step on the colour bar is 10× more values)"
         else:
             fig = go.Figure(go.Scattergl(x=truth, y=guess, mode="markers",
-                                         marker={"size": 4, "opacity": 0.5, "color": _ui.PALETTE[0]},
+                                         marker={"size": 4, "opacity": 0.5, "color": plots.PALETTE[0]},
                                          hovertemplate="real %{x:.2f}<br>model %{y:.2f}<extra></extra>"))
             subtitle = f"{truth.size:,} values"
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect agreement",
@@ -140,7 +140,7 @@ with tab_check:
         fig.update_layout(title="Real vs filled-in values (the model)", height=520, showlegend=False,
                           xaxis_title="real (hidden) value, log(TPM + 1)",
                           yaxis_title="model's value, log(TPM + 1)")
-        _ui.show_figure(fig, f"{_ui.file_prefix(model)}holdout_scatter", key="holdout_plot")
+        plots.show_figure(fig, f"{frame.file_prefix(model)}holdout_scatter", key="holdout_plot")
         share = float(np.mean(np.abs(guess - truth) <= 0.5)) if truth.size else float("nan")
         st.caption(f"Showing {subtitle}. Values on the dashed line were filled in exactly right; "
                    f"{share:.0%} of the model's values are within 0.5 of the real one (a factor of about 1.6 "
@@ -155,25 +155,25 @@ with tab_check:
                          column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_sample.columns})
             st.download_button("Download the whole table: overall, per level, per sample (CSV)",
                                to_bytes(table, notes=(*notes, *holdout.verdict.lines())),
-                               file_name=_ui.output_name(model, "holdout.csv"), mime="text/csv",
+                               file_name=frame.output_name(model, "holdout.csv"), mime="text/csv",
                                key="dl_holdout", icon=":material/download:", on_click="ignore",
                                help="One row per method and group; lines starting with # say what the check "
                                     "found (read with pandas.read_csv(path, comment='#')).")
 
 # ------------------------------------------------------------------------------ main run
-outcome = _ui.current("main", model)
+outcome = runs.current("main", model)
 
 
 def _need_main_run(where: str) -> None:
     st.info("This needs the model's output for your samples. Run BulkFormer on the Embeddings page, "
             "or start it here with the standard options.", icon=":material/info:")
     if st.button("Run BulkFormer (standard options)", icon=":material/play_arrow:", key=f"main_run_{where}",
-                 disabled=_ui.is_running("main")):
-        with _ui.guarded("starting the run"):
-            _ui.start_main_run(model, prepared, aggregate="mean", aggregate_genes=None, precision="fp32",
-                               batch_size=_ui.batch_size_setting())
+                 disabled=jobs.is_running("main")):
+        with frame.guarded("starting the run"):
+            runs.start_main_run(model, prepared, aggregate="mean", aggregate_genes=None, precision="fp32",
+                                batch_size=runs.batch_size_setting())
             st.rerun()
-    _ui.job_panel("main", finishing_text="drawing the map of your samples…", where=where)
+    jobs.job_panel("main", finishing_text="drawing the map of your samples…", where=where)
 
 
 gene_ids = list(aligned.gene_ids)
@@ -185,7 +185,7 @@ with tab_gene:
         _need_main_run("gene")
     else:
         imputed = outcome.result.imputed
-        labels = _ui.gene_labels(gene_ids)
+        labels = uploads.gene_labels(gene_ids)
         c1, c2 = st.columns([2, 1])
         choice = c1.selectbox("Gene", range(len(gene_ids)), format_func=labels.__getitem__, index=None,
                               placeholder="Type a gene symbol, e.g. ALB", key="gene_pick",
@@ -199,7 +199,7 @@ with tab_gene:
             ids = list(outcome.result.sample_ids)
             model_vals = imputed[:, g]
             color_values = metadata[group_by] if metadata is not None and group_by != "(no colour)" else None
-            hover = _ui.hover_texts(ids, metadata)
+            hover = plots.hover_texts(ids, metadata)
             fig = go.Figure()
             if observed[g]:
                 real = aligned.values[:, g]
@@ -212,19 +212,13 @@ with tab_gene:
                 rank = np.empty(len(ids))
                 rank[np.argsort(model_vals)] = np.arange(len(ids))
                 xs, ys, xt = rank, model_vals, "samples, lowest to highest"
-            groups = None if color_values is None else color_values.reindex(ids).map(_ui.category_label).to_numpy()
-            if groups is None or _ui.is_continuous(color_values):
+            if color_values is None or plots.is_continuous(color_values):
                 fig.add_trace(go.Scattergl(x=xs, y=ys, mode="markers", text=hover,
-                                           marker={"size": 7, "color": _ui.PALETTE[0]},
+                                           marker={"size": 7, "color": plots.PALETTE[0]},
                                            hovertemplate="%{text}<br>model %{y:.2f}<extra></extra>"))
             else:
-                colors = _ui.category_colors(color_values)
-                for label in [c for c in colors if c in set(groups)]:
-                    idx = np.flatnonzero(groups == label)
-                    fig.add_trace(go.Scattergl(x=xs[idx], y=ys[idx], mode="markers", name=label,
-                                               text=[hover[i] for i in idx],
-                                               marker={"size": 7, "color": colors[label]},
-                                               hovertemplate="%{text}<br>model %{y:.2f}<extra></extra>"))
+                plots.add_category_traces(fig, xs, ys, ids, hover, color_values, marker={"size": 7},
+                                          hovertemplate="%{text}<br>model %{y:.2f}<extra></extra>")
                 fig.update_layout(legend={"title": {"text": group_by}})
             if observed[g]:
                 lo, hi = float(min(xs.min(), ys.min())), float(max(xs.max(), ys.max()))
@@ -232,7 +226,7 @@ with tab_gene:
                                          line={"color": "#6b7280", "dash": "dash"}, hoverinfo="skip"))
             fig.update_layout(title=labels[g], height=460, xaxis_title=xt,
                               yaxis_title="model's value, log(TPM + 1)")
-            _ui.show_figure(fig, f"{_ui.file_prefix(model)}gene_{gene_ids[g]}", key="gene_plot")
+            plots.show_figure(fig, f"{frame.file_prefix(model)}gene_{gene_ids[g]}", key="gene_plot")
 
 # ----------------------------------------------------------------------- (c) missing genes
 with tab_missing:
@@ -246,9 +240,9 @@ with tab_missing:
     else:
         st.markdown(f"Your table lacks **{n_missing:,}** of the model's {len(gene_ids):,} genes; the "
                     "model estimated them for every sample. Values are log(TPM + 1).")
-        symbols = _ui.symbols_for(gene_ids)
+        symbols = uploads.symbols_for(gene_ids)
         memo_key = ("missing_summary", outcome.key)
-        cache = _ui.memo()
+        cache = session.memo()
         if memo_key not in cache:
             values = outcome.result.imputed[:, ~observed]
             missing_ids = np.asarray(gene_ids, dtype=object)[~observed]
@@ -270,7 +264,8 @@ with tab_missing:
         c1, c2 = st.columns(2)
         with c1:
             st.download_button("Download this summary (CSV)", to_bytes(summary, notes=notes), mime="text/csv",
-                               file_name=_ui.output_name(model, "missing_genes_summary.csv"), key="dl_missing_summary",
+                               file_name=frame.output_name(model, "missing_genes_summary.csv"),
+                               key="dl_missing_summary",
                                icon=":material/download:", on_click="ignore")
         with c2:
             result = outcome.result
@@ -281,6 +276,7 @@ with tab_missing:
                 "Download estimated values, all samples (CSV)",
                 lambda: to_bytes(expression_frame(result, measured_values=aligned.values, observed=observed,
                                                   mode="missing", symbols=symbols), notes=notes),
-                mime="text/csv", file_name=_ui.output_name(model, "imputed_missing_genes.csv"), key="dl_missing_values",
+                mime="text/csv", file_name=frame.output_name(model, "imputed_missing_genes.csv"),
+                key="dl_missing_values",
                 icon=":material/download:", on_click="ignore", help=layout,
             )

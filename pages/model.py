@@ -6,23 +6,20 @@ from __future__ import annotations
 import time
 
 import streamlit as st
-import torch
 
 from bulkformer import model_fetch, paths, registry, speed
 from bulkformer.download import human_size
-from pages import _ui
+from ui import frame, jobs, keys, runs, session
 
 st.title(":material/memory: Model")
-_ui.show_flash()
+session.show_flash()
 ss = st.session_state
 
-choices = _ui.available_models()
-spec, device = _ui.model_choice()
+choices = frame.available_models()
+spec, device = frame.model_choice()
 if spec not in choices:  # a file that has gone away since it was chosen
     choices[spec] = spec
-devices = {"auto": "Automatic (GPU if there is one)", "cpu": "CPU"}
-if torch.cuda.is_available():
-    devices["cuda"] = f"GPU ({torch.cuda.get_device_name(0)})"
+devices = frame.device_choices()
 if device not in devices:
     device = "auto"
 
@@ -38,21 +35,21 @@ with st.container(border=True):
         "Device", list(devices), index=list(devices).index(device), format_func=devices.get, key="model_device_pick",
         help="Where the model runs. A GPU is many times faster; the CPU works for small cohorts.",
     )
-    batch_choices = _ui.batch_size_choices()
+    batch_choices = runs.batch_size_choices()
     batch = c3.selectbox(
-        "Batch size", batch_choices, index=batch_choices.index(int(ss[_ui.K_BATCH] or 0)),
-        format_func=_ui.batch_size_label, key="model_batch_pick",
+        "Batch size", batch_choices, index=batch_choices.index(int(ss[keys.K_BATCH] or 0)),
+        format_func=runs.batch_size_label, key="model_batch_pick",
         help="How many samples the model reads at once. Automatic: one at a time on a CPU "
              "(fastest there), as many as fit on a GPU (halved by itself if memory runs out).",
     )
-    if (new_spec, new_device) != (spec, device) or int(batch) != int(ss[_ui.K_BATCH] or 0):
-        ss[_ui.K_MODEL_SPEC], ss[_ui.K_DEVICE], ss[_ui.K_BATCH] = new_spec, new_device, int(batch)
-        ss.pop(_ui.K_PREPARED, None)  # the gene order may differ between models
+    if (new_spec, new_device) != (spec, device) or int(batch) != int(ss[keys.K_BATCH] or 0):
+        ss[keys.K_MODEL_SPEC], ss[keys.K_DEVICE], ss[keys.K_BATCH] = new_spec, new_device, int(batch)
+        ss.pop(keys.K_PREPARED, None)  # the gene order may differ between models
         st.rerun()
 
-model = _ui.get_model()
+model = frame.get_model()
 if model is not None:
-    _ui.model_badge(model)
+    frame.model_badge(model)
     st.markdown("#### Loaded model")
     m = st.columns(3)
     m[0].metric("Model", "demo" if model.is_demo else model.name)
@@ -95,10 +92,10 @@ f1.caption(f"Download: {published[pick].size_text} for `{chosen.checkpoint}`, pl
            f"({', '.join(chosen.data_files)}) from Zenodo record {chosen.data_record.record_id}.")
 f2.markdown("&nbsp;")
 if f2.button("Download", key="fetch_start", icon=":material/download:", disabled=busy, type="primary"):
-    with _ui.guarded("starting the download"):
+    with frame.guarded("starting the download"):
         outcome = model_fetch.FETCHER.start(pick)
         if outcome == "busy":
-            _ui.flash("Another download is running on this server; wait for it or cancel it first.", "warning")
+            session.flash("Another download is running on this server; wait for it or cancel it first.", "warning")
         st.rerun()
 
 
@@ -112,7 +109,7 @@ def _fetch_progress() -> None:
     job = current.job
     done, total = job.progress
     label = registry.get(current.name).label
-    eta = _ui.format_seconds(job.eta_seconds)
+    eta = jobs.format_seconds(job.eta_seconds)
     text = (f"Downloading {label}: {human_size(done)} of {human_size(total)}" if total else
             f"Downloading {label}: starting…") + (f" · about {eta} left" if eta else "")
     with st.container(border=True):
@@ -121,7 +118,7 @@ def _fetch_progress() -> None:
         if cols[0].button("Cancel download", key="fetch_cancel", icon=":material/stop_circle:",
                           help="Stop the download. What arrived so far is kept: the next start continues it."):
             model_fetch.FETCHER.cancel()
-        cols[1].caption(f"Running on the server for {_ui.format_seconds(time.time() - current.started)}. "
+        cols[1].caption(f"Running on the server for {jobs.format_seconds(time.time() - current.started)}. "
                         "You can leave this page and come back.")
 
 
@@ -134,8 +131,8 @@ elif fetch is not None:
                    icon=":material/check_circle:")
 
         def _use(name: str) -> None:  # a callback: it runs before the Model list is drawn again
-            ss[_ui.K_MODEL_SPEC] = ss["model_spec_pick"] = name
-            ss.pop(_ui.K_PREPARED, None)  # the gene order may differ between models
+            ss[keys.K_MODEL_SPEC] = ss["model_spec_pick"] = name
+            ss.pop(keys.K_PREPARED, None)  # the gene order may differ between models
             model_fetch.FETCHER.forget()
 
         if spec != fetch.name:

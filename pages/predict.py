@@ -4,9 +4,6 @@ main run's embeddings, on PCA of the expression and on both, run in the backgrou
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,62 +11,34 @@ import streamlit as st
 
 from bulkformer import predict
 from bulkformer.export import file_notes, to_bytes
-from bulkformer.jobs import content_key
-from pages import _ui
+from ui import frame, jobs, keys, plots, runs
 
 NOT_SURVIVAL = "(none: not a survival outcome)"
 KINDS = {"auto": "Decide from the values", "classification": "Classes", "regression": "Numbers (regression)"}
 PERMUTATIONS = (99, 199, 499)
 
-model, prepared = _ui.open_page(
+model, prepared = frame.open_page(
     ":material/model_training: Predict",
     "Does a column of your sample sheet (tissue, disease, response, survival …) follow from the "
     "expression? Models are trained on some samples and tested on the others, again and again, "
     "and the BulkFormer embeddings are compared with the usual baseline, PCA of the expression.",
 )
-_ui.collect("main")
-_ui.collect("predict")
-main = _ui.current("main", model)
+jobs.collect("main")
+jobs.collect("predict")
+main = runs.current("main", model)
 if main is None:
     st.info("Prediction uses the sample embeddings: run BulkFormer on the Embeddings page first, "
             "then come back here.", icon=":material/info:")
-    st.page_link(_ui.PAGES["embeddings"], label="Go to Embeddings", icon=":material/scatter_plot:")
-    _ui.job_panel("main")
+    st.page_link(keys.PAGES["embeddings"], label="Go to Embeddings", icon=":material/scatter_plot:")
+    jobs.job_panel("main")
     st.stop()
 metadata = prepared.metadata
 columns = [] if metadata is None else [c for c in metadata.columns if metadata[c].notna().any()]
 if not columns:
     st.info("There is no sample sheet with labels to predict. Add one (one row per sample, a column "
             "such as tissue or disease) on the Upload & QC page.", icon=":material/info:")
-    st.page_link(_ui.PAGES["upload"], label="Go to Upload & QC", icon=":material/upload_file:")
+    st.page_link(keys.PAGES["upload"], label="Go to Upload & QC", icon=":material/upload_file:")
     st.stop()
-
-
-@dataclass(frozen=True, eq=False)
-class PredictOutcome:
-    key: str
-    table_fp: str
-    result: Any  # predict.PredictionResult
-
-
-def start_run(target: predict.Target, *, n_permutations: int) -> str:
-    """Evaluate ``target`` in the background on the main run's embeddings (``"have"``: shown already)."""
-    labels = metadata[[c for c in (target.column, target.event_column) if c]]
-    options = {"column": target.column, "event_column": target.event_column, "task": target.kind,
-               "permutations": n_permutations, "embeddings": main.key,
-               "labels": content_key("labels", labels.to_csv())}
-    table_fp, key = _ui.run_key("predict", model, options)
-    if _ui.is_shown("predict", key):
-        return "have"
-    embedding = main.result.sample_embedding
-    expression = predict.expression_features(prepared.aligned.values, prepared.aligned.observed)
-
-    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> PredictOutcome:
-        result = predict.evaluate(embedding, expression, target, n_permutations=n_permutations,
-                                  progress=progress, should_stop=should_stop)
-        return PredictOutcome(key, table_fp, result)
-
-    return _ui.start_job("predict", key, f"Predicting {target.name}", run, **options)
 
 
 with st.form("predict_options", border=True):
@@ -88,19 +57,19 @@ with st.form("predict_options", border=True):
                                 help="Times the labels are shuffled to see what chance scores. With 99 "
                                      "the smallest p-value is 0.01.")
     submitted = st.form_submit_button("Evaluate", type="primary", icon=":material/play_arrow:",
-                                      disabled=_ui.is_running("predict"))
+                                      disabled=jobs.is_running("predict"))
 
 if submitted:
-    with _ui.guarded("starting the prediction"):
+    with frame.guarded("starting the prediction"):
         target = predict.make_target(metadata, column, event_column=None if event == NOT_SURVIVAL else event,
                                      kind=kind)
-        if start_run(target, n_permutations=int(permutations)) == "have":
+        if runs.start_predict_run(model, prepared, main, target, n_permutations=int(permutations)) == "have":
             st.success("This evaluation is already shown below.", icon=":material/check_circle:")
 
-_ui.job_panel("predict", finishing_text="writing up the results…", unit="steps")
-outcome = _ui.current("predict", model)
+jobs.job_panel("predict", finishing_text="writing up the results…", unit="steps")
+outcome = runs.current("predict", model)
 if outcome is None:
-    if not _ui.is_running("predict"):
+    if not jobs.is_running("predict"):
         st.info("Choose a column and press **Evaluate**. It runs in the background; the demo cohort "
                 "(200 samples) takes under a minute.", icon=":material/info:")
     st.stop()
@@ -123,7 +92,7 @@ st.caption(
     f"{primary} at least as high (is it better than chance?). Embeddings vs PCA: "
     f"{result.comparison.method}, p = {result.comparison.p_value:.2g}. "
     f"{target.n_labelled} labelled samples; {len(target.sample_ids) - target.n_labelled} without a label "
-    f"(predicted below). Took {_ui.format_seconds(result.seconds)}."
+    f"(predicted below). Took {jobs.format_seconds(result.seconds)}."
 )
 if model.is_demo:
     st.caption("The embeddings come from the demo model (simulated data): the comparison shows how the tool "
@@ -144,16 +113,16 @@ if target.kind == "classification":
     fig.update_layout(title="Confusion matrix (out-of-fold predictions)", xaxis_title="predicted",
                       yaxis_title="observed", yaxis_autorange="reversed", height=420)
     with left:
-        _ui.show_figure(fig, f"{stem}_confusion", key="pred_confusion")
+        plots.show_figure(fig, f"{stem}_confusion", key="pred_confusion")
     if len(target.classes) == 2:
         fpr, tpr, auc = predict.roc(result, features)
         fig = go.Figure([go.Scatter(x=fpr, y=tpr, mode="lines", name=f"AUROC {auc:.3f}"),
                          go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance (0.5)",
-                                    line={"dash": "dash", "color": _ui.MISSING_COLOR})])
+                                    line={"dash": "dash", "color": plots.MISSING_COLOR})])
         fig.update_layout(title=f"ROC curve: {target.classes[1]} vs {target.classes[0]}",
                           xaxis_title="false-positive rate", yaxis_title="true-positive rate", height=420)
         with right:
-            _ui.show_figure(fig, f"{stem}_roc", key="pred_roc")
+            plots.show_figure(fig, f"{stem}_roc", key="pred_roc")
     else:
         right.caption("The ROC curve is drawn for two classes; with more, read the confusion matrix: "
                       "the diagonal holds the samples predicted right.")
@@ -162,10 +131,10 @@ elif target.kind == "regression":
     fig = go.Figure([go.Scatter(x=oof["observed"], y=oof["predicted"], mode="markers", text=oof["sample_id"],
                                 name="samples", hovertemplate="%{text}<br>observed %{x:.3g}<br>predicted %{y:.3g}"),
                      go.Scatter(x=[low, high], y=[low, high], mode="lines", name="perfect prediction",
-                                line={"dash": "dash", "color": _ui.MISSING_COLOR})])
+                                line={"dash": "dash", "color": plots.MISSING_COLOR})])
     fig.update_layout(title="Predicted vs observed (out-of-fold)", xaxis_title=f"observed {target.column}",
                       yaxis_title=f"predicted {target.column}", height=460)
-    _ui.show_figure(fig, f"{stem}_predicted_vs_observed", key="pred_scatter")
+    plots.show_figure(fig, f"{stem}_predicted_vs_observed", key="pred_scatter")
 else:
     curves = predict.risk_group_curves(result, features)
     fig = go.Figure()
@@ -174,7 +143,7 @@ else:
                                  name=f"{group} ({curves.counts[group]} samples)"))
     fig.update_layout(title="Kaplan–Meier curves of the out-of-fold risk groups", xaxis_title=target.column,
                       yaxis_title="surviving without the event", height=460)
-    _ui.show_figure(fig, f"{stem}_kaplan_meier", key="pred_km")
+    plots.show_figure(fig, f"{stem}_kaplan_meier", key="pred_km")
     st.caption(f"Each sample's risk was predicted by a model that never saw it, and split at the training "
                f"samples' median risk. Log-rank test between the groups: p = {curves.logrank_p:.2g}.")
 
@@ -189,15 +158,16 @@ notes = (*file_notes(is_demo=model.is_demo, n_measured=int(np.asarray(prepared.a
                      n_model_genes=len(prepared.aligned.gene_ids)), result.verdict)
 c1, c2, c3 = st.columns(3)
 with c1:
-    _ui.download("Predictions (CSV)", to_bytes(table, notes=notes), _ui.output_name(model, f"predict_{name}_predictions.csv"),
-                 mime="text/csv", key="pred_dl_predictions")
+    plots.download("Predictions (CSV)", to_bytes(table, notes=notes),
+                   frame.output_name(model, f"predict_{name}_predictions.csv"), mime="text/csv",
+                   key="pred_dl_predictions")
 with c2:
-    _ui.download("Fold results (CSV)", to_bytes(result.folds, notes=notes),
-                 _ui.output_name(model, f"predict_{name}_folds.csv"), mime="text/csv", key="pred_dl_folds")
+    plots.download("Fold results (CSV)", to_bytes(result.folds, notes=notes),
+                   frame.output_name(model, f"predict_{name}_folds.csv"), mime="text/csv", key="pred_dl_folds")
 with c3:
     report = predict.report_section(result)
-    _ui.download("Report with the fitted models (Markdown)", report.encode("utf-8"),
-                 _ui.output_name(model, f"predict_{name}_report.md"), mime="text/markdown",
-                 key="pred_dl_report")
+    plots.download("Report with the fitted models (Markdown)", report.encode("utf-8"),
+                   frame.output_name(model, f"predict_{name}_report.md"), mime="text/markdown",
+                   key="pred_dl_report")
 with st.expander("Fitted models"):
     st.markdown(report)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from bulkformer.genes import ID_TYPES, ORIENTATIONS
 from bulkformer.normalise import VALUE_TYPES
-from pages import _ui
+from ui import frame, keys, plots, uploads
 
 TABLE_TYPES = ["csv", "tsv", "txt", "tab", "xlsx", "h5ad", "parquet", "gz"]
 SHEET_TYPES = ["csv", "tsv", "txt", "xlsx"]
@@ -46,7 +46,7 @@ TITLES = {
                                             "The model needs log(TPM + 1); the app converts for you.")),
 }
 
-model, _ = _ui.open_page(":material/upload_file: Upload & QC", needs_data=False)
+model, _ = frame.open_page(":material/upload_file: Upload & QC", needs_data=False)
 
 limit_mb = int(st.get_option("server.maxUploadSize"))
 ss = st.session_state
@@ -59,7 +59,7 @@ def sheet_cleared() -> None:
     removes nothing.)"""
     if ss.get("sheet_uploader") is None and ss.get("bf_sheet_file_id"):
         ss["bf_sheet_file_id"] = None
-        _ui.set_sheet(None)
+        uploads.set_sheet(None)
 
 
 with st.container(border=True):
@@ -83,19 +83,19 @@ with st.container(border=True):
     if table_file is not None and table_file.file_id != ss.get("bf_table_file_id"):
         ss["bf_table_file_id"] = table_file.file_id
         ss["bf_sheet_file_id"] = None
-        _ui.set_table(_ui.Upload.of(table_file.name, table_file.getvalue()))
+        uploads.set_table(uploads.Upload.of(table_file.name, table_file.getvalue()))
         st.rerun()  # so that the sidebar, drawn before this page, names the new table
-    if sheet_file is not None and sheet_file.file_id != ss.get("bf_sheet_file_id") and _ui.dataset() is not None:
+    if sheet_file is not None and sheet_file.file_id != ss.get("bf_sheet_file_id") and uploads.dataset() is not None:
         ss["bf_sheet_file_id"] = sheet_file.file_id
-        _ui.set_sheet(_ui.Upload.of(sheet_file.name, sheet_file.getvalue()))
+        uploads.set_sheet(uploads.Upload.of(sheet_file.name, sheet_file.getvalue()))
         st.rerun()
 
-    data = _ui.dataset()
+    data = uploads.dataset()
     if data is None:
         st.info("Upload a table above, or start with the demo data.", icon=":material/info:")
         if st.button("Try the demo data", type="primary", icon=":material/play_arrow:", key="demo_button_upload"):
-            with _ui.guarded("loading the demo data"):
-                _ui.load_demo("demo")
+            with frame.guarded("loading the demo data"):
+                uploads.load_demo("demo")
                 st.rerun()
         st.stop()
 
@@ -104,23 +104,23 @@ with st.container(border=True):
                      + (f" · **Sample sheet:** `{data.sheet.name}`" if data.sheet else " · no sample sheet"))
     if cols[1].button("Remove", icon=":material/delete:", key="remove_data",
                       help="Forget this table and its results in this session."):
-        _ui.clear_dataset()
+        uploads.clear_dataset()
         ss["bf_table_file_id"] = table_file.file_id if table_file is not None else None
         st.rerun()
 
-prepared, error = _ui.get_prepared(model)
+prepared, error = uploads.get_prepared(model)
 
 # ------------------------------------------------------------------------- the sample sheet
 if data.sheet is not None and error is None:
     with st.container(border=True):
         st.markdown(f"#### Sample sheet · `{data.sheet.name}`")
-        sheet_error = _ui.sheet_error()
+        sheet_error = uploads.sheet_error()
         if sheet_error is not None:
-            _ui.show_error(sheet_error, what="reading the sample sheet")
+            frame.show_error(sheet_error, what="reading the sample sheet")
             st.caption("The table is used without the sample sheet until this is solved: choose the "
                        "column that holds the sample names, or remove the sheet.")
-        columns = _ui.sheet_columns()
-        chosen = _ui.sheet_id_column()
+        columns = uploads.sheet_columns()
+        chosen = uploads.sheet_id_column()
         c1, c2 = st.columns([3, 1])
         choices = [None, *columns]
         picked = c1.selectbox(
@@ -129,7 +129,7 @@ if data.sheet is not None and error is None:
             help="The column of the sample sheet whose values are the sample names of your table. Names "
                  "written slightly differently (case, a prefix such as Sample_) are still matched.")
         if picked != chosen:
-            _ui.set_sheet_id_column(picked)
+            uploads.set_sheet_id_column(picked)
             st.rerun()
         if prepared is not None and prepared.sheet_id_column is not None and sheet_error is None:
             c1.caption(f"Why: {prepared.sheet_id_column.reason}")
@@ -141,7 +141,7 @@ if data.sheet is not None and error is None:
         if c2.button("Remove sample sheet", icon=":material/delete:", key="remove_sheet",
                      help="Use the table without a sample sheet (the table and its results are kept)."):
             ss["bf_sheet_file_id"] = sheet_file.file_id if sheet_file is not None else None
-            _ui.set_sheet(None)
+            uploads.set_sheet(None)
             st.rerun()
 
 # ----------------------------------------------------------------------------- the guesses
@@ -149,8 +149,8 @@ with st.container(border=True):
     st.markdown("#### 2 · How the app read your table")
     st.caption("The app makes three guesses about your file. Check them; if one is wrong, "
                "pick the right answer and the table is read again.")
-    guesses = _ui.guess_items(prepared) if prepared is not None else {}
-    current = _ui.overrides()
+    guesses = uploads.guess_items(prepared) if prepared is not None else {}
+    current = uploads.overrides()
     new: dict[str, str] = {}
     cols = st.columns(3)
     for col, name in zip(cols, ("orientation", "id_type", "value_type")):
@@ -171,11 +171,11 @@ with st.container(border=True):
             if name == "value_type" and prepared is not None and prepared.qc.value_type_warning:
                 st.warning(prepared.qc.value_type_warning, icon=":material/warning:")
     if new != current:
-        _ui.set_overrides(**new)
+        uploads.set_overrides(**new)
         st.rerun()
 
 if error is not None:
-    _ui.show_error(error, what="reading the table")
+    frame.show_error(error, what="reading the table")
     st.stop()
 assert prepared is not None
 
@@ -206,9 +206,9 @@ with st.expander("Details of the QC report", icon=":material/list:"):
             st.markdown(f"- {line}")
 
 flag_color = np.where(per_sample.get("outlier", pd.Series(False, index=per_sample.index)).to_numpy(bool),
-                      "#dc2626", _ui.PALETTE[0])
+                      "#dc2626", plots.PALETTE[0])
 ids = [str(s) for s in per_sample.index]
-hover = _ui.hover_texts(ids, prepared.metadata)
+hover = plots.hover_texts(ids, prepared.metadata)
 if "flags" in per_sample:
     hover = [h + (f"<br><b>flagged:</b> {f}" if f else "") for h, f in zip(hover, per_sample["flags"].fillna(""))]
 
@@ -229,7 +229,7 @@ def ranked_plot(values: np.ndarray, *, title: str, y_title: str, x_title: str, v
     fig = go.Figure(trace)
     fig.update_layout(title=title, height=360, xaxis={"showticklabels": len(ids) <= 40},
                       yaxis_title=y_title, xaxis_title=x_title)
-    _ui.show_figure(fig, key, key=f"qc_{key}")
+    plots.show_figure(fig, key, key=f"qc_{key}")
 
 
 plot_cols = st.columns(2)
@@ -252,17 +252,13 @@ with plot_cols[0]:
     fig = go.Figure(go.Pie(
         labels=["measured in your table", "not measured (the model fills them in)"],
         values=[observed, qc.n_model_genes - observed], hole=0.55, sort=False,
-        marker={"colors": [_ui.PALETTE[0], _ui.MISSING_COLOR]},
+        marker={"colors": [plots.PALETTE[0], plots.MISSING_COLOR]},
         hovertemplate="%{label}: %{value:,} genes (%{percent})<extra></extra>",
     ))
     fig.update_layout(title="Coverage of the model's genes", height=340, showlegend=True,
                       legend={"orientation": "h", "y": -0.1})
-    _ui.show_figure(fig, "gene_coverage", key="qc_coverage")
+    plots.show_figure(fig, "gene_coverage", key="qc_coverage")
 with plot_cols[1]:
-    missing_markers = getattr(qc, "missing_markers", None)
-    if missing_markers is not None and len(missing_markers):
-        st.markdown("**Well-known marker genes missing from your table**")
-        st.dataframe(pd.DataFrame(missing_markers), hide_index=True, width="stretch", height=300)
     if "flags" in per_sample and per_sample["flags"].astype(bool).any():
         st.markdown("**Flagged samples**")
         st.dataframe(per_sample.loc[per_sample["flags"].astype(bool), ["flags"]], width="stretch")
@@ -278,4 +274,4 @@ with st.expander("Per-sample numbers", icon=":material/table_rows:"):
 
 st.divider()
 st.markdown("**Next:** turn every sample into an embedding and look at the map of your cohort.")
-st.page_link(_ui.PAGES["embeddings"], label="Go to Embeddings", icon=":material/arrow_forward:")
+st.page_link(keys.PAGES["embeddings"], label="Go to Embeddings", icon=":material/arrow_forward:")

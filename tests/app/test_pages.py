@@ -194,6 +194,19 @@ def test_demo_flow_end_to_end_with_every_download() -> None:
     assert_clean(at)
     assert "was measured in your table" in texts(at.markdown)
     assert "measured every one of the model's genes" in texts(at.success)
+    # coloured by the sheet's first column (tissue): one trace per tissue in natural order, the palette's
+    # colours in turn, as on the Embeddings map; every sample once
+    import json
+
+    from ui import plots
+
+    tissue = pd.read_csv(paths.demo_dir() / "demo_samples.csv")["tissue"]
+    (gene_plot,) = [json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")
+                    if "model %{y:.2f}" in c.proto.spec]
+    dots = [t for t in gene_plot if t.get("mode") == "markers"]
+    assert [t["name"] for t in dots] == sorted(set(tissue))
+    assert [t["marker"]["color"] for t in dots] == list(plots.PALETTE[:len(dots)])
+    assert sum(len(t["text"]) for t in dots) == len(tissue)
 
     # Downloads: every file parsed
     go(at, "downloads")
@@ -404,14 +417,14 @@ def test_upload_page_says_the_size_limit_and_overrides_rerun_prepare() -> None:
 
 # ------------------------------------------------------------------------------ UI helpers
 def test_category_colours_are_deterministic_and_shared() -> None:
-    from pages import _ui
+    from ui import plots
 
-    first = _ui.category_colors(["liver", "brain", "blood", None, "liver"])
-    again = _ui.category_colors(pd.Series(["blood", "liver", "brain"]))
+    first = plots.category_colors(["liver", "brain", "blood", None, "liver"])
+    again = plots.category_colors(pd.Series(["blood", "liver", "brain"]))
     assert {k: v for k, v in first.items() if k != "(missing)"} == {k: v for k, v in again.items() if k != "(missing)"}
-    assert first["(missing)"] == _ui.MISSING_COLOR and len(set(first.values())) == 4
-    assert list(_ui.category_colors(["S10", "S9", "S1"])) == ["S1", "S9", "S10", "(missing)"]
-    assert _ui.category_label(2.0) == "2" and _ui.category_label(float("nan")) == "(missing)"
+    assert first["(missing)"] == plots.MISSING_COLOR and len(set(first.values())) == 4
+    assert list(plots.category_colors(["S10", "S9", "S1"])) == ["S1", "S9", "S10", "(missing)"]
+    assert plots.category_label(2.0) == "2" and plots.category_label(float("nan")) == "(missing)"
 
 
 def test_the_same_run_is_not_started_twice() -> None:
@@ -422,7 +435,7 @@ def test_the_same_run_is_not_started_twice() -> None:
 
         import streamlit as st
 
-        from pages import _ui
+        from ui import jobs
 
         gate = threading.Event()
 
@@ -430,12 +443,12 @@ def test_the_same_run_is_not_started_twice() -> None:
             gate.wait(10)
             return "done"
 
-        first = _ui.start_job("genes", "key-1", "Gene embeddings", work)
-        job = _ui.jobs()["genes"].job
-        again = _ui.start_job("genes", "key-1", "Gene embeddings", work)
-        same = _ui.jobs()["genes"].job is job
-        other = _ui.start_job("genes", "key-2", "Gene embeddings", work)
-        replaced = _ui.jobs()["genes"].job is not job and _ui.jobs()["genes"].key == "key-2"
+        first = jobs.start_job("genes", "key-1", "Gene embeddings", work)
+        job = jobs.jobs()["genes"].job
+        again = jobs.start_job("genes", "key-1", "Gene embeddings", work)
+        same = jobs.jobs()["genes"].job is job
+        other = jobs.start_job("genes", "key-2", "Gene embeddings", work)
+        replaced = jobs.jobs()["genes"].job is not job and jobs.jobs()["genes"].key == "key-2"
         gate.set()
         st.write(f"{first} {again} {same} {other} {replaced}")
 
@@ -448,18 +461,18 @@ def test_a_run_that_compiles_first_says_so_while_it_starts() -> None:
     def script() -> None:
         import threading
 
-        from pages import _ui
+        from ui import jobs, runs
 
         class LargeModel:  # what a 147M model on a CPU answers
             def compiles(self, n_samples: int) -> bool:
                 return n_samples > 2
 
         gate = threading.Event()
-        note = _ui.compile_note(LargeModel(), 10)
-        assert _ui.compile_note(LargeModel(), 1) == ""
-        _ui.start_job("genes", "key", "Gene embeddings", lambda progress, should_stop: gate.wait(10),
-                      starting_note=note)
-        _ui.job_panel("genes")
+        note = runs.compile_note(LargeModel(), 10)
+        assert runs.compile_note(LargeModel(), 1) == ""
+        jobs.start_job("genes", "key", "Gene embeddings", lambda progress, should_stop: gate.wait(10),
+                       starting_note=note)
+        jobs.job_panel("genes")
         gate.set()
 
     at = AppTest.from_function(script).run(timeout=RUN_TIMEOUT)
@@ -481,26 +494,26 @@ def _lab(hex_colour: str) -> np.ndarray:
 def test_palette_colours_are_far_apart_and_clusters_have_their_own() -> None:
     from itertools import combinations
 
-    from pages import _ui
+    from ui import plots
 
     # the six demo tissues: no two closer than ΔE 40 (blood and liver were ΔE 22 apart before)
-    tissues = _ui.category_colors(["blood", "brain", "kidney", "liver", "lung", "muscle"])
+    tissues = plots.category_colors(["blood", "brain", "kidney", "liver", "lung", "muscle"])
     del tissues["(missing)"]
     assert min(np.linalg.norm(_lab(a) - _lab(b)) for a, b in combinations(tissues.values(), 2)) >= 40
-    assert min(np.linalg.norm(_lab(a) - _lab(b)) for a, b in combinations(_ui.PALETTE, 2)) >= 40
-    assert not set(_ui.PALETTE) & set(_ui.CLUSTER_PALETTE)
-    clusters = _ui.category_colors([f"cluster {i}" for i in range(1, 11)], palette=_ui.CLUSTER_PALETTE)
-    assert set(clusters.values()) - {_ui.MISSING_COLOR} == set(_ui.CLUSTER_PALETTE)
-    many = _ui.category_colors([f"g{i}" for i in range(40)])
+    assert min(np.linalg.norm(_lab(a) - _lab(b)) for a, b in combinations(plots.PALETTE, 2)) >= 40
+    assert not set(plots.PALETTE) & set(plots.CLUSTER_PALETTE)
+    clusters = plots.category_colors([f"cluster {i}" for i in range(1, 11)], palette=plots.CLUSTER_PALETTE)
+    assert set(clusters.values()) - {plots.MISSING_COLOR} == set(plots.CLUSTER_PALETTE)
+    many = plots.category_colors([f"g{i}" for i in range(40)])
     assert len(set(many.values())) == 41  # 40 categories, 40 colours (and grey for missing)
 
 
 def test_batch_size_says_automatic() -> None:
-    from pages import _ui
+    from ui import runs
 
-    assert _ui.batch_size_label(0) == "automatic"
-    assert _ui.batch_size_label(1) == "1 sample" and _ui.batch_size_label(64) == "64 samples"
-    assert _ui.batch_size_choices()[:3] == [0, 1, 2]
+    assert runs.batch_size_label(0) == "automatic"
+    assert runs.batch_size_label(1) == "1 sample" and runs.batch_size_label(64) == "64 samples"
+    assert runs.batch_size_choices()[:3] == [0, 1, 2]
     at = new_app()
     go(at, "model")
     picker = at.selectbox(key="model_batch_pick")
@@ -511,24 +524,24 @@ def test_batch_size_says_automatic() -> None:
 
 
 def test_time_left_in_words() -> None:
-    from pages import _ui
+    from ui import jobs
 
-    assert _ui.time_left_words(None).startswith("estimating the time left")
-    assert _ui.time_left_words(13) == "less than a minute left"
-    assert _ui.time_left_words(70) == "about a minute left"
-    assert _ui.time_left_words(4.5 * 60) == "about 4 minutes left"  # round(4.5) is 4
-    assert _ui.time_left_words(125) == "about 2 minutes left"
-    assert _ui.time_left_words(2 * 3600 + 20 * 60) == "about 2 hours 20 minutes left"
-    assert _ui.time_left_words(3600) == "about 1 hour left"
+    assert jobs.time_left_words(None).startswith("estimating the time left")
+    assert jobs.time_left_words(13) == "less than a minute left"
+    assert jobs.time_left_words(70) == "about a minute left"
+    assert jobs.time_left_words(4.5 * 60) == "about 4 minutes left"  # round(4.5) is 4
+    assert jobs.time_left_words(125) == "about 2 minutes left"
+    assert jobs.time_left_words(2 * 3600 + 20 * 60) == "about 2 hours 20 minutes left"
+    assert jobs.time_left_words(3600) == "about 1 hour left"
 
 
 def test_format_seconds() -> None:
-    from pages import _ui
+    from ui import jobs
 
-    assert _ui.format_seconds(75) == "1 min 15 s" and _ui.format_seconds(None) == ""
+    assert jobs.format_seconds(75) == "1 min 15 s" and jobs.format_seconds(None) == ""
 
 def test_maps_of_5000_samples_use_webgl() -> None:
-    from pages import _ui
+    from ui import plots
 
     n = 5000
     rng = np.random.default_rng(0)
@@ -536,8 +549,8 @@ def test_maps_of_5000_samples_use_webgl() -> None:
     meta = pd.DataFrame({"tissue": rng.choice(["liver", "brain", "blood"], n), "age": rng.uniform(20, 80, n)},
                         index=pd.Index(ids, name="sample_id"))
     for column in ("tissue", "age"):
-        fig = _ui.sample_scatter(rng.normal(size=(n, 2)), ids, metadata=meta, color_by=column,
-                                 color_values=meta[column])
+        fig = plots.sample_scatter(rng.normal(size=(n, 2)), ids, metadata=meta, color_by=column,
+                                   color_values=meta[column])
         assert all(trace.type == "scattergl" for trace in fig.data)
         assert sum(len(trace.x) for trace in fig.data) == n
     assert fig.data[0].marker.colorscale  # age: a colour scale, not 5,000 categories
@@ -546,9 +559,9 @@ def test_maps_of_5000_samples_use_webgl() -> None:
 def test_a_session_folder_is_removed_with_its_session(tmp_path: Path) -> None:
     import gc
 
-    from pages import _ui
+    from ui import session
 
-    folder = _ui._SessionFolder(tmp_path / "abc")
+    folder = session._SessionFolder(tmp_path / "abc")
     (folder.path / "results").mkdir()
     assert folder.path.is_dir()
     del folder
@@ -682,12 +695,12 @@ def test_clusters_say_how_they_were_found_take_a_chosen_k_and_few_samples_are_na
     assert "**Clusters:** k-means;" in caption and "the best silhouette among 2 to 7 groups" in caption
     import json
 
-    from pages import _ui
+    from ui import plots
 
     traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     dots = [t for t in traces if t.get("mode") == "markers"]
-    assert dots and all(t["marker"]["color"] in _ui.CLUSTER_PALETTE for t in dots)
-    assert not {t["marker"]["color"] for t in dots} & set(_ui.PALETTE)
+    assert dots and all(t["marker"]["color"] in plots.CLUSTER_PALETTE for t in dots)
+    assert not {t["marker"]["color"] for t in dots} & set(plots.PALETTE)
     (names,) = [t for t in traces if t.get("mode") == "text"]  # 8 samples: each is named on the map
     assert sorted(names["text"]) == sorted(counts.columns)
 
@@ -706,9 +719,9 @@ def test_clusters_say_how_they_were_found_take_a_chosen_k_and_few_samples_are_na
 def test_a_reload_in_the_same_browser_keeps_data_and_results(monkeypatch: pytest.MonkeyPatch) -> None:
     """A reload is a new session; the browser's cookie (its token) lets it take the old state over.
     A link could not do this (nothing is in the URL), and a guessed token gets nothing."""
-    from pages import _ui
+    from ui import reload
 
-    monkeypatch.setattr(_ui, "browser_token", lambda: None)  # a browser without the cookie yet
+    monkeypatch.setattr(reload, "browser_token", lambda: None)  # a browser without the cookie yet
     first = new_app()
     token = first.session_state["bf_reload_token"]
     cookie_js = [e for e in first.get("iframe") if token in str(e.proto)]  # written on the first run
@@ -720,14 +733,14 @@ def test_a_reload_in_the_same_browser_keeps_data_and_results(monkeypatch: pytest
     assert not first.get("iframe")  # once per session
     first.session_state["bf_results"]["main"] = "a result"  # as a finished run leaves it
 
-    monkeypatch.setattr(_ui, "browser_token", lambda: token)  # the reload sends the cookie
+    monkeypatch.setattr(reload, "browser_token", lambda: token)  # the reload sends the cookie
     again = new_app()
     assert again.session_state["bf_session_id"] == first.session_state["bf_session_id"]
     assert again.session_state["bf_dataset"].label == "demo_counts.csv.gz (demo cohort)"
     assert again.session_state["bf_results"]["main"] == "a result"
     assert again.session_state["bf_session_folder"] is first.session_state["bf_session_folder"]
 
-    monkeypatch.setattr(_ui, "browser_token", lambda: token[:-1] + ("A" if token[-1] != "A" else "B"))
+    monkeypatch.setattr(reload, "browser_token", lambda: token[:-1] + ("A" if token[-1] != "A" else "B"))
     stranger = new_app()
     assert "bf_dataset" not in stranger.session_state
     assert stranger.session_state["bf_session_id"] != first.session_state["bf_session_id"]
@@ -743,14 +756,14 @@ def test_janitor_deletes_the_folders_of_ended_sessions(monkeypatch: pytest.Monke
 
     from streamlit import runtime
 
-    from pages import _ui
+    from ui import keys, reload, session
 
     ended, connected, reloadable, foreign = (uuid.uuid4().hex for _ in range(4))
     for name in (ended, connected, reloadable, foreign):
         (paths.cache_dir() / name).mkdir(parents=True)
-    owners = _ui._Owners(by_session={"session-ended": ended, "session-connected": connected},
-                         made={ended, connected, reloadable})
-    registry = {"browser": _ui._Kept({_ui.K_SID: reloadable}, time.time())}
+    owners = session._Owners(by_session={"session-ended": ended, "session-connected": connected},
+                             made={ended, connected, reloadable})
+    registry = {"browser": reload._Kept({keys.K_SID: reloadable}, time.time())}
 
     class Server:
         def is_active_session(self, session_id: str) -> bool:
@@ -758,7 +771,7 @@ def test_janitor_deletes_the_folders_of_ended_sessions(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(runtime, "exists", lambda: True)
     monkeypatch.setattr(runtime, "get_instance", lambda: Server())
-    _ui._sweep_session_folders(owners, registry, threading.Lock())
+    session._sweep_session_folders(owners, registry, threading.Lock())
     # another server's recent folder (foreign) is not this janitor's to delete
     assert sorted(p.name for p in paths.cache_dir().iterdir()) == sorted([connected, reloadable, foreign])
     assert owners.by_session == {"session-connected": connected} and ended not in owners.made
