@@ -29,7 +29,7 @@ import io
 import os
 import platform
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -284,12 +284,20 @@ def write_output(data: pd.DataFrame | anndata.AnnData | np.ndarray | Mapping[str
         data = data.copy()
         data.attrs["notes"] = list(notes)
     writer = _writer_for(data, path.suffix.lower(), path.name)
-    # A fresh name in the same folder (so the rename is atomic), created by the writer itself
-    # so that the file gets the usual permissions.
+    with written_in_full(path) as tmp:
+        writer(tmp)
+    return path
+
+
+@contextlib.contextmanager
+def written_in_full(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` (:func:`part_path`; same folder, so the rename is atomic)
+    for the block to write; renamed to ``path`` when the block ends, removed if it fails. The
+    block creates the file itself, so that it gets the usual permissions."""
     tmp = part_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer(tmp)
+        yield tmp
         os.replace(tmp, path)
     except OSError as exc:
         raise BulkFormerError(f"Could not write {path}: {exc.strerror or exc}.",
@@ -297,7 +305,6 @@ def write_output(data: pd.DataFrame | anndata.AnnData | np.ndarray | Mapping[str
     finally:
         with contextlib.suppress(OSError):  # never hide the error that brought us here
             tmp.unlink(missing_ok=True)
-    return path
 
 
 def part_path(path: Path) -> Path:

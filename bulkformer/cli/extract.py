@@ -173,13 +173,11 @@ def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output:
                             with_esm2: bool, batch_size: int | None, precision: Precision, compile: Compile,
                             progress: Callable[[int, int], None]) -> tuple[int, ...]:
     """All genes' embeddings into a .npy, batch by batch (a temp file, renamed when complete)."""
-    import contextlib
-    import os
     import shutil
 
     import numpy as np
 
-    from bulkformer.export import part_path
+    from bulkformer.export import written_in_full
 
     output.parent.mkdir(parents=True, exist_ok=True)
     width = loaded.config.gene_feature_dim + (loaded.esm2_table().shape[1] if with_esm2 else 0)
@@ -190,8 +188,7 @@ def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output:
             f"The gene-level output needs {dl.human_size(needed)} but only {dl.human_size(free)} is "
             f"free in {output.parent}.",
             hint="Free some space, write elsewhere, or give --genes to keep only some genes.")
-    tmp = part_path(output)
-    try:
+    with written_in_full(output) as tmp:
         array = None
         for batch in loaded.iter_batches(values, embed=False, impute=False,
                                          gene_embedding_genes=loaded.gene_ids, with_esm2=with_esm2,
@@ -204,13 +201,6 @@ def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output:
         shape = array.shape
         array.flush()
         del array  # closes the memory map before the rename
-        os.replace(tmp, output)
-    except OSError as exc:
-        raise BulkFormerError(f"Could not write {output}: {exc.strerror or exc}.",
-                              hint="Check the free disk space and that you may write to that folder.") from exc
-    finally:
-        with contextlib.suppress(OSError):  # never hide the error that brought us here
-            tmp.unlink(missing_ok=True)
     return shape
 
 
