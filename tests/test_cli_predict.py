@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from bulkformer import cli, predict
@@ -22,15 +21,14 @@ N = 104
 N_UNLABELLED = 4  # 100 labelled: plain 5-fold cross-validation (no repeats), the cheapest plan
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(autouse=True)
 def small_and_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two settings per hyperparameter and one torch thread: the same procedure, a few seconds."""
+    """Two settings per hyperparameter (and one torch thread): the same procedure, a few seconds."""
     monkeypatch.setattr(predict.models, "C_GRID", (0.1, 1.0))
     monkeypatch.setattr(predict.models, "PCA_GRID", (2, 5))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _files(root: Path) -> tuple[Path, Path, Path]:
