@@ -158,6 +158,12 @@ def get(name: str) -> PublishedModel:
     return model
 
 
+def for_family(family: str) -> PublishedModel:
+    """A published model of ``family``: its graph, gene table and gene-length table are the
+    family's (a checkpoint loaded from a path names no size)."""
+    return next(m for m in MODELS.values() if m.family == family)
+
+
 def names_text() -> str:
     """``'37M', '50M', …, 'v1'``: the names for help texts."""
     return ", ".join(f"'{n}'" for n in MODELS)

@@ -47,7 +47,7 @@ from bulkformer.inference import (
 from bulkformer.model.bulkformer import BulkFormer
 from bulkformer.model.config import BulkFormerConfig
 from bulkformer.pipeline import PreparedInput, prepare
-from bulkformer.registry import ESM2_NAME, GENE_INFO_NAME, MODELS
+from bulkformer.registry import ESM2_NAME, GENE_INFO_NAME, MODELS, for_family
 
 #: Published file names: (checkpoint in the model folder, graph pair in the data folder).
 PUBLISHED_FILES: dict[str, tuple[str, str, str]] = {m.name: (m.checkpoint, *m.graph) for m in MODELS.values()}
@@ -189,15 +189,15 @@ class BulkFormerModel:
         """A published ``.pt`` state_dict plus ``bulkformer_gene_info.csv`` and a ``G_*.pt`` pair."""
         state_dict = read_state_dict(checkpoint)
         config = infer_config(state_dict, name=name)
-        if graph_names is None:
-            graph_names = PUBLISHED_FILES["v1"][1:] if config.family == "v1" else PUBLISHED_FILES["147M"][1:]
+        published = MODELS[name] if name in MODELS else for_family(config.family)
+        graph_names = graph_names or published.graph
         folders = [Path(data_dir), Path(checkpoint).parent]
         gene_info = _find(GENE_INFO_NAME, folders)
         gene_ids = read_gene_order(gene_info)
         graph = load_graph(_find(graph_names[0], folders), _find(graph_names[1], folders), n_genes=config.n_genes)
         network = build_module(state_dict, config)
         return cls(network, graph, gene_ids, checksum=file_sha256(checkpoint), source=str(checkpoint), device=device,
-                   gene_lengths=UPSTREAM, data_dir=gene_info.parent)
+                   gene_lengths=published.gene_lengths, data_dir=gene_info.parent)
 
     def save(self, directory: Path, *, training: dict | None = None, package_version: str = "") -> None:
         """Write ``model.safetensors`` + ``config.json`` + graph, loadable by :meth:`from_folder`."""

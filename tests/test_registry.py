@@ -84,3 +84,10 @@ def test_reading_the_registry_needs_no_torch() -> None:
     probe = "import sys; import bulkformer.registry, bulkformer.download; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip() == "False"
+
+
+def test_family_facts_come_from_the_registry() -> None:
+    """A checkpoint loaded from a path gets its family's graph and gene-length table."""
+    assert registry.for_family("v1").graph == ("G_gtex.pt", "G_gtex_weight.pt")
+    assert registry.for_family("v2").graph == ("G_tcga.pt", "G_tcga_weight.pt")
+    assert {registry.for_family(f).gene_lengths for f in ("v1", "v2")} == {"upstream"}
