@@ -62,8 +62,6 @@ def fetch_drive_checkpoint(
     already in place is kept when it matches the checksum book, or, placed by hand, when it
     passes the same check.
     """
-    import gdown  # imported here: requests and BeautifulSoup are needed only for Drive
-
     dest_dir = Path(dest_dir)
     make_dir(dest_dir)
     final = paths.safe_child(dest_dir, model.checkpoint)
@@ -79,6 +77,18 @@ def fetch_drive_checkpoint(
     check_free_space(dest_dir, max(model.download_bytes - have, 0))
     report(have, max(model.download_bytes, have))
     deadline = (pace or Pace.from_env()).deadline(model.download_bytes - have)
+    _gdown_into(staging, model, dest_dir=dest_dir, url=url, report=report, should_stop=should_stop,
+                deadline=deadline, timeout=timeout, retries=retries)
+    return _install(staging, final, model)
+
+
+def _gdown_into(staging: Path, model: PublishedModel, *, dest_dir: Path, url: str, report: ProgressFn,
+                should_stop: Callable[[], bool] | None, deadline: float, timeout: float, retries: int) -> None:
+    """Run gdown into ``staging`` (resuming its part), ended by a stop request or the deadline;
+    each of its failures as a :class:`DownloadError` that says how to get the file by hand
+    (into ``dest_dir``, the folder as the caller named it)."""
+    import gdown  # imported here: requests and BeautifulSoup are needed only for Drive
+
     cancel, finished = threading.Event(), threading.Event()
     watch = threading.Thread(target=_watch, args=(cancel, finished, should_stop, deadline),
                              name="bulkformer-download-watch", daemon=True)
@@ -109,6 +119,11 @@ def fetch_drive_checkpoint(
         raise _drive_failure(exc, model, by_hand, dest_dir) from None
     finally:
         finished.set()
+
+
+def _install(staging: Path, final: Path, model: PublishedModel) -> Path:
+    """Check the finished download, rename it to ``final`` and record its sha256; a file that
+    is not ``model``'s checkpoint is deleted."""
     try:
         check_checkpoint(staging, model)
         _, sha256 = file_digests(staging)

@@ -71,14 +71,7 @@ def prepare(
     raw = io.read_table(source, filename=filename, max_bytes=max_bytes)
     table = genes.orient(raw, orientation=orientation, annotation=annotation)
     mapping = genes.map_genes(table.gene_labels, annotation=annotation, id_type=id_type)
-    normalise.check_values(table.values, sample_ids=table.sample_ids,
-                           gene_labels=table.gene_labels)
-    if value_type != "auto":
-        normalise.check_value_type(table.values, value_type=value_type)
-        values_guess = Guess(value_type, "chosen by you")
-    else:
-        values_guess = raw.value_hint or normalise.detect_value_type(table.values)
-
+    values_guess = _value_type(raw, table, value_type)
     lengths, lengths_note = None, ""
     if values_guess.value == "counts":
         lengths, lengths_note = _count_lengths(table, mapping, gene_lengths)
@@ -88,26 +81,32 @@ def prepare(
     aligned = align(combined.table, gene_order=gene_order)
     require_enough_genes(aligned)
 
-    metadata = None
-    sheet: io.SampleSheet | None = None
-    missing: tuple[str, ...] = ()
-    unused: tuple[str, ...] = ()
-    if sample_sheet is not None:
-        sheet = io.read_sample_sheet(sample_sheet, filename=sample_sheet_filename,
-                                     sample_ids=table.sample_ids, id_column=sample_id_column,
-                                     max_bytes=max_bytes)
-        metadata = sheet.table.reindex(pd.Index(aligned.sample_ids, name="sample_id"))
-        missing, unused = sheet.missing, sheet.unused
-
+    sheet = None if sample_sheet is None else io.read_sample_sheet(
+        sample_sheet, filename=sample_sheet_filename, sample_ids=table.sample_ids,
+        id_column=sample_id_column, max_bytes=max_bytes)
+    metadata = None if sheet is None else sheet.table.reindex(
+        pd.Index(aligned.sample_ids, name="sample_id"))
     qc = make_report(table.values, sample_ids=table.sample_ids, value_type=values_guess.value,
                      mapping=mapping, duplicates=combined.duplicates, aligned=aligned,
                      source_format=raw.source_format, ignored_columns=raw.ignored_columns,
-                     sheet_missing=missing, sheet_unused=unused, lengths_note=lengths_note,
+                     sheet_missing=sheet.missing if sheet else (),
+                     sheet_unused=sheet.unused if sheet else (), lengths_note=lengths_note,
                      sheet_near_matched=sheet.near_matched if sheet else (),
                      value_type_warning=normalise.value_type_warning(table.values, value_type))
     return PreparedInput(aligned, qc, metadata, Guesses(table.orientation, mapping.id_type,
                                                         values_guess),
                          sheet.id_column if sheet else None)
+
+
+def _value_type(raw: io.RawTable, table: genes.OrientedTable, value_type: str) -> Guess:
+    """What the values are: the user's choice (checked against the values), else the format's
+    own word, else detected from the values. Values that no type allows are refused first."""
+    normalise.check_values(table.values, sample_ids=table.sample_ids,
+                           gene_labels=table.gene_labels)
+    if value_type != "auto":
+        normalise.check_value_type(table.values, value_type=value_type)
+        return Guess(value_type, "chosen by you")
+    return raw.value_hint or normalise.detect_value_type(table.values)
 
 
 def _count_lengths(table: genes.OrientedTable, mapping: genes.GeneMapping,

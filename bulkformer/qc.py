@@ -128,18 +128,47 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
     ``lengths_note`` says which gene lengths turned counts into TPM; ``value_type_warning``
     says why the values contradict the value type the user chose."""
     n_samples, n_genes = values.shape
-    detected = np.count_nonzero(values, axis=1)  # values are never negative here
     is_counts = value_type == "counts"
+    per_sample = _sample_table(values, sample_ids=sample_ids, is_counts=is_counts, aligned=aligned)
+    sample_warnings, sample_notes = _flag_samples(per_sample, is_counts=is_counts)
+    n_observed = int(aligned.observed.sum())
+    low_coverage = low_coverage_warning(n_observed, len(aligned.gene_ids))
+    sheet_warnings, sheet_notes = _sheet_messages(sheet_missing, sheet_unused, sheet_near_matched)
+    gene_warnings, gene_notes = _gene_messages(mapping, duplicates, ignored_columns)
+    warnings = ([value_type_warning] if value_type_warning else []) + sample_warnings \
+        + ([low_coverage] if low_coverage else []) + sheet_warnings + gene_warnings
+    notes = ([lengths_note] if lengths_note else []) + sample_notes + sheet_notes + gene_notes
+    return QCReport(
+        source_format=source_format, value_type=value_type, n_samples=n_samples,
+        n_genes_read=n_genes, n_genes_mapped=mapping.n_mapped,
+        unmapped_examples=tuple(mapping.unmapped_labels[:_EXAMPLES]), duplicates=duplicates,
+        n_model_genes=len(aligned.gene_ids), n_model_genes_observed=n_observed,
+        per_sample=per_sample, warnings=tuple(warnings), notes=tuple(notes),
+        sheet_near_matched=tuple(sheet_near_matched), value_type_warning=value_type_warning)
+
+
+def _sample_table(values: np.ndarray, *, sample_ids: Sequence[str], is_counts: bool,
+                  aligned: AlignedMatrix) -> pd.DataFrame:
+    """Library size (counts only, else NaN), detected genes and zero fraction over all genes of
+    the table, and model genes detected, per sample."""
+    n_samples, n_genes = values.shape
+    detected = np.count_nonzero(values, axis=1)  # values are never negative here
     library = values.sum(axis=1, dtype=np.float64) if is_counts else np.full(n_samples, np.nan)
-    per_sample = pd.DataFrame({
+    return pd.DataFrame({
         "library_size": library,
         "detected_genes": detected,
         "zero_fraction": 1.0 - detected / n_genes,
         "model_genes_detected": np.count_nonzero(aligned.values > 0, axis=1),
     }, index=pd.Index(list(sample_ids), name="sample_id"))
-    warnings: list[str] = [value_type_warning] if value_type_warning else []
-    notes: list[str] = [lengths_note] if lengths_note else []
 
+
+def _flag_samples(per_sample: pd.DataFrame, *, is_counts: bool) -> tuple[list[str], list[str]]:
+    """Add the robust z-scores, ``flags`` and ``outlier`` columns to ``per_sample`` (in place);
+    return the warnings and notes about very shallow and outlying samples."""
+    library = per_sample["library_size"].to_numpy()
+    detected = per_sample["detected_genes"].to_numpy()
+    warnings: list[str] = []
+    notes: list[str] = []
     flags = pd.Series("", index=per_sample.index, dtype=object)
     if is_counts:
         shallow = per_sample.index[library < LOW_DEPTH_READS]
@@ -147,7 +176,7 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
         if len(shallow):
             warnings.append(f"{len(shallow)} sample(s) have fewer than {LOW_DEPTH_READS:,} reads "
                             f"(very low depth): {_examples(shallow)}.")
-    if n_samples >= MIN_SAMPLES_FOR_OUTLIERS:
+    if len(per_sample) >= MIN_SAMPLES_FOR_OUTLIERS:
         per_sample["library_size_z"] = robust_z(np.log10(library + 1)) if is_counts else np.nan
         per_sample["detected_genes_z"] = robust_z(detected.astype(np.float64))
         for column, what in (("library_size_z", "library size"),
@@ -162,25 +191,37 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
     else:
         per_sample["library_size_z"] = np.nan
         per_sample["detected_genes_z"] = np.nan
-        notes.append(f"{n_samples} sample(s): outlier checks need at least "
+        notes.append(f"{len(per_sample)} sample(s): outlier checks need at least "
                      f"{MIN_SAMPLES_FOR_OUTLIERS}.")
     per_sample["flags"] = flags.str.removesuffix("; ")
     per_sample["outlier"] = per_sample["flags"] != ""
+    return warnings, notes
 
-    n_observed = int(aligned.observed.sum())
-    low_coverage = low_coverage_warning(n_observed, len(aligned.gene_ids))
-    if low_coverage:
-        warnings.append(low_coverage)
-    if sheet_missing:
-        warnings.append(f"{len(sheet_missing)} sample(s) have no row in the sample sheet: "
-                        f"{_examples(sheet_missing)}.")
-    if sheet_near_matched:
-        pairs = [f"{a} → {b}" for a, b in sheet_near_matched]
+
+def _sheet_messages(missing: Sequence[str], unused: Sequence[str],
+                    near_matched: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Warnings and notes on how the sample sheet lines up with the table's samples."""
+    warnings: list[str] = []
+    notes: list[str] = []
+    if missing:
+        warnings.append(f"{len(missing)} sample(s) have no row in the sample sheet: "
+                        f"{_examples(missing)}.")
+    if near_matched:
+        pairs = [f"{a} → {b}" for a, b in near_matched]
         notes.append(f"Matched {len(pairs)} sample(s) by near-identical names in the sample sheet "
                      f"({_examples(pairs)}).")
-    if sheet_unused:
-        notes.append(f"{len(sheet_unused)} sample-sheet row(s) match no sample: "
-                     f"{_examples(sheet_unused)}.")
+    if unused:
+        notes.append(f"{len(unused)} sample-sheet row(s) match no sample: "
+                     f"{_examples(unused)}.")
+    return warnings, notes
+
+
+def _gene_messages(mapping: GeneMapping, duplicates: pd.DataFrame,
+                   ignored_columns: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Warnings and notes on the gene labels: former IDs, Excel dates, unknown labels, merged
+    duplicates and ignored columns."""
+    warnings: list[str] = []
+    notes: list[str] = []
     if mapping.n_former_ids:
         notes.append(f"{mapping.n_former_ids:,} former (GRCh37-era) Ensembl gene IDs were matched to the "
                      f"current IDs of the same genes (through NCBI Gene links, else the gene symbol), so "
@@ -201,13 +242,7 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
     if ignored_columns:
         notes.append(f"Columns without expression values were ignored: "
                      f"{_examples(ignored_columns)}.")
-    return QCReport(
-        source_format=source_format, value_type=value_type, n_samples=n_samples,
-        n_genes_read=n_genes, n_genes_mapped=mapping.n_mapped,
-        unmapped_examples=tuple(unmapped[:_EXAMPLES]), duplicates=duplicates,
-        n_model_genes=len(aligned.gene_ids), n_model_genes_observed=n_observed,
-        per_sample=per_sample, warnings=tuple(warnings), notes=tuple(notes),
-        sheet_near_matched=tuple(sheet_near_matched), value_type_warning=value_type_warning)
+    return warnings, notes
 
 
 def _examples(items: Sequence[str] | pd.Index | pd.Series) -> str:

@@ -1,6 +1,6 @@
 """Long fuzz run of ``bulkformer.prepare``: N random, often damaged, tables in every format.
 
-Uses the strategy of ``tests/test_io_fuzz.py`` (the suite runs it for a few hundred tables);
+Uses the strategy of ``tests/io/test_io_fuzz.py`` (the suite runs it for a few hundred tables);
 counts the tables tried, how many were read through, and every exception that is not a
 ``BulkFormerError`` (a crash: a bug), with one traceback per distinct cause.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, seed, settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "io"))
 from test_io_fuzz import GENE_ORDER, uploads
 
 from bulkformer import prepare

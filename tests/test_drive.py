@@ -1,5 +1,5 @@
 """The Google Drive client (gdown) and the checkpoint check, against the local Drive-like endpoint
-of tests/test_download.py, with '37M' shrunk to a 50-gene, dim-16 network."""
+of tests/download/fake_zenodo.py, with '37M' shrunk to a 50-gene, dim-16 network."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-import test_download
-from test_download import TINY_ID, FakeZenodo, _saved
 
 from bulkformer import drive, registry
 from bulkformer.download import (
@@ -20,10 +18,12 @@ from bulkformer.download import (
 )
 from bulkformer.errors import DownloadError
 from tests.conftest import tiny_network
+from tests.download import fake_zenodo
+from tests.download.fake_zenodo import TINY_ID, FakeZenodo, _saved
 
-_server = test_download._server
-zenodo = test_download.zenodo
-published = test_download.published
+_server = fake_zenodo._server
+zenodo = fake_zenodo.zenodo
+published = fake_zenodo.published
 
 
 def _fetch_37m(tmp_path: Path, **kwargs: object) -> Path:

@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import test_download
-from test_download import FAST, TINY_ID, FakeZenodo
 
 from bulkformer.download import CHECKSUMS_NAME, read_checksums
 from bulkformer.errors import BulkFormerError
@@ -18,10 +16,12 @@ from bulkformer.model_fetch import (
     plan_model,
     published_choices,
 )
+from tests.download import fake_zenodo
+from tests.download.fake_zenodo import FAST, TINY_ID, FakeZenodo
 
-_server = test_download._server
-zenodo = test_download.zenodo
-published = test_download.published
+_server = fake_zenodo._server
+zenodo = fake_zenodo.zenodo
+published = fake_zenodo.published
 
 
 def _md5(data: bytes) -> str:

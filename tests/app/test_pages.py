@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import test_download
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from bulkformer import paths
+from tests.download import fake_zenodo
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -617,9 +617,9 @@ def test_sample_sheet_id_chooser_near_names_and_the_uploaders_cross() -> None:
 
 # ------------------------------------------------------------------ getting a published model
 # The local Zenodo + Drive server and the shrunk '37M' of the download tests.
-_server = test_download._server
-zenodo = test_download.zenodo
-published = test_download.published
+_server = fake_zenodo._server
+zenodo = fake_zenodo.zenodo
+published = fake_zenodo.published
 
 
 def _wait_until(condition: Callable[[], bool], what: str) -> None:
@@ -633,13 +633,13 @@ def _wait_until(condition: Callable[[], bool], what: str) -> None:
 
 
 def test_model_page_fetches_a_published_model_in_the_background(
-    zenodo: test_download.FakeZenodo, published: dict, tmp_path: Path
+    zenodo: fake_zenodo.FakeZenodo, published: dict, tmp_path: Path
 ) -> None:
     """Start → progress (on any page, in any session) → cancel → start again → done → selectable."""
     from bulkformer.model_fetch import FETCHER
 
     FETCHER.forget()
-    zenodo.dribble[test_download.TINY_ID] = 0.02  # the checkpoint trickles in: time to look and cancel
+    zenodo.dribble[fake_zenodo.TINY_ID] = 0.02  # the checkpoint trickles in: time to look and cancel
     at = go(new_app(), "model")
     page = texts(at.markdown)
     assert "on the server that runs this app" in page
@@ -669,7 +669,7 @@ def test_model_page_fetches_a_published_model_in_the_background(
     assert "was cancelled" in texts(at.info)
     assert not (tmp_path / "model" / "bulkformer_37M.pt").exists()
 
-    del zenodo.dribble[test_download.TINY_ID]
+    del zenodo.dribble[fake_zenodo.TINY_ID]
     at.button(key="fetch_start").click().run()
     assert FETCHER.current.job.wait(60)
     at.run()

@@ -22,7 +22,7 @@ from bulkformer.genes import (
 )
 from bulkformer.io import RawTable
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "gene_length_df.csv"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "gene_length_df.csv"
 TP53, ACTB, GAPDH = "ENSG00000141510", "ENSG00000075624", "ENSG00000111640"
 
 
