@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "BulkFormerModel": "bulkformer.wrapper",
     "InferenceResult": "bulkformer.wrapper",
+    "RunOptions": "bulkformer.run_options",
     "BulkFormerConfig": "bulkformer.model.config",
     "PRESETS": "bulkformer.model.config",
     "BulkFormerError": "bulkformer.errors",

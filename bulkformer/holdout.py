@@ -20,6 +20,7 @@ from scipy import stats
 
 from bulkformer.model.config import MISSING
 from bulkformer.errors import BulkFormerError
+from bulkformer.masking import hidden_count
 
 METRIC_COLUMNS = ("pearson", "spearman", "mae", "n")
 
@@ -35,7 +36,8 @@ class Holdout:
 
 
 def hide_measured(values: np.ndarray, observed: np.ndarray, *, fraction: float = 0.1, seed: int = 0) -> Holdout:
-    """Per sample, hide ``round(fraction × measured genes)`` of its measured genes at random.
+    """Per sample, hide :func:`~bulkformer.masking.hidden_count` of its measured genes at random
+    (``fraction × measured`` rounded half up, at least one).
 
     A gene counts as measured where ``observed`` is True (``[genes]`` or ``[samples, genes]``)
     and the value is not already the placeholder.
@@ -47,10 +49,9 @@ def hide_measured(values: np.ndarray, observed: np.ndarray, *, fraction: float =
     measured = np.broadcast_to(np.asarray(observed, dtype=bool), values.shape) & (values != MISSING)
     rng = np.random.default_rng(seed)
     hidden = np.zeros(values.shape, dtype=bool)
-    for row, where in enumerate(measured):
-        candidates = np.flatnonzero(where)
-        k = math.floor(fraction * len(candidates) + 0.5)
-        hidden[row, rng.choice(candidates, size=k, replace=False)] = True
+    counts = hidden_count(measured.sum(axis=1), fraction)
+    for row, (where, k) in enumerate(zip(measured, counts, strict=True)):
+        hidden[row, rng.choice(np.flatnonzero(where), size=k, replace=False)] = True
     masked = values.copy()
     masked[hidden] = MISSING
     return Holdout(masked, hidden, fraction)

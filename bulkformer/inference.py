@@ -25,13 +25,14 @@ from bulkformer.errors import BulkFormerError, check_choice
 from bulkformer.model.bulkformer import BulkFormer
 from bulkformer.model.config import BulkFormerConfig
 from bulkformer.model.layers import LayerRunner
+from bulkformer.run_options import (  # re-exported: the names users import from here
+    AGGREGATES,
+    COMPILE_SETTINGS,
+    PRECISIONS,
+    RunOptions,
+)
 
-Aggregate = Literal["max", "mean", "median", "all"]
-AGGREGATES: tuple[str, ...] = ("max", "mean", "median", "all")
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 _HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-Compile = Literal["auto", "on", "off"]
 
 _log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def resolve_compile(setting: str, network: BulkFormer, device: torch.device, n_s
     on the CPU (with a C++ compiler present) from the times in ``benchmarks/RESULTS.md``, on
     CUDA from issue #17's H100 figures (147M: from about 400 samples).
     """
-    check_choice(setting, ("auto", "on", "off"), what="compile setting")
+    check_choice(setting, COMPILE_SETTINGS, what="compile setting")
     if setting != "auto":
         return setting == "on"
     work = n_samples * flop_per_sample(network.config)
@@ -219,20 +220,15 @@ class BatchOutput:
 
 @dataclass(frozen=True)
 class ForwardPlan:
-    """What to compute in a pass.
+    """Where in the model's gene order a run's gene lists point (the wrapper, which knows the gene
+    order and the ESM2 table, resolves :class:`RunOptions`' gene IDs into this).
 
     Attributes:
-        embed: aggregate per-gene embeddings into sample embeddings.
-        impute: run the expression head.
-        aggregate: ``max | mean | median | all``.
         aggregate_index: model gene positions to pool over (``None``: all genes).
         gene_index: model gene positions whose per-gene embeddings are returned (``None``: none).
         gene_table: rows appended to each returned gene embedding (e.g. ESM2), ``[k, e]``.
     """
 
-    embed: bool = True
-    impute: bool = True
-    aggregate: str = "mean"
     aggregate_index: np.ndarray | None = None
     gene_index: np.ndarray | None = None
     gene_table: np.ndarray | None = None
@@ -244,29 +240,29 @@ def iter_forward(
     identity: Tensor,
     values: np.ndarray,
     plan: ForwardPlan,
+    options: RunOptions = RunOptions(),
     *,
-    batch_size: int,
     device: torch.device,
-    precision: Precision = "auto",
-    compiled: bool = False,
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[BatchOutput]:
-    """Run the network over ``values`` batch by batch, yielding what ``plan`` asks for.
+    """Run the network over ``values`` batch by batch, yielding what ``options`` ask for (pooled
+    and per-gene embeddings at ``plan``'s gene positions; ``options``' gene lists are not read).
 
-    ``network``, ``adjacency`` and ``identity`` must already be on ``device``. ``compiled``
-    runs the Performer layers through :func:`compiled_layers`; a last batch smaller than the
-    others is then padded to the same size (rows are independent), so the run compiles once
-    for one shape. When a batch runs out of
-    memory, it is retried at half the size, and that size is kept for the rest of the run;
-    a single sample that does not fit is a :class:`BulkFormerError`.
+    ``network``, ``adjacency`` and ``identity`` must already be on ``device``. A compiled run
+    (:func:`resolve_compile`) sends the Performer layers through :func:`compiled_layers`; a last
+    batch smaller than the others is then padded to the same size (rows are independent), so the
+    run compiles once for one shape. When a batch runs out of memory, it is retried at half the
+    size, and that size is kept for the rest of the run; a single sample that does not fit is a
+    :class:`BulkFormerError`.
 
     Shapes:
         values: ``[samples, genes]`` float32, ``-10`` for missing genes.
     """
-    check_aggregate(plan.aggregate)
     n = values.shape[0]
-    half = _HALF_DTYPES.get(resolve_precision(precision, device))
+    half = _HALF_DTYPES.get(resolve_precision(options.precision, device))
+    compiled = resolve_compile(options.compile, network, device, n)
+    batch_size = options.batch_size or auto_batch_size(network, device, n)
     run_layer = compiled_layers() if compiled else None
     agg_idx = None if plan.aggregate_index is None else torch.as_tensor(plan.aggregate_index, device=device)
     gene_idx = None if plan.gene_index is None else torch.as_tensor(plan.gene_index, device=device)
@@ -277,7 +273,7 @@ def iter_forward(
             raise InferenceCancelled("The run was cancelled.", hint="Start it again when ready.")
         stop = min(start + batch_size, n)
         try:
-            out = _forward_batch(network, adjacency, identity, values, start, stop, plan, device=device,
+            out = _forward_batch(network, adjacency, identity, values, start, stop, plan, options, device=device,
                                  half=half, run_layer=run_layer, agg_idx=agg_idx, gene_idx=gene_idx,
                                  pad_to=batch_size if compiled else stop - start)
         except RuntimeError as err:  # torch.OutOfMemoryError is one
@@ -306,6 +302,7 @@ def _forward_batch(
     start: int,
     stop: int,
     plan: ForwardPlan,
+    options: RunOptions,
     *,
     device: torch.device,
     half: torch.dtype | None,
@@ -328,10 +325,10 @@ def _forward_batch(
         features = network.gene_features(x, h).float()[: stop - start]
         x = x[: stop - start]
         del h
-        if plan.embed:
+        if options.embed:
             pooled = features if agg_idx is None else features.index_select(1, agg_idx)
-            sample_emb = aggregate_genes(pooled, plan.aggregate).cpu().numpy()
-        if plan.impute:
+            sample_emb = aggregate_genes(pooled, options.aggregate).cpu().numpy()
+        if options.impute:
             imputed = network.impute(x, features).float().cpu().numpy()
         if gene_idx is not None:
             gene_emb = features.index_select(1, gene_idx).cpu().numpy()

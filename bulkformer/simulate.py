@@ -228,6 +228,9 @@ def _draw_gene_model(
     n_age_genes: int,
     n_batches: int,
 ) -> _GeneModel:
+    """Every gene's parameters (the module docstring's model), drawn from ``rng`` in a fixed
+    order: the helpers below are called in that order, and changing it changes every seeded
+    cohort, the shipped demo data included."""
     n_genes = len(ids)
     first_row = {s: i for i, s in reversed(list(enumerate(symbols))) if s}
 
@@ -242,17 +245,36 @@ def _draw_gene_model(
         np.where(u < 0.985, rng.normal(0.0, 1.3, n_genes), rng.normal(3.5, 1.5, n_genes)),
     )
     tissue_effect = rng.normal(0.0, 0.2, (n_genes, len(tissues)))
-
-    # Markers: low elsewhere, strongly up in their tissue (known markers strongest).
     known = [rows_of(KNOWN_MARKERS.get(t, ())) for t in tissues]
     female, male = rows_of(FEMALE_GENES), rows_of(MALE_GENES)
-    taken = np.zeros(n_genes, dtype=bool)
-    for rows in (*known, female, male):
+    free, markers = _place_markers(rng, base, tissue_effect, ids=ids, tissues=tissues, known=known,
+                                   reserved=(female, male), n_tissue_genes=n_tissue_genes)
+    sex_effect = _place_sex_genes(rng, base, tissue_effect, female=female, male=male)
+    module_loading, age_loading = _module_loadings(rng, free, n_genes=n_genes, n_modules=n_modules,
+                                                   n_age_genes=n_age_genes)
+    batch_effect = rng.normal(0.0, 0.15, (n_genes, n_batches))
+    dispersion = _dispersion(rng, base, lengths)
+    return _GeneModel(tissues=tissues, base=base, tissue_effect=tissue_effect, markers=markers,
+                      module_loading=module_loading, age_loading=age_loading, batch_effect=batch_effect,
+                      sex_effect=sex_effect, dispersion=dispersion)
+
+
+def _place_markers(rng: np.random.Generator, base: np.ndarray, tissue_effect: np.ndarray, *, ids: np.ndarray,
+                   tissues: tuple[str, ...], known: list[np.ndarray], reserved: tuple[np.ndarray, ...],
+                   n_tissue_genes: int) -> tuple[np.ndarray, tuple[tuple[str, tuple[str, ...]], ...]]:
+    """Markers: low elsewhere, strongly up in their tissue (known markers strongest).
+
+    Writes the markers' baseline and tissue effects into ``base`` ``[genes]`` and
+    ``tissue_effect`` ``[genes, tissues]``; each tissue gets its ``known`` rows and up to
+    ``n_tissue_genes`` random ones, never a ``reserved`` (sex) gene. → (the rows left free, in
+    random order; (tissue, marker gene IDs) per tissue).
+    """
+    taken = np.zeros(len(base), dtype=bool)
+    for rows in (*known, *reserved):
         taken[rows] = True
     free = rng.permutation(np.flatnonzero(~taken))
     n_extra = min(n_tissue_genes, len(free) // (len(tissues) + 1))
     extra = [free[i * n_extra : (i + 1) * n_extra] for i in range(len(tissues))]
-    free = free[len(tissues) * n_extra :]
     markers = []
     for t, (tissue, k_rows, x_rows) in enumerate(zip(tissues, known, extra)):
         rows = np.concatenate([k_rows, x_rows])
@@ -261,16 +283,26 @@ def _draw_gene_model(
         tissue_effect[k_rows, t] = np.sort(rng.uniform(5.5, 8.5, len(k_rows)))[::-1]
         tissue_effect[x_rows, t] = rng.uniform(4.0, 6.5, len(x_rows))
         markers.append((tissue, tuple(ids[rows])))
+    return free[len(tissues) * n_extra :], tuple(markers)
 
-    # Sex genes: expressed in one sex, silent in the other.
-    sex_effect = np.zeros((n_genes, 2))
+
+def _place_sex_genes(rng: np.random.Generator, base: np.ndarray, tissue_effect: np.ndarray, *,
+                     female: np.ndarray, male: np.ndarray) -> np.ndarray:
+    """Sex genes: expressed in one sex, silent in the other. Writes their baseline into ``base``
+    and clears their tissue effects; → the sex effect ``[genes, 2]`` (female, male)."""
+    sex_effect = np.zeros((len(base), 2))
     base[female] = rng.normal(2.5, 0.3, len(female))
     base[male] = rng.normal(1.5, 0.5, len(male))
     tissue_effect[np.concatenate([female, male])] = 0.0
     sex_effect[female, 1] = _OFF
     sex_effect[male, 0] = _OFF
+    return sex_effect
 
-    # Co-expression modules and the age module: disjoint groups of the remaining genes.
+
+def _module_loadings(rng: np.random.Generator, free: np.ndarray, *, n_genes: int, n_modules: int,
+                     n_age_genes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Co-expression modules and the age module: disjoint groups of the ``free`` genes.
+    → loadings ``[genes, modules]`` and age loadings ``[genes]``."""
     sizes = rng.integers(20, 151, n_modules)
     module_loading = np.zeros((n_genes, n_modules))
     start = 0
@@ -282,25 +314,14 @@ def _draw_gene_model(
     age_loading = np.zeros(n_genes)
     rows = free[start : start + n_age_genes]
     age_loading[rows] = rng.choice([-1.0, 1.0], len(rows)) * rng.uniform(0.15, 0.4, len(rows))
+    return module_loading, age_loading
 
-    batch_effect = rng.normal(0.0, 0.15, (n_genes, n_batches))
 
-    # Dispersion falls with expression (CPM at baseline), with per-gene scatter.
+def _dispersion(rng: np.random.Generator, base: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Dispersion falls with expression (CPM at baseline), with per-gene scatter."""
     weight = np.exp(base) * lengths
     cpm = np.maximum(weight / weight.sum() * 1e6, 0.01)
-    dispersion = (0.04 + 0.4 / np.sqrt(cpm)) * rng.lognormal(0.0, 0.35, n_genes)
-
-    return _GeneModel(
-        tissues=tissues,
-        base=base,
-        tissue_effect=tissue_effect,
-        markers=tuple(markers),
-        module_loading=module_loading,
-        age_loading=age_loading,
-        batch_effect=batch_effect,
-        sex_effect=sex_effect,
-        dispersion=dispersion,
-    )
+    return (0.04 + 0.4 / np.sqrt(cpm)) * rng.lognormal(0.0, 0.35, len(base))
 
 
 def _draw_samples(

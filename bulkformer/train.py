@@ -31,6 +31,7 @@ from bulkformer.errors import BulkFormerError
 from bulkformer.gene_lengths import UPSTREAM
 from bulkformer.graph import GeneGraph, build_coexpression_graph
 from bulkformer.inference import choose_device
+from bulkformer.masking import hidden_count
 from bulkformer.model import MISSING, BulkFormer, BulkFormerConfig
 from bulkformer.wrapper import BulkFormerModel
 
@@ -110,7 +111,8 @@ class TrainingResult:
 
 
 def mask_measured(values: Tensor, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Hide ``fraction`` of each sample's measured genes (at least one) by setting them to -10.
+    """Hide :func:`~bulkformer.masking.hidden_count` of each sample's measured genes
+    (``fraction × measured`` rounded half up, at least one) by setting them to -10.
 
     Shapes:
         values: ``[batch, genes]`` → (masked values ``[batch, genes]``, hidden bool ``[batch, genes]``)
@@ -118,7 +120,7 @@ def mask_measured(values: Tensor, fraction: float, generator: torch.Generator) -
     measured = values != MISSING
     scores = torch.rand(values.shape, generator=generator).to(values.device)
     scores = scores.masked_fill(~measured, 2.0)  # unmeasured genes are never picked
-    n_hide = (measured.sum(1).float() * fraction).round().clamp(min=1).long()
+    n_hide = torch.from_numpy(hidden_count(measured.sum(1).cpu().numpy(), fraction)).to(values.device)
     rank = scores.argsort(dim=1).argsort(dim=1)
     hidden = (rank < n_hide.unsqueeze(1)) & measured
     return values.masked_fill(hidden, MISSING), hidden
@@ -176,6 +178,96 @@ def train(
     check_model_folder(output_dir)  # before any work: never fails only when saving at the end
     values = np.asarray(cohort.values, dtype=np.float32)
     gene_ids = tuple(cohort.gene_ids)
+    n_genes = _check_cohort(values, gene_ids, start_from=start_from, architecture=architecture)
+
+    torch.manual_seed(config.seed)
+    val_idx, train_idx = _split(values.shape[0], config)
+    device = choose_device(config.device)
+    run = _start_run(values[train_idx], start_from=start_from, architecture=architecture, config=config,
+                     device=device)
+    state_file = state_path_for(output_dir)
+    if resume and state_file.is_file():
+        _load_state(state_file, run, n_genes)
+    adjacency = run.graph.normalized_adjacency(device=device)
+
+    val_x = torch.from_numpy(values[val_idx]).to(device)
+    val_masked, val_hidden = mask_measured(val_x, config.mask_fraction, torch.Generator().manual_seed(config.seed + 1))
+    for epoch in range(run.epoch, config.epochs):
+        began = time.perf_counter()
+        train_loss = _train_epoch(run, adjacency, values, train_idx, config, device=device, progress=progress)
+        val_loss, val_pcc = _evaluate(run.network, adjacency, val_x, val_masked, val_hidden, config.batch_size)
+        report = EpochReport(epoch + 1, run.step, train_loss, val_loss, val_pcc, time.perf_counter() - began)
+        run.history.append(report)
+        run.epoch = epoch + 1
+        _save_state(state_file, run)
+        if on_epoch is not None:
+            on_epoch(report)
+
+    run.network.eval()
+    facts = _training_facts(cohort, values, config, run.history, val_idx=val_idx, train_idx=train_idx,
+                            start_from=start_from, extra_facts=extra_facts)
+    model = BulkFormerModel(run.network, run.graph, gene_ids, checksum="", source=str(output_dir),
+                            is_demo=bool(facts.get("demo", False)), device=str(device), training=facts,
+                            gene_lengths=gene_lengths)
+    model.save(output_dir, package_version=__version__)
+    return TrainingResult(BulkFormerModel.from_folder(output_dir, device=str(device)), tuple(run.history), output_dir)
+
+
+@dataclass
+class _Run:
+    """The moving parts of one training run; mutable, because every step advances them.
+    ``epoch``, ``step``: epochs and optimiser steps done; the schedule decays to 0 over ``total_steps``."""
+
+    network: BulkFormer
+    graph: GeneGraph
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    generator: torch.Generator
+    steps_per_epoch: int
+    total_steps: int
+    history: list[EpochReport] = dataclasses.field(default_factory=list)
+    epoch: int = 0
+    step: int = 0
+
+
+def _start_run(train_values: np.ndarray, *, start_from: BulkFormerModel | None,
+               architecture: BulkFormerConfig | None, config: TrainingConfig, device: torch.device) -> _Run:
+    """A fresh run: a copy of ``start_from`` and its graph, or a new network with a co-expression
+    graph of the training samples; AdamW with warm-up then cosine decay; the seeded generator."""
+    if start_from is not None:
+        network = copy.deepcopy(start_from.network)  # the caller's model stays as it was
+        graph = start_from.graph
+    else:
+        network = BulkFormer(architecture)  # type: ignore[arg-type]
+        graph = _graph_from(train_values, k=config.graph_k)
+    network.to(device)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train_values) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, total_steps))
+    return _Run(network, graph, optimizer, schedule, torch.Generator().manual_seed(config.seed),
+                steps_per_epoch, total_steps)
+
+
+def _train_epoch(run: _Run, adjacency: Tensor, values: np.ndarray, train_idx: np.ndarray, config: TrainingConfig,
+                 *, device: torch.device, progress: Callable[[StepProgress], None] | None) -> float:
+    """One pass over the training rows in a seeded random order, in batches; → the mean loss."""
+    run.network.train()
+    epoch_order = train_idx[torch.randperm(len(train_idx), generator=run.generator).numpy()]
+    losses = []
+    for start in range(0, len(epoch_order), config.batch_size):
+        x = torch.from_numpy(values[epoch_order[start : start + config.batch_size]]).to(device)
+        losses.append(_optimiser_step(run, adjacency, x, config))
+        run.step += 1
+        if progress is not None:
+            progress(StepProgress(run.epoch + 1, config.epochs, run.step, run.total_steps, losses[-1]))
+    return float(np.mean(losses))
+
+
+def _check_cohort(values: np.ndarray, gene_ids: tuple[str, ...], *, start_from: BulkFormerModel | None,
+                  architecture: BulkFormerConfig | None) -> int:
+    """The model's number of genes, after checking that exactly one model is given and that the
+    cohort fits it (its genes, their order, at least 2 samples)."""
     if (start_from is None) == (architecture is None):
         raise BulkFormerError("Give either a model to fine-tune or an architecture to train from scratch.")
     n_genes = start_from.config.n_genes if start_from else architecture.n_genes  # type: ignore[union-attr]
@@ -189,87 +281,41 @@ def train(
                               hint="Prepare the cohort with gene_order=model.gene_ids.")
     if values.shape[0] < 2:
         raise BulkFormerError("Training needs at least 2 samples.", hint="Add more samples to the cohort.")
+    return n_genes
 
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(values.shape[0])
-    n_val = max(1, round(values.shape[0] * config.val_fraction)) if config.val_fraction > 0 else 0
-    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-    device = choose_device(config.device)
 
-    if start_from is not None:
-        network = copy.deepcopy(start_from.network)  # the caller's model stays as it was
-        graph = start_from.graph
-    else:
-        network = BulkFormer(architecture)  # type: ignore[arg-type]
-        graph = _graph_from(values[train_idx], k=config.graph_k)
-    network.to(device)
-    adjacency = graph.normalized_adjacency(device=device)
+def _split(n_samples: int, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(validation rows, training rows), each sorted: a seeded ``val_fraction`` of the samples,
+    at least one when ``val_fraction`` > 0."""
+    order = np.random.default_rng(config.seed).permutation(n_samples)
+    n_val = max(1, round(n_samples * config.val_fraction)) if config.val_fraction > 0 else 0
+    return np.sort(order[:n_val]), np.sort(order[n_val:])
 
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, total_steps))
-    generator = torch.Generator().manual_seed(config.seed)
-    history: list[EpochReport] = []
-    start_epoch = 0
 
-    state_file = state_path_for(output_dir)
-    if resume and state_file.is_file():
-        try:
-            state = torch.load(state_file, map_location="cpu", weights_only=True)
-            network.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
-            generator.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
-            history = [EpochReport(**h) for h in state["history"]]
-            start_epoch = int(state["epoch"])
-            graph = GeneGraph(state["graph_edges"], state["graph_weight"], n_genes)
-        except Exception as err:  # unpickling, missing keys, another architecture's tensors
-            raise BulkFormerError(
-                f"The saved state of an interrupted run, {state_file}, cannot be resumed: it is "
-                f"damaged or from a run with other settings ({type(err).__name__}).",
-                hint="Start over with --restart (or delete that file), or resume with the "
-                     "settings of the interrupted run.") from err
-        adjacency = graph.normalized_adjacency(device=device)
+def _optimiser_step(run: _Run, adjacency: Tensor, x: Tensor, config: TrainingConfig) -> float:
+    """One step on a batch ``x`` ``[batch, genes]``: panels (if asked), masking, MSE on the hidden
+    genes, clipped update; → the loss."""
+    shown = simulate_panels(x, config.panel_fraction, run.generator) if config.panel_fraction > 0 else x
+    masked, hidden = mask_measured(shown, config.mask_fraction, run.generator)
+    pred = run.network(masked, adjacency)
+    loss = torch.nn.functional.mse_loss(pred[hidden], x[hidden])
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.network.parameters(), config.grad_clip)
+    run.optimizer.step()
+    run.schedule.step()
+    return loss.item()
 
-    val_x = torch.from_numpy(values[val_idx]).to(device)
-    val_masked, val_hidden = mask_measured(val_x, config.mask_fraction, torch.Generator().manual_seed(config.seed + 1))
-    step = start_epoch * steps_per_epoch
-    for epoch in range(start_epoch, config.epochs):
-        began = time.perf_counter()
-        network.train()
-        epoch_order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
-        losses = []
-        for start in range(0, len(epoch_order), config.batch_size):
-            x = torch.from_numpy(values[epoch_order[start : start + config.batch_size]]).to(device)
-            shown = simulate_panels(x, config.panel_fraction, generator) if config.panel_fraction > 0 else x
-            masked, hidden = mask_measured(shown, config.mask_fraction, generator)
-            pred = network(masked, adjacency)
-            loss = torch.nn.functional.mse_loss(pred[hidden], x[hidden])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
-            optimizer.step()
-            schedule.step()
-            step += 1
-            losses.append(loss.item())
-            if progress is not None:
-                progress(StepProgress(epoch + 1, config.epochs, step, total_steps, losses[-1]))
-        val_loss, val_pcc = _evaluate(network, adjacency, val_x, val_masked, val_hidden, config.batch_size)
-        report = EpochReport(epoch + 1, step, float(np.mean(losses)), val_loss, val_pcc, time.perf_counter() - began)
-        history.append(report)
-        _save_state(state_file, network, optimizer, schedule, generator, history, epoch + 1, graph)
-        if on_epoch is not None:
-            on_epoch(report)
 
-    network.eval()
-    facts = {
+def _training_facts(cohort: Cohort, values: np.ndarray, config: TrainingConfig, history: Sequence[EpochReport], *,
+                    val_idx: np.ndarray, train_idx: np.ndarray, start_from: BulkFormerModel | None,
+                    extra_facts: dict[str, Any] | None) -> dict[str, Any]:
+    """What the saved model records about how it was trained (its config.json ``training``)."""
+    return {
         "objective": f"masked expression modelling, {config.mask_fraction:.0%} of measured genes hidden",
         "training": dataclasses.asdict(config),
         "data": {"n_samples": int(values.shape[0]), "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
-                 "n_genes": n_genes, "measured_genes": int((values != MISSING).any(0).sum())},
+                 "n_genes": int(values.shape[1]), "measured_genes": int((values != MISSING).any(0).sum())},
         "history": [dataclasses.asdict(h) for h in history],
         "metrics": {"val_pcc": history[-1].val_pcc if history else None,
                     "val_loss": history[-1].val_loss if history else None},
@@ -277,11 +323,6 @@ def train(
         "validation_samples": [cohort.sample_ids[i] for i in val_idx],
         **(extra_facts or {}),
     }
-    model = BulkFormerModel(network, graph, gene_ids, checksum="", source=str(output_dir),
-                            is_demo=bool(facts.get("demo", False)), device=str(device), training=facts,
-                            gene_lengths=gene_lengths)
-    model.save(output_dir, package_version=__version__)
-    return TrainingResult(BulkFormerModel.from_folder(output_dir, device=str(device)), tuple(history), output_dir)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -322,20 +363,41 @@ def _warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def _save_state(path: Path, network: BulkFormer, optimizer: torch.optim.Optimizer, schedule: Any,
-                generator: torch.Generator, history: Sequence[EpochReport], epoch: int, graph: GeneGraph) -> None:
+def _load_state(path: Path, run: _Run, n_genes: int) -> None:
+    """Restore an interrupted run written by :func:`_save_state` into ``run`` and torch's global
+    generator."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        run.network.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.schedule.load_state_dict(state["schedule"])
+        run.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
+        run.history = [EpochReport(**h) for h in state["history"]]
+        run.epoch = int(state["epoch"])
+        run.graph = GeneGraph(state["graph_edges"], state["graph_weight"], n_genes)
+    except Exception as err:  # unpickling, missing keys, another architecture's tensors
+        raise BulkFormerError(
+            f"The saved state of an interrupted run, {path}, cannot be resumed: it is "
+            f"damaged or from a run with other settings ({type(err).__name__}).",
+            hint="Start over with --restart (or delete that file), or resume with the "
+                 "settings of the interrupted run.") from err
+    run.step = run.epoch * run.steps_per_epoch
+
+
+def _save_state(path: Path, run: _Run) -> None:
     """Atomic write of everything needed to resume (tensors and plain values only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save({
-        "model": network.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "schedule": schedule.state_dict(),
-        "generator": generator.get_state(),
+        "model": run.network.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "schedule": run.schedule.state_dict(),
+        "generator": run.generator.get_state(),
         "torch_rng": torch.get_rng_state(),
-        "history": [dataclasses.asdict(h) for h in history],
-        "epoch": epoch,
-        "graph_edges": graph.edge_index,
-        "graph_weight": graph.weight,
+        "history": [dataclasses.asdict(h) for h in run.history],
+        "epoch": run.epoch,
+        "graph_edges": run.graph.edge_index,
+        "graph_weight": run.graph.weight,
     }, tmp)
     os.replace(tmp, path)

@@ -34,11 +34,8 @@ from bulkformer.graph import GeneGraph, load_graph
 from bulkformer.io import Source
 from bulkformer.inference import (
     BatchOutput,
-    Compile,
     ForwardPlan,
-    Precision,
     ProgressFn,
-    auto_batch_size,
     choose_device,
     iter_forward,
     resolve_compile,
@@ -48,6 +45,7 @@ from bulkformer.model.bulkformer import BulkFormer
 from bulkformer.model.config import BulkFormerConfig
 from bulkformer.pipeline import PreparedInput, prepare
 from bulkformer.registry import ESM2_NAME, GENE_INFO_NAME, MODELS, for_family
+from bulkformer.run_options import Compile, RunOptions
 
 #: Published file names: (checkpoint in the model folder, graph pair in the data folder).
 PUBLISHED_FILES: dict[str, tuple[str, str, str]] = {m.name: (m.checkpoint, *m.graph) for m in MODELS.values()}
@@ -228,34 +226,22 @@ class BulkFormerModel:
         self,
         values: np.ndarray,
         sample_ids: Sequence[str],
+        options: RunOptions | None = None,
         *,
-        embed: bool = True,
-        impute: bool = True,
-        aggregate: str = "mean",
-        aggregate_genes: Sequence[str] | None = None,
-        gene_embedding_genes: Sequence[str] | None = None,
-        with_esm2: bool = False,
-        batch_size: int | None = None,
-        precision: Precision = "auto",
-        compile: Compile = "auto",
         progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None,
+        **overrides: Any,
     ) -> InferenceResult:
         """Sample embeddings, imputed expression and chosen gene embeddings in one pass.
 
-        ``precision``: ``auto`` (bf16 where the hardware has it natively, FAVOR+ kept in
-        float32), ``fp32`` or ``bf16``. ``compile``: ``auto`` (``torch.compile`` the Performer
-        layers on the CPU when the run is long enough to repay the ~30 s compile), ``on`` or
-        ``off``. ``batch_size``: ``None`` chooses one from free memory.
+        ``options`` (:class:`~bulkformer.run_options.RunOptions`) say what to compute and how;
+        ``overrides`` replace its fields by name (``model.run(values, ids, embed=False)``).
 
         Shapes:
             values: ``[samples, genes]`` aligned to :attr:`gene_ids`, ``-10`` where missing.
         """
-        outputs = list(self.iter_batches(
-            values, embed=embed, impute=impute, aggregate=aggregate, aggregate_genes=aggregate_genes,
-            gene_embedding_genes=gene_embedding_genes, with_esm2=with_esm2, batch_size=batch_size,
-            precision=precision, compile=compile, progress=progress, should_stop=should_stop,
-        ))
+        options = RunOptions.build(options, **overrides)
+        outputs = list(self.iter_batches(values, options, progress=progress, should_stop=should_stop))
 
         def stack(attr: str) -> np.ndarray | None:
             parts = [getattr(o, attr) for o in outputs]
@@ -267,48 +253,35 @@ class BulkFormerModel:
             sample_embedding=stack("sample_embedding"),
             imputed=stack("imputed"),
             gene_embedding=stack("gene_embedding"),
-            gene_embedding_ids=tuple(gene_embedding_genes or ()),
-            aggregate=aggregate,
+            gene_embedding_ids=options.gene_embedding_genes or (),
+            aggregate=options.aggregate,
         )
 
     def iter_batches(
         self,
         values: np.ndarray,
+        options: RunOptions | None = None,
         *,
-        embed: bool = True,
-        impute: bool = True,
-        aggregate: str = "mean",
-        aggregate_genes: Sequence[str] | None = None,
-        gene_embedding_genes: Sequence[str] | None = None,
-        with_esm2: bool = False,
-        batch_size: int | None = None,
-        precision: Precision = "auto",
-        compile: Compile = "auto",
         progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None,
+        **overrides: Any,
     ) -> Iterator[BatchOutput]:
         """Like :meth:`run`, but yields each batch's :class:`BatchOutput` (for streaming to disk)."""
+        options = RunOptions.build(options, **overrides)
         values = np.asarray(values, dtype=np.float32)
         if values.ndim != 2 or values.shape[1] != len(self.gene_ids):
             raise CheckpointError(
                 f"Input has shape {values.shape}; this model expects [samples, {len(self.gene_ids)}].",
                 hint="Align the table to this model's genes first (bulkformer.prepare).",
             )
-        gene_index = resolve_indices(self.gene_ids, gene_embedding_genes, what="gene embeddings")
+        gene_index = resolve_indices(self.gene_ids, options.gene_embedding_genes, what="gene embeddings")
         plan = ForwardPlan(
-            embed=embed,
-            impute=impute,
-            aggregate=aggregate,
-            aggregate_index=resolve_indices(self.gene_ids, aggregate_genes, what="aggregation"),
+            aggregate_index=resolve_indices(self.gene_ids, options.aggregate_genes, what="aggregation"),
             gene_index=gene_index,
-            gene_table=self._esm2_rows(gene_index) if with_esm2 and gene_index is not None else None,
+            gene_table=self._esm2_rows(gene_index) if options.with_esm2 and gene_index is not None else None,
         )
-        compiled = resolve_compile(compile, self.network, self.device, values.shape[0])
-        size = batch_size or auto_batch_size(self.network, self.device, values.shape[0])
-        return iter_forward(
-            self.network, self._adjacency, self.identity(), values, plan, batch_size=size, device=self.device,
-            precision=precision, compiled=compiled, progress=progress, should_stop=should_stop,
-        )
+        return iter_forward(self.network, self._adjacency, self.identity(), values, plan, options,
+                            device=self.device, progress=progress, should_stop=should_stop)
 
     def esm2_table(self) -> Tensor:
         """The ESM2 protein embeddings of the model's genes, ``[genes, D_esm]``.

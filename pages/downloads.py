@@ -10,7 +10,6 @@ import streamlit as st
 
 from bulkformer.export import (
     IMPUTE_MODES,
-    RunFacts,
     embedding_frame,
     expression_frame,
     gene_embedding_frame,
@@ -21,6 +20,8 @@ from bulkformer.export import (
     too_wide_for_excel,
     write_output,
 )
+from bulkformer.run_options import RunOptions
+from bulkformer.runs import run_facts
 from ui import frame, jobs, keys, plots, runs, session, uploads
 
 model, prepared = frame.open_page(":material/download: Downloads")
@@ -60,17 +61,11 @@ extra = [("Input file", data.table.name), ("Reading choices", ", ".join(
     f"{k} = {getattr(v, 'value', v)}" for k, v in uploads.guess_items(prepared).items()))]
 if data.sheet is not None:
     extra.append(("Sample sheet", data.sheet.name))
-if outcome.options.get("aggregate_genes"):
-    extra.append(("Genes used for the sample embedding", f"{len(outcome.options['aggregate_genes'])} chosen genes"))
+if outcome.options.aggregate_genes:
+    extra.append(("Genes used for the sample embedding", f"{len(outcome.options.aggregate_genes)} chosen genes"))
 extra.append(("Map", f"{umap.method.upper()}" + (f" ({umap.note})" if umap.note else "")))
-facts = RunFacts(
-    model_name=model.name, model_checksum=model.checksum, model_source=model.source,
-    is_demo=bool(model.is_demo), device=str(model.device), aggregate=outcome.options["aggregate"],
-    batch_size=runs.batch_size_setting(), precision=outcome.options["precision"],
-    n_samples=len(ids), n_genes=len(result.gene_ids), qc_summary=tuple(prepared.qc.summary_lines()),
-    extra=tuple(extra), n_measured_genes=int(observed.sum()),
-    holdout=tuple(holdout.verdict.lines()) if holdout is not None else (),
-)
+facts = run_facts(model, prepared, outcome.options, extra=extra,
+                  holdout=holdout.verdict.lines() if holdout is not None else ())
 notes = facts.notes
 
 
@@ -174,8 +169,8 @@ with c2:
                 st.error(f"{len(found)} genes: please choose at most 50 at a time.", icon=":material/error:")
             else:
                 with frame.guarded("starting the gene embeddings"):
-                    runs.start_gene_run(model, prepared, genes=found, precision=outcome.options["precision"],
-                                        batch_size=runs.batch_size_setting())
+                    runs.start_gene_run(model, prepared, found, RunOptions(
+                        precision=outcome.options.precision, batch_size=runs.batch_size_setting()))
         jobs.job_panel("genes")
         genes_outcome = runs.current("genes", model)
         if genes_outcome is not None:

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from bulkformer.export import embedding_frame
 from bulkformer.model.config import V2_SAMPLE_FEATURES
+from bulkformer.run_options import RunOptions
 from ui import frame, jobs, keys, plots, runs, session, uploads
 
 AGGREGATES = {
@@ -75,8 +77,9 @@ if submitted:
             ok = False
     if ok:
         with frame.guarded("starting the run"):
-            state = runs.start_main_run(model, prepared, aggregate=aggregate, aggregate_genes=subset,
-                                        precision=precision, batch_size=int(batch_size) or None)
+            state = runs.start_main_run(model, prepared, RunOptions(
+                aggregate=aggregate, aggregate_genes=subset or None, precision=precision,
+                batch_size=int(batch_size) or None))
             if state == "have":
                 st.success("These results are already computed for this table and these options.",
                            icon=":material/check_circle:")
@@ -85,12 +88,9 @@ jobs.job_panel("main", finishing_text="drawing the map of your samples…" if se
                "drawing the map of your samples; the first map since the server started prepares the "
                "map code first (up to a minute)…")
 
-outcome = runs.current("main", model)
-if outcome is None:
-    if not jobs.is_running("main"):
-        st.info("Choose the options above and press **Run BulkFormer**. The run goes on in the background; "
-                "after its first samples it tells you how long the rest will take.", icon=":material/info:")
-    st.stop()
+outcome = runs.current_or_stop("main", model, hint=(
+    "Choose the options above and press **Run BulkFormer**. The run goes on in the background; "
+    "after its first samples it tells you how long the rest will take."))
 
 result = outcome.result
 embedding = result.sample_embedding
@@ -100,9 +100,9 @@ metadata = prepared.metadata
 m = st.columns(4)
 m[0].metric("Samples", f"{len(ids):,}")
 m[1].metric("Fingerprint length", f"{embedding.shape[1]:,}", help="Numbers per sample embedding.")
-m[2].metric("Summary", outcome.options["aggregate"],
+m[2].metric("Summary", outcome.options.aggregate,
             help="How the gene descriptions were summarised"
-                 + (f" ({len(outcome.options['aggregate_genes'])} chosen genes)." if outcome.options["aggregate_genes"]
+                 + (f" ({len(outcome.options.aggregate_genes)} chosen genes)." if outcome.options.aggregate_genes
                     else " (all genes)."))
 m[3].metric("Time", "from cache" if outcome.from_cache else jobs.format_seconds(outcome.seconds),
             help="A run with the same table and options is stored for this session and reused instantly.")
@@ -157,11 +157,10 @@ st.caption("Each dot is one sample; hover for its name and sample-sheet details.
            "button at the top right of the plot to save it as a picture.")
 
 with st.expander("The embedding numbers", icon=":material/table:"):
-    names = list(model.config.feature_names())
-    names = names if len(names) == embedding.shape[1] else [f"emb_{i}" for i in range(embedding.shape[1])]
-    shown = [*range(min(12, len(names))), *(i for i in range(len(names)) if not names[i].startswith("emb_"))]
-    preview = pd.DataFrame(np.asarray(embedding)[:, shown], index=pd.Index(ids, name="sample_id"),
-                           columns=[names[i] for i in shown])
+    table = embedding_frame(result, column_names=model.config.feature_names())
+    names = list(table.columns)
+    shown = [*range(min(12, len(names))), *(i for i in range(len(names)) if names[i] in V2_SAMPLE_FEATURES)]
+    preview = table.iloc[:, shown]
     st.dataframe(preview, width="stretch", height=240)
     sample_features = tuple(names[-len(V2_SAMPLE_FEATURES):]) == V2_SAMPLE_FEATURES
     if len(shown) < len(names):
@@ -178,7 +177,7 @@ with st.expander("The embedding numbers", icon=":material/table:"):
                "sample (all samples of one table lack the same genes), so it tells the samples apart in no way."
                if constant else "")
             + (" With “All three combined”, each is three times its value (max + mean + median of a constant)."
-               if outcome.options["aggregate"] == "all" else ""))
+               if outcome.options.aggregate == "all" else ""))
 
 st.divider()
 c1, c2 = st.columns(2)

@@ -10,6 +10,7 @@ import streamlit as st
 
 from bulkformer import holdout as ho
 from bulkformer.export import expression_frame, file_notes, to_bytes, too_wide_for_excel
+from bulkformer.run_options import RunOptions
 from ui import frame, jobs, plots, runs, session, uploads
 
 #: Above this many points the observed-vs-imputed plot is a density map instead of dots.
@@ -71,8 +72,8 @@ with tab_check:
     if c2.button("Run the hold-out check", type="primary", icon=":material/play_arrow:", key="holdout_run",
                  disabled=jobs.is_running("holdout")):
         with frame.guarded("starting the hold-out check"):
-            runs.start_holdout_run(model, prepared, fraction=fraction, precision="fp32",
-                                   batch_size=runs.batch_size_setting())
+            options = RunOptions(precision="fp32", batch_size=runs.batch_size_setting())
+            runs.start_holdout_run(model, prepared, options, fraction=fraction)
     jobs.job_panel("holdout", finishing_text="scoring the answers…")
 
     if holdout is None:
@@ -170,8 +171,7 @@ def _need_main_run(where: str) -> None:
     if st.button("Run BulkFormer (standard options)", icon=":material/play_arrow:", key=f"main_run_{where}",
                  disabled=jobs.is_running("main")):
         with frame.guarded("starting the run"):
-            runs.start_main_run(model, prepared, aggregate="mean", aggregate_genes=None, precision="fp32",
-                                batch_size=runs.batch_size_setting())
+            runs.start_main_run(model, prepared, RunOptions(precision="fp32", batch_size=runs.batch_size_setting()))
             st.rerun()
     jobs.job_panel("main", finishing_text="drawing the map of your samples…", where=where)
 

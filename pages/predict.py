@@ -67,12 +67,9 @@ if submitted:
             st.success("This evaluation is already shown below.", icon=":material/check_circle:")
 
 jobs.job_panel("predict", finishing_text="writing up the results…", unit="steps")
-outcome = runs.current("predict", model)
-if outcome is None:
-    if not jobs.is_running("predict"):
-        st.info("Choose a column and press **Evaluate**. It runs in the background; the demo cohort "
-                "(200 samples) takes under a minute.", icon=":material/info:")
-    st.stop()
+outcome = runs.current_or_stop("predict", model, hint=(
+    "Choose a column and press **Evaluate**. It runs in the background; the demo cohort "
+    "(200 samples) takes under a minute."))
 
 result = outcome.result
 target = result.target

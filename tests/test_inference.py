@@ -3,6 +3,7 @@ back-off, compiled layers."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import shutil
@@ -25,6 +26,7 @@ from bulkformer.inference import (
     resolve_precision,
 )
 from bulkformer.model import PRESETS
+from bulkformer.run_options import RunOptions
 from tests.conftest import random_expression, random_graph, tiny_network
 
 
@@ -44,10 +46,11 @@ def test_aggregations_match_numpy(n_genes: int) -> None:
         aggregate_genes(t, "sum")
 
 
-def _collect(network, adjacency, values, plan, batch_size):
+def _collect(network, adjacency, values, plan, batch_size, **options):
     identity = network.gene_identity().detach()
-    outs = list(iter_forward(network, adjacency, identity, values, plan, batch_size=batch_size,
-                             device=torch.device("cpu"), precision="fp32"))
+    outs = list(iter_forward(network, adjacency, identity, values, plan,
+                             RunOptions(batch_size=batch_size, precision="fp32", **options),
+                             device=torch.device("cpu")))
     return outs
 
 
@@ -56,8 +59,8 @@ def test_batches_cover_the_cohort_and_match_a_direct_forward(family: str) -> Non
     adjacency = random_graph(50, 150).normalized_adjacency()
     values = random_expression(5, 50, seed=3)
     subset = np.array([4, 9, 31])
-    plan = ForwardPlan(aggregate="max", aggregate_index=subset, gene_index=np.array([2, 40]))
-    outs = _collect(network, adjacency, values, plan, batch_size=2)
+    plan = ForwardPlan(aggregate_index=subset, gene_index=np.array([2, 40]))
+    outs = _collect(network, adjacency, values, plan, batch_size=2, aggregate="max")
     assert [(o.start, o.stop) for o in outs] == [(0, 2), (2, 4), (4, 5)]
     emb = np.concatenate([o.sample_embedding for o in outs])
     imputed = np.concatenate([o.imputed for o in outs])
@@ -76,7 +79,7 @@ def test_cancel_stops_before_the_next_batch() -> None:
     adjacency = random_graph(50, 100).normalized_adjacency()
     seen: list[int] = []
     gen = iter_forward(network, adjacency, network.gene_identity().detach(), random_expression(6, 50),
-                       ForwardPlan(), batch_size=2, device=torch.device("cpu"),
+                       ForwardPlan(), RunOptions(batch_size=2), device=torch.device("cpu"),
                        progress=lambda done, total: seen.append(done), should_stop=lambda: len(seen) >= 1)
     with pytest.raises(InferenceCancelled):
         list(gen)
@@ -152,7 +155,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_sample(error: Exception,
     done: list[int] = []
     with caplog.at_level(logging.WARNING, logger="bulkformer.inference"):
         outs = list(iter_forward(network, adjacency, network.gene_identity().detach(), values, ForwardPlan(),
-                                 batch_size=8, device=torch.device("cpu"), precision="fp32",
+                                 RunOptions(batch_size=8, precision="fp32"), device=torch.device("cpu"),
                                  progress=lambda d, t: done.append(d)))
     # 7 (the whole cohort) → 4 → 2 on the first batch, then 2 for the rest: 7 = 2 + 2 + 2 + 1.
     assert sizes == [7, 4, 2, 2, 2, 1]
@@ -168,7 +171,7 @@ def test_one_sample_that_does_not_fit_is_a_clear_error() -> None:
     _fails_above(0, torch.OutOfMemoryError("CUDA out of memory"), network)
     with pytest.raises(BulkFormerError, match="One sample does not fit") as info:
         list(iter_forward(network, adjacency, network.gene_identity().detach(), random_expression(3, 50),
-                          ForwardPlan(), batch_size=4, device=torch.device("cpu")))
+                          ForwardPlan(), RunOptions(batch_size=4), device=torch.device("cpu")))
     assert "--device cpu" in info.value.hint
 
 
@@ -178,7 +181,7 @@ def test_errors_other_than_memory_are_not_retried() -> None:
     sizes = _fails_above(1, RuntimeError("mat1 and mat2 shapes cannot be multiplied"), network)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         list(iter_forward(network, adjacency, network.gene_identity().detach(), random_expression(3, 50),
-                          ForwardPlan(), batch_size=4, device=torch.device("cpu")))
+                          ForwardPlan(), RunOptions(batch_size=4), device=torch.device("cpu")))
     assert sizes == [3]
 
 
@@ -220,9 +223,10 @@ def test_compiled_layers_give_the_eager_results(family: str) -> None:
     adjacency = random_graph(50, 150).normalized_adjacency()
     values = random_expression(3, 50, seed=6)
     identity = network.gene_identity().detach()
-    runs = [list(iter_forward(network, adjacency, identity, values, ForwardPlan(aggregate="all"), batch_size=3,
-                              device=torch.device("cpu"), precision="fp32", compiled=compiled))[0]
-            for compiled in (False, True)]
+    runs = [list(iter_forward(network, adjacency, identity, values, ForwardPlan(),
+                              RunOptions(aggregate="all", batch_size=3, precision="fp32", compile=compiled),
+                              device=torch.device("cpu")))[0]
+            for compiled in ("off", "on")]
     np.testing.assert_allclose(runs[1].sample_embedding, runs[0].sample_embedding, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(runs[1].imputed, runs[0].imputed, rtol=1e-4, atol=1e-5)
 
@@ -271,12 +275,13 @@ def test_compiled_runs_pad_the_last_batch_to_one_shape(monkeypatch) -> None:
         return layer(x)
 
     monkeypatch.setattr("bulkformer.inference.compiled_layers", lambda: recording)
-    plan = ForwardPlan(aggregate="all", gene_index=np.array([1, 30]))
+    plan = ForwardPlan(gene_index=np.array([1, 30]))
     cpu = torch.device("cpu")
-    padded = list(iter_forward(network, adjacency, identity, values, plan, batch_size=3, device=cpu,
-                               precision="fp32", compiled=True))
-    plain = list(iter_forward(network, adjacency, identity, values, plan, batch_size=3, device=cpu,
-                              precision="fp32", compiled=False))
+    options = RunOptions(aggregate="all", batch_size=3, precision="fp32")
+    padded = list(iter_forward(network, adjacency, identity, values, plan, dataclasses.replace(options, compile="on"),
+                               device=cpu))
+    plain = list(iter_forward(network, adjacency, identity, values, plan, dataclasses.replace(options, compile="off"),
+                              device=cpu))
     assert set(shapes) == {3} and [o.stop - o.start for o in padded] == [3, 3, 1]
     for field in ("sample_embedding", "imputed", "gene_embedding"):
         got = np.concatenate([getattr(o, field) for o in padded])

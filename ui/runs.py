@@ -1,56 +1,50 @@
 """The runs the app starts in the background (main run, hold-out check, gene embeddings,
-prediction), their outcomes and their cache keys, and the batch-size setting.
+prediction): the workflows of :mod:`bulkformer.runs` in a background job, their outcomes as this
+session holds them, their cache keys, and the batch-size setting.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
-from ui.jobs import results, start_job
+from bulkformer import runs as workflows
+from bulkformer.run_options import RunOptions
+from ui.jobs import is_running, results, start_job
 from ui.keys import K_BATCH
 from ui.session import init_session, result_cache
 from ui.uploads import dataset, overrides
 
 
 @dataclass(frozen=True, eq=False)
-class MainOutcome:
-    """The main run: sample embeddings + imputed expression, and the two maps of the samples."""
+class MainOutcome(workflows.CohortOutcome):
+    """The main run (embeddings, imputed expression, both maps) as this session holds it: with
+    its cache key and the fingerprint of the table it ran on."""
 
     key: str
     table_fp: str
-    options: dict[str, Any]
-    result: Any  # InferenceResult
-    projections: dict[str, Any]  # "umap" / "pca" → Projection
-    from_cache: bool
-    seconds: float
 
 
 @dataclass(frozen=True, eq=False)
-class HoldoutOutcome:
-    """The hold-out check: the model and the baselines on the same hidden values, and the verdict."""
+class HoldoutOutcome(workflows.HoldoutOutcome):
+    """The hold-out check as this session holds it (with its key and table fingerprint)."""
 
     key: str
     table_fp: str
-    fraction: float
-    comparison: Any  # holdout.HoldoutComparison
-    verdict: Any  # holdout.Verdict
-    from_cache: bool
 
 
 @dataclass(frozen=True, eq=False)
-class GeneOutcome:
-    """Gene-level embeddings of chosen genes."""
+class GeneOutcome(workflows.GeneOutcome):
+    """Gene-level embeddings of chosen genes as this session holds them (with key and table)."""
 
     key: str
     table_fp: str
-    genes: tuple[str, ...]
-    result: Any  # InferenceResult
 
 
 def table_fingerprint(model: Any) -> str:
@@ -70,6 +64,17 @@ def current(kind: str, model: Any) -> Any | None:
     return outcome
 
 
+def current_or_stop(kind: str, model: Any, *, hint: str) -> Any:
+    """This session's current result of ``kind``; without one, the page stops here, saying
+    ``hint`` (what to do to get it) unless that run is under way."""
+    outcome = current(kind, model)
+    if outcome is None:
+        if not is_running(kind):
+            st.info(hint, icon=":material/info:")
+        st.stop()
+    return outcome
+
+
 def run_key(kind: str, model: Any, options: Mapping[str, Any]) -> tuple[str, str]:
     """(table fingerprint, cache key) of a run: sha256 over the table, the model and the options."""
     from bulkformer.jobs import content_key
@@ -84,33 +89,45 @@ def is_shown(kind: str, key: str) -> bool:
     return held is not None and held.key == key
 
 
-def start_main_run(model: Any, prepared: Any, *, aggregate: str, aggregate_genes: Sequence[str] | None,
-                   precision: str, batch_size: int | None) -> str:
-    """Start (or reuse) the main run. Returns ``"have"`` when the result is already shown."""
-    from bulkformer.inference import InferenceCancelled
-    from bulkformer.projection import project
+def start_main_run(model: Any, prepared: Any, options: RunOptions) -> str:
+    """Start (or reuse) the main run: embeddings and imputed expression as ``options`` say, and
+    both maps. Returns ``"have"`` when the result is already shown."""
+    options = dataclasses.replace(options, embed=True, impute=True)
+    return _start("main", "Running BulkFormer", model, prepared, options.key(), MainOutcome,
+                  functools.partial(workflows.run_cohort, model, prepared, options))
 
-    options = {"aggregate": aggregate, "aggregate_genes": list(aggregate_genes) if aggregate_genes else None,
-               "precision": precision}
-    table_fp, key = run_key("main", model, options)
-    if is_shown("main", key):
+
+def start_holdout_run(model: Any, prepared: Any, options: RunOptions, *, fraction: float, seed: int = 0) -> str:
+    """Start (or reuse) the hold-out check hiding ``fraction`` of the measured values."""
+    key_options = {**options.key(), "fraction": round(float(fraction), 4), "seed": seed}
+    return _start("holdout", "Hold-out check", model, prepared, key_options, HoldoutOutcome,
+                  functools.partial(workflows.holdout_check, model, prepared, options, fraction=fraction, seed=seed))
+
+
+def start_gene_run(model: Any, prepared: Any, genes: Sequence[str], options: RunOptions) -> str:
+    """Start (or reuse) the gene-level embeddings of ``genes``."""
+    options = dataclasses.replace(options, gene_embedding_genes=tuple(genes))
+    return _start("genes", "Gene embeddings", model, prepared, options.key(), GeneOutcome,
+                  functools.partial(workflows.gene_embeddings, model, prepared, genes, options))
+
+
+def _start(kind: str, label: str, model: Any, prepared: Any, key_options: Mapping[str, Any], held: type,
+           workflow: Callable[..., Any]) -> str:
+    """Run ``workflow`` (a :mod:`bulkformer.runs` function missing only progress, should_stop
+    and cache) as this session's ``kind`` job, its model result cached under the run's key; the
+    outcome is kept as ``held`` (the workflow's outcome + key + table fingerprint)."""
+    table_fp, key = run_key(kind, model, key_options)
+    if is_shown(kind, key):
         return "have"
-    cache = result_cache()
-    values, sample_ids = prepared.aligned.values, prepared.aligned.sample_ids
+    slot = workflows.CacheSlot(result_cache(), key)
 
-    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> MainOutcome:
-        t0 = time.perf_counter()
-        result, from_cache = cached_run(cache, key, len(sample_ids), progress, lambda: model.run(
-            values, sample_ids, embed=True, impute=True, aggregate=aggregate,
-            aggregate_genes=options["aggregate_genes"], precision=precision,
-            batch_size=batch_size or None, progress=progress, should_stop=should_stop))
-        if should_stop():
-            raise InferenceCancelled("The run was cancelled.")
-        projections = {m: project(result.sample_embedding, method=m) for m in ("umap", "pca")}
-        return MainOutcome(key, table_fp, options, result, projections, from_cache, time.perf_counter() - t0)
+    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Any:
+        outcome = workflow(progress=progress, should_stop=should_stop, cache=slot)
+        fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(outcome)}
+        return held(**fields, key=key, table_fp=table_fp)
 
-    return start_job("main", key, "Running BulkFormer", run, starting_note=compile_note(model, len(sample_ids)),
-                     **options)
+    return start_job(kind, key, label, run, starting_note=compile_note(model, len(prepared.aligned.sample_ids)),
+                     **key_options)
 
 
 def compile_note(model: Any, n_samples: int) -> str:
@@ -118,61 +135,6 @@ def compile_note(model: Any, n_samples: int) -> str:
     from bulkformer.inference import COMPILE_NOTE
 
     return COMPILE_NOTE if model.compiles(n_samples) else ""
-
-
-def cached_run(cache: Any, key: str, n_samples: int, progress: Callable[[int, int], None],
-               compute: Callable[[], Any]) -> tuple[Any, bool]:
-    """The on-disk result for ``key``, or ``compute()`` stored under it; and whether it was cached."""
-    result = cache.get(key)
-    if result is not None:
-        progress(n_samples, n_samples)
-        return result, True
-    result = compute()
-    cache.put(key, result)
-    return result, False
-
-
-def start_holdout_run(model: Any, prepared: Any, *, fraction: float, precision: str,
-                      batch_size: int | None, seed: int = 0) -> str:
-    from bulkformer.holdout import compare_with_baselines, hide_measured, verdict
-
-    options = {"fraction": round(float(fraction), 4), "seed": seed, "precision": precision}
-    table_fp, key = run_key("holdout", model, options)
-    if is_shown("holdout", key):
-        return "have"
-    cache = result_cache()
-    aligned = prepared.aligned
-
-    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> HoldoutOutcome:
-        holdout = hide_measured(aligned.values, aligned.observed, fraction=fraction, seed=seed)
-        result, from_cache = cached_run(cache, key, len(aligned.sample_ids), progress, lambda: model.run(
-            holdout.values, aligned.sample_ids, embed=False, impute=True, precision=precision,
-            batch_size=batch_size or None, progress=progress, should_stop=should_stop))
-        comparison = compare_with_baselines(aligned.values, holdout, result.imputed, observed=aligned.observed,
-                                            sample_ids=aligned.sample_ids)
-        return HoldoutOutcome(key, table_fp, fraction, comparison, verdict(comparison), from_cache)
-
-    return start_job("holdout", key, "Hold-out check", run,
-                     starting_note=compile_note(model, len(aligned.sample_ids)), **options)
-
-
-def start_gene_run(model: Any, prepared: Any, *, genes: Sequence[str], precision: str,
-                   batch_size: int | None) -> str:
-    options = {"genes": list(genes), "precision": precision}
-    table_fp, key = run_key("genes", model, options)
-    if is_shown("genes", key):
-        return "have"
-    cache = result_cache()
-    aligned = prepared.aligned
-
-    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> GeneOutcome:
-        result, _ = cached_run(cache, key, len(aligned.sample_ids), progress, lambda: model.run(
-            aligned.values, aligned.sample_ids, embed=False, impute=False, gene_embedding_genes=list(genes),
-            precision=precision, batch_size=batch_size or None, progress=progress, should_stop=should_stop))
-        return GeneOutcome(key, table_fp, tuple(genes), result)
-
-    return start_job("genes", key, "Gene embeddings", run,
-                     starting_note=compile_note(model, len(aligned.sample_ids)), **options)
 
 
 @dataclass(frozen=True, eq=False)

@@ -31,8 +31,8 @@ if TYPE_CHECKING:  # heavy imports (torch) happen inside the functions that need
     import numpy as np
 
     from bulkformer.export import RunFacts
-    from bulkformer.inference import Compile, Precision
     from bulkformer.pipeline import PreparedInput
+    from bulkformer.run_options import RunOptions
     from bulkformer.wrapper import BulkFormerModel, InferenceResult
 
 ExtractType = Literal["transcriptome_level", "gene_level", "expression_imputation"]
@@ -40,72 +40,78 @@ _FORMATS = (".csv", ".tsv", ".parquet", ".pt", ".npy", ".h5ad")
 _ARRAY_NAMES = {"transcriptome_level": "embedding", "expression_imputation": "imputed",
                 "gene_level": "gene_embedding"}
 
+# The command's arguments and options, one alias each, so that the command itself stays short.
+InputArgument = Annotated[Path, typer.Argument(
+    metavar="INPUT", help="Expression table (CSV, TSV, Excel, Parquet, h5ad, featureCounts, "
+    "salmon, RSEM …), genes × samples or samples × genes.", exists=True, dir_okay=False)]
+OutputArgument = Annotated[Path, typer.Argument(
+    metavar="OUTPUT", help="Result file; its extension picks the format: .csv .tsv .parquet "
+    ".pt .npy .h5ad. Written only when complete.", dir_okay=False)]
+TypeOption = Annotated[ExtractType, typer.Option(
+    "--type", "-t", help="transcriptome_level: one embedding per sample; gene_level: one "
+    "embedding per sample and gene (give --genes); expression_imputation: log1p TPM for "
+    "every model gene (see --impute-mode).")]
+ImputeModeOption = Annotated[Literal["filled", "model", "missing"], typer.Option(
+    "--impute-mode", help="expression_imputation: 'filled' keeps your measured values and "
+    "predicts only the genes your table lacks; 'model' is the model's reconstruction of every "
+    "gene (measured values replaced); 'missing' only the genes your table lacks. An .h5ad "
+    "holds all: X = filled, layers 'measured' and 'bulkformer'.")]
+AggregateOption = Annotated[Literal["max", "mean", "median", "all"], typer.Option(
+    help="How gene embeddings are pooled into a sample embedding.")]
+CountsOption = Annotated[bool | None, typer.Option(
+    "--counts/--no-counts", help="Say whether the values are raw read counts. Default: "
+    "detected from the values.", show_default=False)]
+BatchSizeOption = Annotated[int | None, typer.Option(
+    min=1, help="Samples per forward pass (default: chosen from free memory).",
+    show_default=False)]
+DeviceOption = Annotated[Literal["auto", "cpu", "cuda"], typer.Option(
+    help="Where to run: 'auto' uses a CUDA GPU when there is one.")]
+GenesOption = Annotated[Path | None, typer.Option(
+    "--genes", help="Text file, one gene per line (Ensembl ID or symbol): the genes for "
+    "gene_level output, for pooling into sample embeddings, and for imputation output.",
+    exists=True, dir_okay=False, show_default=False)]
+MetadataOption = Annotated[Path | None, typer.Option(
+    "--metadata", help="Sample sheet (one row per sample); stored with the results in "
+    ".csv/.tsv/.parquet (extra columns) and .h5ad (obs).", exists=True, dir_okay=False,
+    show_default=False)]
+PrecisionOption = Annotated[Literal["auto", "fp32", "bf16", "fp16"], typer.Option(
+    help="auto: fp16 on a GPU; on a CPU bf16 where it computes it natively (faster; "
+    "embeddings within cosine 0.999 of fp32), else fp32. fp32: exact reference "
+    "arithmetic.")]
+CompileOption = Annotated[Literal["auto", "on", "off"], typer.Option(
+    "--compile", help="Compile the model's layers with torch.compile: about 1.8x faster per "
+    "sample on a CPU after a one-off wait of ~30 s (~12 s on a GPU). auto: when the run is "
+    "long enough to gain from it.")]
+Esm2Option = Annotated[bool, typer.Option(
+    "--esm2", help="gene_level only: append each gene's ESM2 protein embedding (from the "
+    "model's data folder, esm2_feature_concat.pt) to its BulkFormer embedding, as upstream "
+    "offers.")]
+
 
 def extract(
-    input_path: Annotated[Path, typer.Argument(
-        metavar="INPUT", help="Expression table (CSV, TSV, Excel, Parquet, h5ad, featureCounts, "
-        "salmon, RSEM …), genes × samples or samples × genes.", exists=True, dir_okay=False)],
-    output: Annotated[Path, typer.Argument(
-        metavar="OUTPUT", help="Result file; its extension picks the format: .csv .tsv .parquet "
-        ".pt .npy .h5ad. Written only when complete.", dir_okay=False)],
-    kind: Annotated[ExtractType, typer.Option(
-        "--type", "-t", help="transcriptome_level: one embedding per sample; gene_level: one "
-        "embedding per sample and gene (give --genes); expression_imputation: log1p TPM for "
-        "every model gene (see --impute-mode).")] = "transcriptome_level",
-    impute_mode: Annotated[Literal["filled", "model", "missing"], typer.Option(
-        "--impute-mode", help="expression_imputation: 'filled' keeps your measured values and "
-        "predicts only the genes your table lacks; 'model' is the model's reconstruction of every "
-        "gene (measured values replaced); 'missing' only the genes your table lacks. An .h5ad "
-        "holds all: X = filled, layers 'measured' and 'bulkformer'.")] = "filled",
-    aggregate: Annotated[Literal["max", "mean", "median", "all"], typer.Option(
-        help="How gene embeddings are pooled into a sample embedding.")] = "mean",
-    counts: Annotated[bool | None, typer.Option(
-        "--counts/--no-counts", help="Say whether the values are raw read counts. Default: "
-        "detected from the values.", show_default=False)] = None,
-    batch_size: Annotated[int | None, typer.Option(
-        min=1, help="Samples per forward pass (default: chosen from free memory).",
-        show_default=False)] = None,
-    device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option(
-        help="Where to run: 'auto' uses a CUDA GPU when there is one.")] = "auto",
+    input_path: InputArgument,
+    output: OutputArgument,
+    kind: TypeOption = "transcriptome_level",
+    impute_mode: ImputeModeOption = "filled",
+    aggregate: AggregateOption = "mean",
+    counts: CountsOption = None,
+    batch_size: BatchSizeOption = None,
+    device: DeviceOption = "auto",
     model: ModelOption = "demo",
     model_dir: ModelDirOption = None,
     data_dir: DataDirOption = None,
-    genes_file: Annotated[Path | None, typer.Option(
-        "--genes", help="Text file, one gene per line (Ensembl ID or symbol): the genes for "
-        "gene_level output, for pooling into sample embeddings, and for imputation output.",
-        exists=True, dir_okay=False, show_default=False)] = None,
-    metadata: Annotated[Path | None, typer.Option(
-        "--metadata", help="Sample sheet (one row per sample); stored with the results in "
-        ".csv/.tsv/.parquet (extra columns) and .h5ad (obs).", exists=True, dir_okay=False,
-        show_default=False)] = None,
-    precision: Annotated[Literal["auto", "fp32", "bf16", "fp16"], typer.Option(
-        help="auto: fp16 on a GPU; on a CPU bf16 where it computes it natively (faster; "
-        "embeddings within cosine 0.999 of fp32), else fp32. fp32: exact reference "
-        "arithmetic.")] = "auto",
-    compile_mode: Annotated[Literal["auto", "on", "off"], typer.Option(
-        "--compile", help="Compile the model's layers with torch.compile: about 1.8x faster per "
-        "sample on a CPU after a one-off wait of ~30 s (~12 s on a GPU). auto: when the run is "
-        "long enough to gain from it.")] = "auto",
-    esm2: Annotated[bool, typer.Option(
-        "--esm2", help="gene_level only: append each gene's ESM2 protein embedding (from the "
-        "model's data folder, esm2_feature_concat.pt) to its BulkFormer embedding, as upstream "
-        "offers.")] = False,
+    genes_file: GenesOption = None,
+    metadata: MetadataOption = None,
+    precision: PrecisionOption = "auto",
+    compile_mode: CompileOption = "auto",
+    esm2: Esm2Option = False,
 ) -> None:
     """Run BulkFormer on an expression table and save embeddings or imputed expression."""
     with user_errors():
-        ext = output.suffix.lower()
-        if ext not in _FORMATS:
-            raise BulkFormerError(f"Cannot write results as {output.name!r}: unknown file type.",
-                                  hint=f"End OUTPUT with one of: {', '.join(_FORMATS)}.")
-        if kind == "gene_level" and genes_file is None and ext != ".npy":
-            raise BulkFormerError(
-                "Gene-level output for all ~20,000 genes is about 51 MB per sample: too big for "
-                f"a {ext} file.",
-                hint="Give --genes FILE with the genes you need, or write OUTPUT as .npy (streamed "
-                "to disk, batch by batch).")
-        if esm2 and kind != "gene_level":
-            raise BulkFormerError("--esm2 adds protein embeddings to gene-level output only.",
-                                  hint="Use --type gene_level with --esm2, or leave --esm2 out.")
+        from bulkformer import runs
+        from bulkformer.run_options import RunOptions
+
+        _check_request(output, kind=kind, genes_file=genes_file, esm2=esm2)
         _check_output(output, inputs=(input_path, metadata, genes_file))
         loaded = _load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
         if esm2:
@@ -113,34 +119,64 @@ def extract(
         chosen = _read_gene_list(genes_file, loaded.gene_ids) if genes_file is not None else None
         prepared = _prepare(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, counts=counts,
                             metadata=metadata)
-        aligned = prepared.aligned
-        run = {"batch_size": batch_size, "precision": precision, "compile": compile_mode}
-        if loaded.compiles(len(aligned.sample_ids), compile=compile_mode):
-            from bulkformer.inference import COMPILE_NOTE
-
-            err.print(COMPILE_NOTE, markup=False)
+        options = RunOptions(
+            embed=kind == "transcriptome_level", impute=kind == "expression_imputation", aggregate=aggregate,
+            aggregate_genes=chosen if kind == "transcriptome_level" else None,
+            gene_embedding_genes=chosen if kind == "gene_level" else None,
+            with_esm2=esm2, batch_size=batch_size, precision=precision, compile=compile_mode)
+        _say_if_compiling(loaded, len(prepared.aligned.sample_ids), compile_mode)
         with _progress_bar() as report:
             if kind == "gene_level" and chosen is None:
-                shape = _stream_gene_embeddings(loaded, aligned.values, output, with_esm2=esm2, progress=report,
-                                                **run)
+                shape = _stream_gene_embeddings(loaded, prepared.aligned.values, output, options, progress=report)
                 result = None
             else:
-                result = loaded.run(
-                    aligned.values, aligned.sample_ids, embed=kind == "transcriptome_level",
-                    impute=kind == "expression_imputation", aggregate=aggregate,
-                    aggregate_genes=chosen if kind == "transcriptome_level" else None,
-                    gene_embedding_genes=chosen if kind == "gene_level" else None,
-                    with_esm2=esm2, progress=report, **run)
+                result = runs.run_cohort(loaded, prepared, options, maps=(), progress=report).result
         if result is None:
-            _write_id_files(output, samples=aligned.sample_ids, genes=loaded.gene_ids)
+            _write_id_files(output, samples=prepared.aligned.sample_ids, genes=loaded.gene_ids)
             out.print(f"[green]Wrote[/green] {escape(str(output))} (array {' × '.join(map(str, shape))})")
         else:
-            facts = _run_facts(loaded, prepared, kind=kind, aggregate=aggregate, input_path=input_path,
-                               genes_file=genes_file, **run)
-            _write_result(result, prepared, output, kind=kind, genes=chosen, facts=facts, mode=impute_mode)
+            extra = _facts_extra(kind, input_path, prepared, compile_mode, genes_file)
+            _write_result(result, prepared, output, kind=kind, genes=chosen, mode=impute_mode,
+                          facts=runs.run_facts(loaded, prepared, options, extra=extra),
+                          columns=loaded.config.feature_names())
         if loaded.is_demo:
             err.print("Reminder: these results come from the DEMO model (simulated data).",
                       style="yellow")
+
+
+def _check_request(output: Path, *, kind: str, genes_file: Path | None, esm2: bool) -> None:
+    """Refuse, before anything is loaded, an output type or option combination that cannot work."""
+    ext = output.suffix.lower()
+    if ext not in _FORMATS:
+        raise BulkFormerError(f"Cannot write results as {output.name!r}: unknown file type.",
+                              hint=f"End OUTPUT with one of: {', '.join(_FORMATS)}.")
+    if kind == "gene_level" and genes_file is None and ext != ".npy":
+        raise BulkFormerError(
+            "Gene-level output for all ~20,000 genes is about 51 MB per sample: too big for "
+            f"a {ext} file.",
+            hint="Give --genes FILE with the genes you need, or write OUTPUT as .npy (streamed "
+            "to disk, batch by batch).")
+    if esm2 and kind != "gene_level":
+        raise BulkFormerError("--esm2 adds protein embeddings to gene-level output only.",
+                              hint="Use --type gene_level with --esm2, or leave --esm2 out.")
+
+
+def _say_if_compiling(loaded: BulkFormerModel, n_samples: int, compile_mode: str) -> None:
+    """Warn of the one-off compile wait before the progress bar starts."""
+    if loaded.compiles(n_samples, compile=compile_mode):
+        from bulkformer.inference import COMPILE_NOTE
+
+        err.print(COMPILE_NOTE, markup=False)
+
+
+def _facts_extra(kind: str, input_path: Path, prepared: PreparedInput, compile_mode: str,
+                 genes_file: Path | None) -> list[tuple[str, str]]:
+    """The CLI's own rows of the run report, beside :func:`bulkformer.runs.run_facts`' common ones."""
+    extra = [("output", kind), ("input", input_path.name),
+             ("value type", prepared.guesses.value_type.value), ("torch.compile", compile_mode)]
+    if genes_file is not None:
+        extra.append(("genes file", genes_file.name))
+    return extra
 
 
 def _read_gene_list(path: Path, model_genes: tuple[str, ...]) -> list[str]:
@@ -169,10 +205,11 @@ def _read_gene_list(path: Path, model_genes: tuple[str, ...]) -> list[str]:
     return list(found.genes)
 
 
-def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output: Path, *,
-                            with_esm2: bool, batch_size: int | None, precision: Precision, compile: Compile,
+def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output: Path, options: RunOptions, *,
                             progress: Callable[[int, int], None]) -> tuple[int, ...]:
-    """All genes' embeddings into a .npy, batch by batch (a temp file, renamed when complete)."""
+    """All genes' embeddings into a .npy, batch by batch (a temp file, renamed when complete);
+    returns the array's shape."""
+    import dataclasses
     import shutil
 
     import numpy as np
@@ -180,7 +217,7 @@ def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output:
     from bulkformer.export import written_in_full
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    width = loaded.config.gene_feature_dim + (loaded.esm2_table().shape[1] if with_esm2 else 0)
+    width = loaded.config.gene_feature_dim + (loaded.esm2_table().shape[1] if options.with_esm2 else 0)
     needed = values.shape[0] * len(loaded.gene_ids) * width * 4
     free = shutil.disk_usage(output.parent).free
     if needed > free:
@@ -188,12 +225,10 @@ def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output:
             f"The gene-level output needs {dl.human_size(needed)} but only {dl.human_size(free)} is "
             f"free in {output.parent}.",
             hint="Free some space, write elsewhere, or give --genes to keep only some genes.")
+    options = dataclasses.replace(options, gene_embedding_genes=loaded.gene_ids)
     with written_in_full(output) as tmp:
         array = None
-        for batch in loaded.iter_batches(values, embed=False, impute=False,
-                                         gene_embedding_genes=loaded.gene_ids, with_esm2=with_esm2,
-                                         batch_size=batch_size,
-                                         precision=precision, compile=compile, progress=progress):
+        for batch in loaded.iter_batches(values, options, progress=progress):
             if array is None:
                 shape = (values.shape[0], *batch.gene_embedding.shape[1:])
                 array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
@@ -205,8 +240,9 @@ def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output:
 
 
 def _write_result(result: InferenceResult, prepared: PreparedInput, output: Path, *, kind: str,
-                  genes: list[str] | None, facts: RunFacts, mode: str = "filled") -> None:
-    """Write one run's result in the format OUTPUT's extension names."""
+                  genes: list[str] | None, facts: RunFacts, columns: Sequence[str], mode: str = "filled") -> None:
+    """Write one run's result in the format OUTPUT's extension names; ``columns``: the sample
+    embedding's column names (``BulkFormerConfig.feature_names``)."""
     import dataclasses
 
     import numpy as np
@@ -228,8 +264,8 @@ def _write_result(result: InferenceResult, prepared: PreparedInput, output: Path
             frame = export.expression_frame(result, measured_values=observed_values, observed=observed, mode=mode,
                                             symbols=_symbols(result.gene_ids))
         else:
-            frame = {"transcriptome_level": export.embedding_frame,
-                     "gene_level": export.gene_embedding_frame}[kind](result)
+            frame = (export.embedding_frame(result, column_names=columns) if kind == "transcriptome_level"
+                     else export.gene_embedding_frame(result))
         if prepared.metadata is not None and kind != "gene_level" and frame.index.name == "sample_id":
             sheet = prepared.metadata
             sheet = sheet.set_axis([f"{c} (sample sheet)" if c in frame.columns else c for c in sheet.columns],
@@ -297,20 +333,3 @@ def _symbols(gene_ids: Sequence[str]) -> dict[str, str]:
 
     return load_annotation().symbols_of(gene_ids)
 
-
-def _run_facts(loaded: BulkFormerModel, prepared: PreparedInput, *, kind: str, aggregate: str,
-               input_path: Path, genes_file: Path | None, batch_size: int | None,
-               precision: str, compile: str) -> RunFacts:
-    """What the report and the .h5ad ``uns`` record about this run."""
-    from bulkformer.export import RunFacts
-
-    extra = [("output", kind), ("input", input_path.name),
-             ("value type", prepared.guesses.value_type.value), ("torch.compile", compile)]
-    if genes_file is not None:
-        extra.append(("genes file", genes_file.name))
-    return RunFacts(
-        model_name=loaded.name, model_checksum=loaded.checksum, model_source=loaded.source,
-        is_demo=loaded.is_demo, device=loaded.device.type, aggregate=aggregate, batch_size=batch_size,
-        precision=precision, n_samples=len(prepared.aligned.sample_ids), n_genes=len(loaded.gene_ids),
-        qc_summary=tuple(prepared.qc.summary_lines()), extra=tuple(extra),
-        n_measured_genes=int(prepared.aligned.observed.sum()))

@@ -52,8 +52,8 @@ def holdout_check(
     them in, and compare it with two simple baselines (each gene's mean over your other samples,
     and k nearest samples). Prints the scores and a verdict in words."""
     with user_errors():
-        from bulkformer import export
-        from bulkformer import holdout as ho
+        from bulkformer import export, runs
+        from bulkformer.run_options import RunOptions
 
         if output is not None and output.suffix.lower() not in _TABLES:
             raise BulkFormerError(f"Cannot write the table as {output.name!r}.",
@@ -63,15 +63,11 @@ def holdout_check(
         loaded = _load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
         prepared = _prepare(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, counts=counts,
                             metadata=None)
-        aligned = prepared.aligned
-        hidden = ho.hide_measured(aligned.values, aligned.observed, fraction=fraction, seed=seed)
         with _progress_bar() as report:
-            imputed = loaded.run(hidden.values, aligned.sample_ids, embed=False, impute=True, precision="fp32",
-                                 batch_size=batch_size, progress=report).imputed
-        comparison = ho.compare_with_baselines(aligned.values, hidden, imputed, observed=aligned.observed,
-                                               sample_ids=aligned.sample_ids)
+            checked = runs.holdout_check(loaded, prepared, RunOptions(precision="fp32", batch_size=batch_size),
+                                         fraction=fraction, seed=seed, progress=report)
+        comparison, judged = checked.comparison, checked.verdict
         _print_holdout(comparison)
-        judged = ho.verdict(comparison)
         out.print()
         for line in judged.lines():
             style = {"better": "green", "cannot judge": "yellow"}.get(judged.level, "red")

@@ -27,7 +27,9 @@ from bulkformer.cli._common import (
 from bulkformer.errors import BulkFormerError
 
 if TYPE_CHECKING:  # heavy imports (torch) happen inside the command
-    from bulkformer.predict import PredictionResult
+    from bulkformer.align import AlignedMatrix
+    from bulkformer.predict import PredictionResult, Target
+    from bulkformer.wrapper import BulkFormerModel
 
 
 def predict(
@@ -71,42 +73,64 @@ def predict(
     BulkFormer sample embeddings, on PCA of the expression (the usual baseline) and on both,
     compared on the same folds, with permutation p-values and a verdict in words."""
     with user_errors():
-        from bulkformer import export
         from bulkformer import predict as pr
 
-        for path in (output, predictions):
-            if path is not None and path.suffix.lower() not in _TABLES:
-                raise BulkFormerError(f"Cannot write the table as {path.name!r}.",
-                                      hint=f"End it with one of: {', '.join(_TABLES)}.")
-            if path is not None:
-                _check_output(path, inputs=(input_path, samples))
+        _check_tables((output, predictions), inputs=(input_path, samples))
         loaded = _load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
         prepared = _prepare(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, counts=counts,
                             metadata=samples)
         target = pr.make_target(prepared.metadata, column, event_column=event_column, kind=kind)
         out.print(f"Task: {target.kind} of {target.name} ({target.reason}); {target.n_labelled} labelled "
                   f"samples, {len(target.sample_ids) - target.n_labelled} to predict.", markup=False)
-        aligned = prepared.aligned
-        with _progress_bar() as report:
-            embedding = loaded.run(aligned.values, aligned.sample_ids, impute=False, batch_size=batch_size,
-                                   progress=report).sample_embedding
-        columns = (TextColumn("Cross-validating"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                   TimeRemainingColumn())
-        with Progress(*columns, console=out) as bar:
-            task = bar.add_task("cv", total=None)
-            result = pr.evaluate(embedding, pr.expression_features(aligned.values, aligned.observed), target,
-                                 n_permutations=permutations, seed=seed,
-                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+        result = _cross_validate(loaded, prepared.aligned, target, batch_size=batch_size,
+                                 permutations=permutations, seed=seed)
         _print_prediction(result)
-        notes = (*export.file_notes(is_demo=loaded.is_demo, n_measured=int(aligned.observed.sum()),
-                                    n_model_genes=len(aligned.gene_ids)), result.verdict)
-        for path, table, what in ((output, result.folds, "per-fold results"),
-                                  (predictions, pr.predictions_table(result), "predictions")):
-            if path is not None:
-                export.write_output(table, path, notes=notes)
-                out.print(f"[green]Wrote[/green] {escape(str(path))} ({what})")
+        _write_tables(result, loaded, prepared.aligned, output=output, predictions=predictions)
         if loaded.is_demo:
             err.print("Reminder: these embeddings come from the DEMO model (simulated data).", style="yellow")
+
+
+def _check_tables(paths: tuple[Path | None, ...], *, inputs: tuple[Path, ...]) -> None:
+    """Refuse, before any work, a table name with an unknown ending or an OUTPUT check failure."""
+    for path in paths:
+        if path is not None and path.suffix.lower() not in _TABLES:
+            raise BulkFormerError(f"Cannot write the table as {path.name!r}.",
+                                  hint=f"End it with one of: {', '.join(_TABLES)}.")
+        if path is not None:
+            _check_output(path, inputs=inputs)
+
+
+def _cross_validate(loaded: BulkFormerModel, aligned: AlignedMatrix, target: Target, *, batch_size: int | None,
+                    permutations: int, seed: int) -> PredictionResult:
+    """The samples' embeddings, then :func:`bulkformer.predict.evaluate`, each under a progress bar."""
+    from bulkformer import predict as pr
+
+    with _progress_bar() as report:
+        embedding = loaded.run(aligned.values, aligned.sample_ids, impute=False, batch_size=batch_size,
+                               progress=report).sample_embedding
+    columns = (TextColumn("Cross-validating"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=out) as bar:
+        task = bar.add_task("cv", total=None)
+        return pr.evaluate(embedding, pr.expression_features(aligned.values, aligned.observed), target,
+                           n_permutations=permutations, seed=seed,
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
+def _write_tables(result: PredictionResult, loaded: BulkFormerModel, aligned: AlignedMatrix, *,
+                  output: Path | None, predictions: Path | None) -> None:
+    """The per-fold results and the predictions, where asked, with the demo / coverage notes and
+    the verdict at the top."""
+    from bulkformer import export
+    from bulkformer import predict as pr
+
+    notes = (*export.file_notes(is_demo=loaded.is_demo, n_measured=int(aligned.observed.sum()),
+                                n_model_genes=len(aligned.gene_ids)), result.verdict)
+    for path, table, what in ((output, result.folds, "per-fold results"),
+                              (predictions, pr.predictions_table(result), "predictions")):
+        if path is not None:
+            export.write_output(table, path, notes=notes)
+            out.print(f"[green]Wrote[/green] {escape(str(path))} ({what})")
 
 
 def _print_prediction(result: PredictionResult) -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bulkformer.cli._common import _prepare, out, user_errors
 from bulkformer.errors import check_choice
+
+if TYPE_CHECKING:  # heavy imports (torch) happen inside the command
+    from bulkformer.model import BulkFormerConfig
+    from bulkformer.pipeline import PreparedInput
+    from bulkformer.train import TrainingConfig, TrainingResult
+    from bulkformer.wrapper import BulkFormerModel
 
 
 def train(
@@ -52,41 +58,67 @@ def train(
     """Train BulkFormer on your cohort by masked expression modelling, or fine-tune a model."""
     with user_errors():
         from bulkformer.checkpoint import check_model_folder
-        from bulkformer.gene_lengths import UPSTREAM
-        from bulkformer.genes import protein_coding_ids
-        from bulkformer.model import PRESETS, BulkFormerConfig
         from bulkformer.train import TrainingConfig
-        from bulkformer.train import train as run_training
-        from bulkformer.wrapper import BulkFormerModel
 
         check_model_folder(output_dir)  # before minutes of work, and before any file is touched
-        base = BulkFormerModel.load(start_from, device=device) if start_from else None
-        gene_order = base.gene_ids if base else protein_coding_ids()
-        # A fine-tuned model keeps its base's normalisation; a new one uses the published models'.
-        lengths = base.gene_lengths if base else UPSTREAM
-        prepared = _prepare(input_path, tuple(gene_order), gene_lengths=lengths, counts=counts, metadata=None)
-        architecture = None
-        if base is None:
-            check_choice(size, ("custom", *PRESETS), what="size")
-            shape = PRESETS[size] if size != "custom" else BulkFormerConfig(dim=dim, p_repeat=layers, heads=heads)
-            architecture = BulkFormerConfig.from_dict(
-                {**shape.to_dict(), "n_genes": len(gene_order), "name": "demo" if demo else shape.name})
+        base, prepared = _base_and_cohort(input_path, start_from, device=device, counts=counts)
+        architecture = None if base else _architecture(size, dim=dim, layers=layers, heads=heads,
+                                                       n_genes=len(prepared.aligned.gene_ids), demo=demo)
         config = TrainingConfig(epochs=epochs, batch_size=batch_size, lr=lr, mask_fraction=mask_fraction,
                                 panel_fraction=panel_fraction, val_fraction=val_fraction, graph_k=graph_k, warmup_steps=warmup_steps,
                                 seed=seed, device=device)
-        columns = (TextColumn("Epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("steps  loss {task.fields[loss]}"), TimeRemainingColumn())
-        with Progress(*columns, console=out) as bar:
-            task = bar.add_task("train", total=None, epoch="-", loss="-")
-            result = run_training(
-                prepared.aligned, output_dir=output_dir, start_from=base, architecture=architecture,
-                config=config, resume=resume,
-                progress=lambda p: bar.update(task, completed=p.step, total=p.total_steps,
-                                              epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.3f}"),
-                on_epoch=lambda r: bar.console.print(
-                    f"epoch {r.epoch}: train loss {r.train_loss:.4f}, held-out loss {r.val_loss:.4f}, "
-                    f"held-out imputation PCC {r.val_pcc:.3f} ({r.seconds:.0f} s)"),
-                extra_facts={"demo": demo, "source_file": input_path.name, "qc": prepared.qc.summary_lines()},
-                gene_lengths=lengths,
-            )
+        result = _train_with_progress(prepared, output_dir, base=base, architecture=architecture, config=config,
+                                      resume=resume, demo=demo, source_file=input_path.name)
         out.print(f"[green]Saved[/green] {result.model.describe()} to {output_dir}")
+
+
+def _base_and_cohort(input_path: Path, start_from: str | None, *, device: str,
+                     counts: bool | None) -> tuple[BulkFormerModel | None, PreparedInput]:
+    """The model to fine-tune (``None`` from scratch) and the cohort prepared in its gene order
+    (from scratch: the protein-coding genes), normalised with its gene lengths."""
+    from bulkformer.genes import protein_coding_ids
+    from bulkformer.wrapper import BulkFormerModel
+
+    base = BulkFormerModel.load(start_from, device=device) if start_from else None
+    gene_order = base.gene_ids if base else protein_coding_ids()
+    return base, _prepare(input_path, tuple(gene_order), gene_lengths=_gene_lengths(base), counts=counts,
+                          metadata=None)
+
+
+def _gene_lengths(base: BulkFormerModel | None) -> str:
+    """A fine-tuned model keeps its base's normalisation; a new one uses the published models'."""
+    from bulkformer.gene_lengths import UPSTREAM
+
+    return base.gene_lengths if base else UPSTREAM
+
+
+def _architecture(size: str, *, dim: int, layers: int, heads: int, n_genes: int, demo: bool) -> BulkFormerConfig:
+    """A new model's shape: a published size, or ``custom`` from ``dim``/``layers``/``heads``."""
+    from bulkformer.model import PRESETS, BulkFormerConfig
+
+    check_choice(size, ("custom", *PRESETS), what="size")
+    shape = PRESETS[size] if size != "custom" else BulkFormerConfig(dim=dim, p_repeat=layers, heads=heads)
+    return BulkFormerConfig.from_dict({**shape.to_dict(), "n_genes": n_genes, "name": "demo" if demo else shape.name})
+
+
+def _train_with_progress(prepared: PreparedInput, output_dir: Path, *, base: BulkFormerModel | None,
+                         architecture: BulkFormerConfig | None, config: TrainingConfig, resume: bool, demo: bool,
+                         source_file: str) -> TrainingResult:
+    """Run :func:`bulkformer.train.train` under a progress bar of its steps, printing a line per epoch."""
+    from bulkformer.train import train as run_training
+
+    columns = (TextColumn("Epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("steps  loss {task.fields[loss]}"), TimeRemainingColumn())
+    with Progress(*columns, console=out) as bar:
+        task = bar.add_task("train", total=None, epoch="-", loss="-")
+        return run_training(
+            prepared.aligned, output_dir=output_dir, start_from=base, architecture=architecture,
+            config=config, resume=resume,
+            progress=lambda p: bar.update(task, completed=p.step, total=p.total_steps,
+                                          epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.3f}"),
+            on_epoch=lambda r: bar.console.print(
+                f"epoch {r.epoch}: train loss {r.train_loss:.4f}, held-out loss {r.val_loss:.4f}, "
+                f"held-out imputation PCC {r.val_pcc:.3f} ({r.seconds:.0f} s)"),
+            extra_facts={"demo": demo, "source_file": source_file, "qc": prepared.qc.summary_lines()},
+            gene_lengths=_gene_lengths(base),
+        )

@@ -78,45 +78,21 @@ def evaluate(
     """
     start = time.perf_counter()
     embedding = np.asarray(embedding, dtype=np.float64)
-    n = len(target.sample_ids)
-    if embedding.ndim != 2 or embedding.shape[0] != n or np.asarray(expression).shape[0] != n:
-        raise InputError(f"The embeddings ({embedding.shape[0]} rows) and the expression "
-                         f"({np.asarray(expression).shape[0]} rows) must have one row per sample ({n}).",
-                         hint="Compute the embeddings on the same table as the sample sheet.")
-    if not np.isfinite(embedding).all():
-        raise InputError("The sample embeddings contain missing or infinite values.",
-                         hint="Run the model again (with fp32 precision).")
+    _check_inputs(embedding, expression, target)
     stop = should_stop or (lambda: False)
-    report = progress or (lambda done, total: None)
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence and undefined-metric notes on tiny folds
         matrices = designs(embedding, expression)
         labelled = {k: v[target.labelled] for k, v in matrices.items()}
         d = embedding.shape[1]
         plan = plan_cv(target, seed=seed)
-        total = len(plan.splits) * len(FEATURE_SETS) + n_permutations + len(FEATURE_SETS)
-        done = 0
-        fits: dict[str, list[FoldFit]] = {f: [] for f in FEATURE_SETS}
-        for i, (train, test) in enumerate(plan.splits):
-            for features in FEATURE_SETS:
-                _check_stop(stop)
-                fits[features].append(fit_fold(target, labelled[features], features, train, test,
-                                               inner_folds=plan.inner_folds, n_embedding=d, seed=seed + i))
-                done += 1
-                report(done, total)
+        step = _counter(progress, total=len(plan.splits) * len(FEATURE_SETS) + n_permutations + len(FEATURE_SETS))
+        fits = _outer_fits(target, plan, labelled, n_embedding=d, seed=seed, stop=stop, step=step)
         per_fold = {f: _scores_per_fold(target, plan, fits[f]) for f in FEATURE_SETS}
         observed = {f: _primary_value(target, per_fold[f]) for f in FEATURE_SETS}
         modal = {f: _modal_params(fits[f]) for f in FEATURE_SETS}
-        nulls = {f: np.empty(n_permutations) for f in FEATURE_SETS}
-        transformed = {f: _transformed_folds(target, plan, labelled[f], f, modal[f], d) for f in FEATURE_SETS}
-        rng = np.random.default_rng(seed)
-        for b in range(n_permutations):
-            _check_stop(stop)
-            shuffled = _shuffled(target, rng.permutation(target.n_labelled))
-            for features in FEATURE_SETS:
-                nulls[features][b] = _fixed_cv_score(shuffled, plan, transformed[features], modal[features])
-            done += 1
-            report(done, total)
+        nulls = _permutation_nulls(target, plan, labelled, modal, n_embedding=d, n_permutations=n_permutations,
+                                   seed=seed, stop=stop, step=step)
         summaries = tuple(_summary(target, f, per_fold[f], observed[f], nulls[f], modal[f]) for f in FEATURE_SETS)
         comparison = _compare(target, plan, per_fold)
         best = max(FEATURE_SETS, key=lambda f: (np.nan_to_num(observed[f], nan=-np.inf), -FEATURE_SETS.index(f)))
@@ -124,8 +100,7 @@ def evaluate(
         for features in FEATURE_SETS:
             _check_stop(stop)
             finals[features] = _final_model(target, matrices[features], features, plan, n_embedding=d, seed=seed)
-            done += 1
-            report(done, total)
+            step()
     verdict = make_verdict(target, summaries, comparison, n_permutations)
     return PredictionResult(
         target=target, plan=plan, n_permutations=n_permutations, seed=seed, summaries=summaries,
@@ -136,6 +111,61 @@ def evaluate(
         models=tuple(finals[f][1] for f in FEATURE_SETS),
         seconds=time.perf_counter() - start,
     )
+
+
+def _check_inputs(embedding: np.ndarray, expression: np.ndarray, target: Target) -> None:
+    """One row per sample in both matrices, and finite embeddings."""
+    n = len(target.sample_ids)
+    if embedding.ndim != 2 or embedding.shape[0] != n or np.asarray(expression).shape[0] != n:
+        raise InputError(f"The embeddings ({embedding.shape[0]} rows) and the expression "
+                         f"({np.asarray(expression).shape[0]} rows) must have one row per sample ({n}).",
+                         hint="Compute the embeddings on the same table as the sample sheet.")
+    if not np.isfinite(embedding).all():
+        raise InputError("The sample embeddings contain missing or infinite values.",
+                         hint="Run the model again (with fp32 precision).")
+
+
+def _counter(progress: ProgressFn | None, *, total: int) -> Callable[[], None]:
+    """A function to call after each unit of work: reports (units done, ``total``) to ``progress``."""
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    return step
+
+
+def _outer_fits(target: Target, plan: CVPlan, labelled: dict[str, np.ndarray], *, n_embedding: int, seed: int,
+                stop: StopFn, step: Callable[[], None]) -> dict[str, list[FoldFit]]:
+    """Every feature set tuned (inner CV) and fitted on every outer fold of ``plan``."""
+    fits: dict[str, list[FoldFit]] = {f: [] for f in FEATURE_SETS}
+    for i, (train, test) in enumerate(plan.splits):
+        for features in FEATURE_SETS:
+            _check_stop(stop)
+            fits[features].append(fit_fold(target, labelled[features], features, train, test,
+                                           inner_folds=plan.inner_folds, n_embedding=n_embedding, seed=seed + i))
+            step()
+    return fits
+
+
+def _permutation_nulls(target: Target, plan: CVPlan, labelled: dict[str, np.ndarray], modal: dict[str, dict[str, Any]],
+                       *, n_embedding: int, n_permutations: int, seed: int, stop: StopFn,
+                       step: Callable[[], None]) -> dict[str, np.ndarray]:
+    """Each feature set's primary score on ``n_permutations`` seeded label shuffles, on the same
+    folds with its modal settings (see :func:`evaluate`)."""
+    nulls = {f: np.empty(n_permutations) for f in FEATURE_SETS}
+    transformed = {f: _transformed_folds(target, plan, labelled[f], f, modal[f], n_embedding) for f in FEATURE_SETS}
+    rng = np.random.default_rng(seed)
+    for b in range(n_permutations):
+        _check_stop(stop)
+        shuffled = _shuffled(target, rng.permutation(target.n_labelled))
+        for features in FEATURE_SETS:
+            nulls[features][b] = _fixed_cv_score(shuffled, plan, transformed[features], modal[features])
+        step()
+    return nulls
 
 
 def _check_stop(stop: StopFn) -> None:

@@ -76,6 +76,25 @@ def make_target(
     classification (``kind`` overrides). Raises :class:`InputError` for a task that cannot be
     evaluated honestly: too few labelled samples, a constant column, a rare class.
     """
+    sheet = _checked_sheet(metadata, column, event_column)
+    ids = tuple(str(s) for s in sheet.index)
+    raw = _blank_to_missing(sheet[column])
+    if event_column is not None:
+        return _survival_target(raw, _blank_to_missing(sheet[event_column]), column, event_column, ids)
+    numeric = pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)
+    labelled = raw.notna().to_numpy()
+    chosen, reason = _choose_kind(raw, column, kind=kind, numeric=numeric)
+    _check_count(int(labelled.sum()), column)
+    if chosen == "regression":
+        values = raw[labelled].to_numpy(dtype=np.float64)
+        if np.ptp(values) == 0:
+            _refuse_constant(column, values[0])
+        return Target("regression", column, None, ids, labelled, values, None, (), reason)
+    return _classification_target(raw, labelled, column, ids, reason=reason, numeric=numeric)
+
+
+def _checked_sheet(metadata: pd.DataFrame | None, column: str, event_column: str | None) -> pd.DataFrame:
+    """``metadata``, after checking that it is a sample sheet with ``column`` (and ``event_column``)."""
     if metadata is None or metadata.shape[1] == 0:
         raise InputError("There is no sample sheet, so there is nothing to predict.",
                          hint="Add a sample sheet with a column of labels (e.g. tissue or disease).")
@@ -83,32 +102,30 @@ def make_target(
         if name is not None and name not in metadata.columns:
             raise InputError(f"The sample sheet has no column {name!r}.",
                              hint=f"Choose one of: {', '.join(map(str, metadata.columns))}.")
-    ids = tuple(str(s) for s in metadata.index)
-    raw = _blank_to_missing(metadata[column])
-    if event_column is not None:
-        return _survival_target(raw, _blank_to_missing(metadata[event_column]), column, event_column, ids)
-    numeric = pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)
-    labelled = raw.notna().to_numpy()
+    return metadata
+
+
+def _choose_kind(raw: pd.Series, column: str, *, kind: str, numeric: bool) -> tuple[Kind, str]:
+    """(classification or regression, why): ``auto`` by the column's values, else as asked,
+    refusing a regression of a column without numbers."""
     if kind == "auto":
-        many = raw.nunique(dropna=True) > MAX_NUMBER_CLASSES
-        kind = "regression" if numeric and many else "classification"
-        reason = (f"numbers with {raw.nunique()} distinct values → regression" if kind == "regression" else
-                  f"{'few distinct numbers' if numeric else 'categories'} → classification")
-    elif kind == "regression":
+        if numeric and raw.nunique(dropna=True) > MAX_NUMBER_CLASSES:
+            return "regression", f"numbers with {raw.nunique()} distinct values → regression"
+        return "classification", f"{'few distinct numbers' if numeric else 'categories'} → classification"
+    if kind == "regression":
         if not numeric:
             raise InputError(f"The column {column!r} does not hold numbers, so it cannot be a regression target.",
                              hint="Predict it as categories (classification) instead.")
-        reason = "regression (chosen by you)"
-    elif kind == "classification":
-        reason = "classification (chosen by you)"
-    else:
-        raise InputError(f"Unknown kind of task {kind!r}.", hint="Use auto, classification or regression.")
-    _check_count(int(labelled.sum()), column)
-    if kind == "regression":
-        values = raw[labelled].to_numpy(dtype=np.float64)
-        if np.ptp(values) == 0:
-            _refuse_constant(column, values[0])
-        return Target("regression", column, None, ids, labelled, values, None, (), reason)
+        return "regression", "regression (chosen by you)"
+    if kind == "classification":
+        return "classification", "classification (chosen by you)"
+    raise InputError(f"Unknown kind of task {kind!r}.", hint="Use auto, classification or regression.")
+
+
+def _classification_target(raw: pd.Series, labelled: np.ndarray, column: str, ids: tuple[str, ...], *,
+                           reason: str, numeric: bool) -> Target:
+    """Classes as text, refusing a single class or any class with fewer than
+    :data:`MIN_PER_CLASS` samples."""
     values = np.array([_label_text(v) for v in raw[labelled]], dtype=object)
     counts = Counter(values)
     if len(counts) < 2:

@@ -87,6 +87,7 @@ def test_transcriptome_level_every_format(setup: dict, tmp_path: Path, ext: str)
     if ext in (".csv", ".tsv", ".parquet"):
         frame = _read_table(output)
         assert list(frame.index) == SAMPLES and frame.index.name == "sample_id"
+        assert list(frame.columns[-3:]) == ["missing_share", "mean_expression", "nonzero_share"]  # v2 (the spec)
         got = frame.to_numpy()
     elif ext == ".npy":
         got = np.load(output)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import test_download
-from test_download import V1, V2, FakeZenodo
 from typer.testing import CliRunner
 
 from bulkformer.cli import app
+from tests.download import fake_zenodo
+from tests.download.fake_zenodo import V1, V2, FakeZenodo
 
 # The same local Zenodo server as the client tests (fixtures are found by module name).
-_server = test_download._server
-zenodo = test_download.zenodo
-published = test_download.published
+_server = fake_zenodo._server
+zenodo = fake_zenodo.zenodo
+published = fake_zenodo.published
 runner = CliRunner()
 
 
