@@ -37,6 +37,7 @@ with st.sidebar:
     if line:
         st.caption(f"**Model:** {line}")
     jobs.sidebar_jobs()
+    session.warm_up_status()
     st.radio(
         "Save pictures as", ["png", "svg"], key=keys.K_IMAGE_FORMAT, horizontal=True,
         format_func=str.upper,
@@ -45,4 +46,7 @@ with st.sidebar:
     )
     reload.write_reload_cookie()
 
-current.run()
+try:
+    current.run()
+finally:  # however the page ended (drawn, stopped, switched): it did not wait for this
+    session.start_warm_up()

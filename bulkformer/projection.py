@@ -8,12 +8,18 @@ says so in plain words for the person looking at it.
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+import sys
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
+from bulkformer import paths
 from bulkformer.errors import BulkFormerError, check_choice
 
 MIN_UMAP_SAMPLES = 10
@@ -24,7 +30,12 @@ MAX_CLUSTERS = 10
 SILHOUETTE_SAMPLE = 2000
 """Samples the silhouette is computed on when choosing k (it costs n² otherwise)."""
 
+NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
+"""numba's setting for the folder its compiled functions are kept in (set for UMAP unless given)."""
+
 Method = Literal["umap", "pca"]
+
+_log = logging.getLogger(__name__)
 
 # We hand UMAP precomputed neighbours and never map new points, so its warning that
 # ``transform`` is unavailable without a search index means nothing here.
@@ -58,22 +69,73 @@ def project(
                 f"{n} samples this is a PCA map (the two main axes of variation) instead.")
         return Projection(_pca(x, 2), "pca", note)
     from sklearn.neighbors import NearestNeighbors
-    try:
-        from umap import UMAP  # imported here: it takes seconds and is only needed for maps
-    except ImportError as err:  # an optional dependency: the package's [app] extra
-        raise BulkFormerError("UMAP maps need the umap-learn package, which is not installed.",
-                              hint="Install it (pip install umap-learn, or bulkformer-studio[app]), "
-                                   "or ask for a PCA map (method='pca').") from err
 
+    umap_class = _umap_class()  # imported here: it takes seconds and is only needed for maps
     reduced = _pca(x, min(UMAP_INPUT_DIMS, n - 1, x.shape[1]))
     k = max(2, min(n_neighbors, n - 1))
     # Exact neighbours from scikit-learn: as good as UMAP's own search at these sizes, and it
     # spares compiling pynndescent (over a minute on 2 cores the first time).
     distances, indices = NearestNeighbors(n_neighbors=k).fit(reduced).kneighbors(reduced)
-    reducer = UMAP(n_neighbors=k, n_components=2, random_state=seed, n_jobs=1,
-                   precomputed_knn=(indices, distances.astype(np.float32), None))
+    reducer = umap_class(n_neighbors=k, n_components=2, random_state=seed, n_jobs=1,
+                         precomputed_knn=(indices, distances.astype(np.float32), None))
     coords = reducer.fit_transform(reduced)
     return Projection(np.asarray(coords, dtype=np.float32), "umap", "")
+
+
+def numba_cache_dir() -> Path:
+    """Where numba keeps UMAP's compiled functions between runs: ``NUMBA_CACHE_DIR`` when set,
+    else ``numba`` in the per-user cache folder (:func:`bulkformer.paths.cache_dir`)."""
+    return Path(os.environ.get(NUMBA_CACHE_ENV) or paths.cache_dir() / "numba")
+
+
+def use_numba_cache() -> Path:
+    """Point numba's on-disk cache at :func:`numba_cache_dir` (setting ``NUMBA_CACHE_DIR``, which
+    numba reads when it is imported and again before it compiles); returns the folder."""
+    folder = numba_cache_dir()
+    os.environ[NUMBA_CACHE_ENV] = str(folder)
+    return folder
+
+
+def _umap_class() -> Any:
+    """umap-learn's ``UMAP``, its compiled functions kept on disk (:func:`_cache_compiled_umap`)."""
+    use_numba_cache()
+    try:
+        from numba.core import config
+
+        # numba may be imported already (torch_geometric imports it): it reads NUMBA_CACHE_DIR
+        # again now, before umap's functions choose their cache folder as they are defined
+        config.reload_config()
+        from umap import UMAP
+    except ImportError as err:  # an optional dependency: the package's [app] extra
+        raise BulkFormerError("UMAP maps need the umap-learn package, which is not installed.",
+                              hint="Install it (pip install umap-learn, or bulkformer-studio[app]), "
+                                   "or ask for a PCA map (method='pca').") from err
+    _cache_compiled_umap()
+    return UMAP
+
+
+@functools.cache
+def _cache_compiled_umap() -> None:
+    """Once per process: keep every numba function of umap-learn on disk once compiled.
+
+    The first map of a process compiles ~100 numba functions (15 s to over a minute on 2 busy
+    cores); umap-learn asks numba to keep only one of them (``cache=True``), so every new
+    process compiled again. Turning numba's cache on for the others, as ``cache=True`` would,
+    makes only the first map in a cache folder compile: later processes read the compiled code.
+    """
+    from numba.core import config
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    modules = [module for name, module in list(sys.modules.items()) if name == "umap" or name.startswith("umap.")]
+    try:
+        for module in modules:
+            for value in list(vars(module).values()):
+                if isinstance(value, CPUDispatcher) and isinstance(value._cache, NullCache):
+                    value.enable_caching()
+    except RuntimeError:  # no writable folder for numba's cache: maps still work, compiled each time
+        _log.warning("numba's cache folder %s is not writable: UMAP compiles anew in every process",
+                     config.CACHE_DIR, exc_info=True)
 
 
 @dataclass(frozen=True)

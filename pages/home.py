@@ -33,6 +33,17 @@ def demo_button(label: str, which: str, loaded: str, **button: Any) -> None:
             st.switch_page(keys.PAGES["upload"])
 
 
+@st.fragment(run_every=session.WARM_UP_POLL_S)
+def model_on_its_way() -> None:
+    """The model section while the model code still loads in the background (the first visit
+    since the server started): Home appears without waiting for it, and is drawn again once it is."""
+    if session.model_code_ready():
+        st.rerun()
+    if frame.model_choice()[0] == "demo":
+        st.warning(frame.DEMO_BANNER, icon=":material/science:")
+    st.caption(":material/hourglass_top: Loading the model in the background…")
+
+
 c1, c2 = st.columns(2)
 with c1, st.container(border=True):
     st.markdown("#### :material/science: Try it in one click")
@@ -51,12 +62,15 @@ with c2, st.container(border=True):
     st.page_link(keys.PAGES["upload"], label="Upload & QC", icon=":material/arrow_forward:")
 
 st.subheader("The model")
-model = frame.get_model()
-if model is not None:
-    frame.model_badge(model)
-    st.markdown(f"**Loaded:** {model.describe()}")
-    st.caption("Change the model, the device or the batch size on the Model page.")
-    st.page_link(keys.PAGES["model"], label="Model settings", icon=":material/memory:")
+if session.model_code_ready() or frame.model_line():
+    model = frame.get_model()
+    if model is not None:
+        frame.model_badge(model)
+        st.markdown(f"**Loaded:** {model.describe()}")
+        st.caption("Change the model, the device or the batch size on the Model page.")
+        st.page_link(keys.PAGES["model"], label="Model settings", icon=":material/memory:")
+else:
+    model_on_its_way()
 
 st.subheader("Your data stays here")
 st.info(

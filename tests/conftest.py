@@ -11,8 +11,12 @@ import torch
 
 from bulkformer.graph import GeneGraph
 from bulkformer.model import MISSING, BulkFormer, BulkFormerConfig
+from bulkformer.projection import use_numba_cache
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+# UMAP's compiled code goes to the real per-user cache, not the temporary cache folder a test
+# sets: compiled once per machine instead of in every test run.
+use_numba_cache()
 
 
 def random_graph(n_genes: int, n_edges: int, *, seed: int = 0) -> GeneGraph:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +102,34 @@ def test_umap_missing_is_a_user_error_and_pca_still_works(monkeypatch: pytest.Mo
         project(emb)
     assert "umap-learn" in str(info.value) and "pca" in info.value.hint
     assert project(emb, method="pca").coords.shape == (75, 2)
+
+
+def test_numba_cache_goes_to_the_per_user_cache_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from bulkformer import paths
+    from bulkformer.projection import use_numba_cache
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("BULKFORMER_CACHE_DIR", str(tmp_path / "cache"))
+    folder = use_numba_cache()
+    assert folder == tmp_path / "cache" / "numba" and paths.cache_dir() in folder.parents
+    assert os.environ["NUMBA_CACHE_DIR"] == str(folder)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "chosen"))  # an administrator's choice stands
+    assert use_numba_cache() == tmp_path / "chosen" and os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "chosen")
+
+
+def test_every_umap_numba_function_is_kept_in_numba_s_cache_folder() -> None:
+    """umap-learn asks numba to keep only one function (``cache=True``); a map turns it on for all."""
+    import numba
+    from numba.core.caching import FunctionCache
+    from numba.core.registry import CPUDispatcher
+
+    project(_blobs()[0])
+    import umap.layouts  # imported by the map
+
+    assert numba.config.CACHE_DIR == os.environ["NUMBA_CACHE_DIR"]
+    dispatchers = [v for name, module in sys.modules.items() if name == "umap" or name.startswith("umap.")
+                   for v in vars(module).values() if isinstance(v, CPUDispatcher)]
+    assert umap.layouts._nb_optimize_layout_euclidean_single_epoch in dispatchers and len(dispatchers) > 50
+    for dispatcher in dispatchers:
+        assert isinstance(dispatcher._cache, FunctionCache), dispatcher
+        assert Path(dispatcher._cache._cache_path).is_relative_to(numba.config.CACHE_DIR), dispatcher

@@ -1,4 +1,5 @@
-"""One browser session: its random id, private cache folder, defaults and one-off messages.
+"""One browser session: its random id, private cache folder, defaults and one-off messages; and
+the server's warm-up of the model and map code, in the background once the first page is drawn.
 
 Privacy: uploads live in this session's ``st.session_state`` only; results cached on disk go
 to a folder named by a random per-session id (``paths.cache_dir() / <id>``) that a janitor
@@ -116,36 +117,84 @@ def _own_folder(folder_id: str) -> None:
             owners.by_session[ctx.session_id] = folder_id
 
 
-@st.cache_resource(show_spinner=False)
-def _warm_up_maps() -> threading.Event:
-    """Once per server process, in the background: UMAP compiles itself on first use (~15 s,
-    a minute on a busy machine), so do that while the user is still uploading rather than when
-    they wait for a map. The event is set once that is done."""
-    ready = threading.Event()
+#: How often the sidebar's line about the warm-up is redrawn while it goes on, in seconds.
+WARM_UP_POLL_S = 1.0
 
-    def warm() -> None:
-        try:
-            from bulkformer.projection import project
 
-            project(np.random.default_rng(0).normal(size=(16, 4)), method="umap")
-        except Exception:  # the first real map then compiles instead
-            log.debug("UMAP warm-up failed", exc_info=True)
-        finally:
-            ready.set()
+@dataclass
+class _WarmUp:
+    """The server's one background warm-up: what it is doing (in words; ``""`` before it
+    starts and once it is done) and an event per stage."""
 
-    threading.Thread(target=warm, name="bulkformer-umap-warmup", daemon=True).start()
-    return ready
+    step: str = ""
+    started: bool = False
+    code: threading.Event = field(default_factory=threading.Event)
+    maps: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_WARM_UP = _WarmUp()
+
+
+def start_warm_up() -> None:
+    """Once per server process, in the background, called after a page is drawn so that the
+    first page appears without waiting for it: import the model code (torch; every page but
+    Home needs it, ~5 s), then make a first UMAP map, which compiles the map code (~15 s, a
+    minute on a busy machine or with numba's cache empty) while the user is still uploading
+    rather than when they wait for a map."""
+    with _WARM_UP.lock:
+        if _WARM_UP.started:
+            return
+        _WARM_UP.started = True
+        _WARM_UP.step = "loading the model"
+    threading.Thread(target=_warm_up, args=(_WARM_UP,), name="bulkformer-warmup", daemon=True).start()
+
+
+def _warm_up(state: _WarmUp) -> None:
+    """The warm-up's work; a failed stage is only logged (the page that needs it then does it)."""
+    try:
+        import bulkformer.wrapper  # noqa: F401 - imported for its side effect: torch and the model code loaded
+    except Exception:
+        log.debug("Model code warm-up failed", exc_info=True)
+    finally:
+        state.code.set()
+    state.step = "preparing the sample maps (the first time on this server: up to a minute)"
+    try:
+        from bulkformer.projection import project
+
+        project(np.random.default_rng(0).normal(size=(16, 4)), method="umap")
+    except Exception:  # the first real map then compiles instead
+        log.debug("UMAP warm-up failed", exc_info=True)
+    finally:
+        state.step = ""
+        state.maps.set()
+
+
+def model_code_ready() -> bool:
+    """Whether the warm-up has loaded the model code (else loading a model waits for torch)."""
+    return _WARM_UP.code.is_set()
 
 
 def maps_ready() -> bool:
     """Whether the map code is compiled (else the first map of this server waits for it)."""
-    return _warm_up_maps().is_set()
+    return _WARM_UP.maps.is_set()
+
+
+def warm_up_status() -> None:
+    """The sidebar's line saying what the warm-up is doing, redrawn every second until it is done."""
+    if not maps_ready():
+        _warm_up_line()
+
+
+@st.fragment(run_every=WARM_UP_POLL_S)
+def _warm_up_line() -> None:
+    if _WARM_UP.step:
+        st.caption(f":material/hourglass_top: Getting ready in the background: {_WARM_UP.step}…")
 
 
 def init_session() -> None:
     """Give this browser session its random id, private cache folder and defaults (or, after a
     reload, the state its browser had: :func:`_take_over_after_reload`)."""
-    _warm_up_maps()
     ss = st.session_state
     if K_SID not in ss:
         _take_over_after_reload()
