@@ -19,10 +19,23 @@ VALUE_TYPES = ("auto", "counts", "tpm", "fpkm", "log1p_tpm", "log2_tpm")
 #: Length used for a gene whose length is unknown, as upstream: 1 kb.
 DEFAULT_LENGTH_BP = 1000.0
 
-_MAX_LOG1P = float(np.log1p(1e6))   # 13.8: the largest possible log1p(TPM)
-_MAX_LOG2 = float(np.log2(1e6 + 1))  # 19.9: the largest possible log2(TPM + 1)
 _MAX_VALUE = 1e15  # above any read count; keeps float32 arithmetic finite
 _TPM_TOTAL_MAX = 1.05e6  # TPM add up to 10⁶; a little more for rounding in exported files
+
+
+def _log_ceiling(value_type: str, tpm: float = 1e6) -> float:
+    """The largest value a log of TPM can take: one gene holding ``tpm`` (all of a sample's 10⁶)."""
+    return float(np.log1p(tpm) if value_type == "log1p_tpm" else np.log2(tpm + 1))
+
+
+def _sums_like_tpm(totals: np.ndarray) -> bool:
+    """Per-sample totals steady near 10⁶ (or a steady share of it, for a gene subset), as TPM have."""
+    low, high = float(totals.min()), float(totals.max())
+    return high <= _TPM_TOTAL_MAX and low >= 0.1e6 and high / low <= 1.1
+
+
+_MAX_LOG1P = _log_ceiling("log1p_tpm")  # 13.8: the largest possible log1p(TPM)
+_MAX_LOG2 = _log_ceiling("log2_tpm")  # 19.9: the largest possible log2(TPM + 1)
 _ROWS_CHECKED = 256  # samples looked at for the whole-number and log tests
 
 
@@ -71,7 +84,7 @@ def detect_value_type(values: np.ndarray) -> Guess:
     totals = values.sum(axis=1, dtype=np.float64)
     low, high = float(totals.min()), float(totals.max())
     span = f"per-sample totals {low:,.0f} to {high:,.0f}"
-    if high <= _TPM_TOTAL_MAX and low >= 0.1e6 and high / low <= 1.1:
+    if _sums_like_tpm(totals):
         return Guess("tpm", f"fractional values with steady {span}, as TPM (or CPM) have")
     if np.median(totals) >= 3e6:
         return Guess("counts", f"fractional values with {span}: estimated counts "
@@ -101,7 +114,7 @@ def check_value_type(values: np.ndarray, *, value_type: str) -> None:
     log is undone and feed infinities to the model. Other mismatches only earn a warning."""
     if value_type not in ("log1p_tpm", "log2_tpm") or values.size == 0:
         return
-    limit = float(np.log1p(_TPM_TOTAL_MAX) if value_type == "log1p_tpm" else np.log2(_TPM_TOTAL_MAX + 1))
+    limit = _log_ceiling(value_type, _TPM_TOTAL_MAX)
     largest = float(values.max())
     if largest > limit:
         words = "log(TPM + 1)" if value_type == "log1p_tpm" else "log2(TPM + 1)"
@@ -168,7 +181,7 @@ def value_type_warning(values: np.ndarray, value_type: str) -> str:
     chosen = f"You said the values are {_VALUE_WORDS[value_type]}"
     reasons: list[str] = []
     if value_type in ("log1p_tpm", "log2_tpm"):
-        limit = _MAX_LOG1P if value_type == "log1p_tpm" else _MAX_LOG2
+        limit = _log_ceiling(value_type)
         if largest > limit:
             reasons.append(f"the largest value is {largest:,.6g}, more than {_VALUE_WORDS[value_type]} "
                            f"can be ({limit:.1f}, for a gene holding all 10⁶ TPM)")
@@ -184,8 +197,7 @@ def value_type_warning(values: np.ndarray, value_type: str) -> str:
             reasons.append(f"the samples add up to {median_total:,.0f} (median), while TPM add up "
                            f"to 1,000,000 per sample")
         if value_type == "counts" and not whole and largest > _MAX_LOG2:
-            low, high = float(totals.min()), float(totals.max())
-            if high <= _TPM_TOTAL_MAX and low >= 0.1e6 and high / low <= 1.1:
+            if _sums_like_tpm(totals):
                 reasons.append(f"the values have fractions and every sample adds up to about "
                                f"{median_total:,.0f}, as TPM do")
     if not reasons:
