@@ -108,6 +108,13 @@ def _load_model(spec: str, *, device: str, model_dir: Path | None, data_dir: Pat
     return loaded
 
 
+def _remind_if_demo(loaded: BulkFormerModel, subject: str) -> None:
+    """Say again, after the output where people look last, that ``subject`` came from the demo model."""
+    if loaded.is_demo:
+        err.print(f"Reminder: {subject} come from the DEMO model (simulated data), not a published model.",
+                  style="yellow", markup=False)
+
+
 def _prepare(input_path: Path, gene_order: tuple[str, ...], *, gene_lengths: str, counts: bool | None,
              metadata: Path | None) -> PreparedInput:
     """``prepare()`` with the --counts/--no-counts override (--no-counts: never read as counts),

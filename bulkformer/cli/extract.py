@@ -21,6 +21,7 @@ from bulkformer.cli._common import (
     _load_model,
     _prepare,
     _progress_bar,
+    _remind_if_demo,
     err,
     out,
     user_errors,
@@ -139,9 +140,7 @@ def extract(
             _write_result(result, prepared, output, kind=kind, genes=chosen, mode=impute_mode,
                           facts=runs.run_facts(loaded, prepared, options, extra=extra),
                           columns=loaded.config.feature_names())
-        if loaded.is_demo:
-            err.print("Reminder: these results come from the DEMO model (simulated data).",
-                      style="yellow")
+        _remind_if_demo(loaded, "these results")
 
 
 def _check_request(output: Path, *, kind: str, genes_file: Path | None, esm2: bool) -> None:

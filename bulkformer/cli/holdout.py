@@ -19,7 +19,7 @@ from bulkformer.cli._common import (
     _load_model,
     _prepare,
     _progress_bar,
-    err,
+    _remind_if_demo,
     out,
     user_errors,
 )
@@ -77,9 +77,7 @@ def holdout_check(
                                       n_model_genes=comparison.n_model_genes)
             export.write_output(comparison.table, output, notes=(*notes, *judged.lines()))
             out.print(f"[green]Wrote[/green] {escape(str(output))} (per sample, per expression level and overall)")
-        if loaded.is_demo:
-            err.print("Reminder: this check used the DEMO model (simulated data), not a published model.",
-                      style="yellow")
+        _remind_if_demo(loaded, "the check's imputed values")
 
 
 def _print_holdout(comparison: HoldoutComparison) -> None:

@@ -20,7 +20,7 @@ from bulkformer.cli._common import (
     _load_model,
     _prepare,
     _progress_bar,
-    err,
+    _remind_if_demo,
     out,
     user_errors,
 )
@@ -86,8 +86,7 @@ def predict(
                                  permutations=permutations, seed=seed)
         _print_prediction(result)
         _write_tables(result, loaded, prepared.aligned, output=output, predictions=predictions)
-        if loaded.is_demo:
-            err.print("Reminder: these embeddings come from the DEMO model (simulated data).", style="yellow")
+        _remind_if_demo(loaded, "these embeddings")
 
 
 def _check_tables(paths: tuple[Path | None, ...], *, inputs: tuple[Path, ...]) -> None:
