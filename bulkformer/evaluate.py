@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 from sklearn.impute import KNNImputer
 from sklearn.metrics import silhouette_score
 
+from bulkformer.errors import InputError
 from bulkformer.model import MISSING
+from bulkformer.predict import expression_features
 from bulkformer.projection import project
+from bulkformer.separation import NotGroups, expression_baseline, group_separation
 from bulkformer.train import mask_measured, pearson
 from bulkformer.wrapper import BulkFormerModel
 
@@ -92,18 +94,19 @@ def benchmark_separation(
     model: BulkFormerModel, values: np.ndarray, labels: Sequence[str], *, aggregate: str = "mean",
     batch_size: int | None = None,
 ) -> SeparationBenchmark:
-    """Silhouette of ``labels`` in the model's sample embeddings and in PCA(20) of the values,
-    in each space (embeddings standardised per feature) and on UMAP maps of each."""
-    labels = np.asarray(labels)
+    """Silhouette of ``labels`` in the model's sample embeddings and in PCA(20) of the measured
+    genes, in each space (:func:`bulkformer.separation.group_separation`, as the app scores them)
+    and on UMAP maps of each."""
     emb = model.run(values, [str(i) for i in range(len(values))], impute=False, aggregate=aggregate,
                     batch_size=batch_size).sample_embedding
-    observed = (values != MISSING).all(axis=0)
-    n_comp = min(20, len(values) - 1, int(observed.sum()))
-    pcs = PCA(n_components=n_comp, random_state=0).fit_transform(values[:, observed])
-    standardised = (emb - emb.mean(0)) / (emb.std(0) + 1e-8)
+    baseline = expression_baseline(expression_features(values, (values != MISSING).all(axis=0)))
+    separation = group_separation(emb, baseline, labels)
+    if isinstance(separation, NotGroups):
+        raise InputError(f"The labels cannot be scored as groups: {separation.reason}")
+    labels = np.asarray(labels)
     return SeparationBenchmark(
-        model_silhouette=float(silhouette_score(standardised, labels)),
+        model_silhouette=separation.model_silhouette,
         model_umap_silhouette=float(silhouette_score(project(emb, seed=0).coords, labels)),
-        pca_silhouette=float(silhouette_score(pcs, labels)),
-        pca_umap_silhouette=float(silhouette_score(project(pcs, seed=0).coords, labels)),
+        pca_silhouette=separation.expression_silhouette,
+        pca_umap_silhouette=float(silhouette_score(project(baseline.scores, seed=0).coords, labels)),
     )

@@ -22,7 +22,7 @@ from bulkformer.export import (
 )
 from bulkformer.run_options import RunOptions
 from bulkformer.runs import run_facts
-from ui import frame, jobs, keys, plots, runs, session, uploads
+from ui import frame, jobs, keys, plots, runs, separation, session, uploads
 
 model, prepared = frame.open_page(":material/download: Downloads")
 jobs.collect("main")
@@ -64,6 +64,7 @@ if data.sheet is not None:
 if outcome.options.aggregate_genes:
     extra.append(("Genes used for the sample embedding", f"{len(outcome.options.aggregate_genes)} chosen genes"))
 extra.append(("Map", f"{umap.method.upper()}" + (f" ({umap.note})" if umap.note else "")))
+extra.extend(separation.report_rows(outcome, metadata))  # the columns measured on the Embeddings page
 facts = run_facts(model, prepared, outcome.options, extra=extra,
                   holdout=holdout.verdict.lines() if holdout is not None else ())
 notes = facts.notes

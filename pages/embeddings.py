@@ -9,7 +9,7 @@ import streamlit as st
 from bulkformer.export import embedding_frame
 from bulkformer.model.config import V2_SAMPLE_FEATURES
 from bulkformer.run_options import RunOptions
-from ui import frame, jobs, keys, plots, runs, session, uploads
+from ui import frame, jobs, keys, plots, runs, separation, session, uploads
 
 AGGREGATES = {
     "mean": "Average over genes (recommended)",
@@ -22,6 +22,7 @@ PRECISIONS = {
     "bf16": "Half (bf16)",
 }
 NONE, CLUSTERS = "(no colour)", "Clusters found by the app"
+BASELINE = "PCA of expression (baseline)"
 MAX_CLUSTER_CHOICE = 30
 
 model, prepared = frame.open_page(
@@ -111,13 +112,15 @@ m[3].metric("Time", "from cache" if outcome.from_cache else jobs.format_seconds(
 columns = [] if metadata is None else [c for c in metadata.columns if metadata[c].notna().any()]
 options = [NONE, CLUSTERS, *columns]
 default = columns[0] if columns else CLUSTERS
-c1, c2, c3 = st.columns([2, 1, 1])
+c1, c2, c3 = st.columns([2, 2, 1])
 color_by = c1.selectbox("Colour samples by", options, index=options.index(default), key="emb_color_by",
                         help="A column of your sample sheet, or groups of similar samples found by the app "
                              "(spectral clustering of each sample's nearest neighbours).")
-method = c2.radio("Map", ["UMAP", "PCA"], horizontal=True, key="emb_method",
+method = c2.radio("Map", ["UMAP", "PCA", BASELINE], horizontal=True, key="emb_method",
                   help="UMAP keeps neighbours together and shows groups well; PCA shows the two "
-                       "directions in which samples differ most (distances are more faithful).")
+                       "directions in which samples differ most (distances are more faithful). "
+                       "PCA of expression (baseline): the same without the model, the two main directions "
+                       "of the measured genes' log(TPM + 1), to compare with the model's maps.")
 k_choices = [0, *range(2, min(MAX_CLUSTER_CHOICE, len(ids)) + 1)]
 n_clusters = c3.selectbox("Number of clusters", k_choices, key="emb_k",
                           format_func=lambda k: "automatic" if k == 0 else f"{k} clusters",
@@ -125,11 +128,18 @@ n_clusters = c3.selectbox("Number of clusters", k_choices, key="emb_k",
                                "samples splits into most clearly. Pick a number to split into that many.",
                           disabled=color_by != CLUSTERS)
 
-projection = outcome.projections["umap" if method == "UMAP" else "pca"]
+if method == BASELINE:
+    baseline = separation.expression_baseline(outcome, aligned)
+    if baseline is None:
+        st.stop()
+    projection = baseline.projection()
+else:
+    projection = outcome.projections["umap" if method == "UMAP" else "pca"]
 if projection.note:
     st.info(projection.note, icon=":material/info:")
 
 color_values: pd.Series | None = None
+apart = None  # how far apart the sample sheet's groups are, against the expression baseline
 if color_by == CLUSTERS:
     memo_key = ("clusters", outcome.key, int(n_clusters))
     cache = session.memo()
@@ -146,15 +156,31 @@ if color_by == CLUSTERS:
                    "They are found in the full fingerprints, not on the map, so a cluster may look split on it.")
 elif color_by != NONE and metadata is not None:
     color_values = metadata[color_by]
+    apart = separation.group_separation(outcome, aligned, metadata, color_by)
 
-axis = ("UMAP 1", "UMAP 2") if projection.method == "umap" else ("PC 1", "PC 2")
+if method == BASELINE:
+    axis = baseline.axis_titles()
+    title, file_stem = f"PCA of expression (baseline, no model) · {len(ids):,} samples", "expression_pca_map"
+else:
+    axis = ("UMAP 1", "UMAP 2") if projection.method == "umap" else ("PC 1", "PC 2")
+    title, file_stem = f"{projection.method.upper()} map of {len(ids):,} samples", f"{projection.method}_map"
+map_area, box_area = st.columns([3, 1]) if separation.measured(apart) else (st.container(), None)
 fig = plots.sample_scatter(projection.coords, ids, metadata=metadata,
                            color_by=None if color_by == NONE else color_by, color_values=color_values,
-                           axis_titles=axis, title=f"{projection.method.upper()} map of {len(ids):,} samples",
+                           axis_titles=axis, title=title,
                            palette=plots.CLUSTER_PALETTE if color_by == CLUSTERS else plots.PALETTE)
-plots.show_figure(fig, f"{frame.file_prefix(model)}{projection.method}_map", key="emb_map")
+with map_area:
+    plots.show_figure(fig, f"{frame.file_prefix(model)}{file_stem}", key="emb_map")
+if box_area is not None:
+    with box_area:
+        separation.show_box(color_by, apart)
+elif apart is not None:
+    st.caption(f"**How clearly do the {color_by} groups separate?** Not measured: {apart.reason}")
 st.caption("Each dot is one sample; hover for its name and sample-sheet details. Use the camera "
-           "button at the top right of the plot to save it as a picture.")
+           "button at the top right of the plot to save it as a picture."
+           + (" The baseline map is made from the measured genes' log(TPM + 1) alone (each gene as it is, "
+              "not scaled), without the model: where groups are as far apart here as on the model's maps, "
+              "the model's maps show nothing the expression did not show already." if method == BASELINE else ""))
 
 with st.expander("The embedding numbers", icon=":material/table:"):
     table = embedding_frame(result, column_names=model.config.feature_names())

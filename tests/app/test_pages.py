@@ -814,3 +814,66 @@ def test_predict_page_evaluates_tissue_on_the_demo_cohort() -> None:
     assert sorted(oof["sample_id"]) == sorted(sheet.index)
     assert (oof.set_index("sample_id")["observed"] == sheet.loc[oof["sample_id"], "tissue"]).all()
     assert "## Predicting tissue" in fetch(f"{stem}_report.md").decode()
+
+
+def test_embeddings_map_shows_how_the_groups_separate_against_the_expression_baseline() -> None:
+    """Coloured by tissue, a box beside the map gives the silhouette of the tissues in the model's
+    embeddings and in PCA of the expression (checked here with scikit-learn), with the verdict;
+    the baseline map can be chosen, a numeric column is refused, the report records it."""
+    import json
+
+    from sklearn.metrics import silhouette_score
+
+    at = new_app()
+    at.button(key="demo_button").click()
+    at.run()
+    run_main(at)
+    assert at.selectbox(key="emb_color_by").value == "tissue"
+    assert "How clearly do the tissue groups separate?" in texts(at.markdown)
+    outcome = at.session_state["bf_results"]["main"]
+    sheet = pd.read_csv(paths.demo_dir() / "demo_samples.csv", index_col=0)
+    tissue = sheet.loc[list(outcome.result.sample_ids), "tissue"].to_numpy()
+    emb = outcome.result.sample_embedding.astype(np.float64)
+    sd = emb.std(0)
+    model_sil = silhouette_score((emb - emb.mean(0)) / np.where(sd > 0, sd, 1), tissue)
+    recorded = json.loads((paths.demo_dir() / "metrics.json").read_text())["separation"]["pca_silhouette"]
+    m = metrics(at)
+    assert m["BulkFormer embeddings"] == f"{model_sil:.2f}"
+    assert m["PCA of expression (baseline)"] == f"{recorded:.2f}"  # the demo's recorded baseline
+    verdict = "separate these groups less well than a PCA of the expression itself"
+    assert model_sil < recorded - 0.05 and verdict in texts(at.markdown)
+    assert "200 samples in 6 groups" in texts(at.caption)
+
+    at.radio(key="emb_method").set_value("PCA of expression (baseline)").run()
+    assert_clean(at)
+    (chart,) = at.get("plotly_chart")
+    spec = json.loads(chart.proto.spec)
+    assert "PCA of expression (baseline, no model)" in spec["layout"]["title"]["text"]
+    dots = [t for t in spec["data"] if t.get("mode") == "markers"]
+    assert sorted(t["name"] for t in dots) == sorted(set(tissue))
+    # the map is the first two principal components of the measured genes' log1p TPM (an SVD here)
+    from bulkformer.wrapper import BulkFormerModel
+
+    aligned = BulkFormerModel.load("demo", device="cpu").prepare(paths.demo_dir() / "demo_counts.csv.gz").aligned
+    x = aligned.values[:, aligned.observed].astype(np.float64)
+    u, s, _ = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    def numbers(values) -> np.ndarray:  # plotly writes number arrays as base64 ({"dtype", "bdata"})
+        import base64
+
+        if isinstance(values, dict):
+            return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        return np.asarray(values, dtype=float)
+
+    for axis, pc in (("x", u[:, 0] * s[0]), ("y", u[:, 1] * s[1])):
+        shown = np.sort(np.abs(np.concatenate([numbers(t[axis]) for t in dots])))
+        np.testing.assert_allclose(shown, np.sort(np.abs(pc)), rtol=1e-3, atol=1e-3)
+    assert verdict in texts(at.markdown)  # the box stays beside the baseline map
+
+    at.selectbox(key="emb_color_by").set_value("age").run()
+    assert_clean(at)
+    assert "Not measured: it holds numbers with" in texts(at.caption)
+    assert "BulkFormer embeddings" not in metrics(at)
+
+    go(at, "downloads")
+    report = fetch("DEMO_demo_counts_run_report.md").decode()
+    assert "Group separation (tissue): silhouette" in report and verdict in report
