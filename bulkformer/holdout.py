@@ -138,6 +138,8 @@ R_MARGIN = 0.02
 #: … or its mean absolute error is lower (higher) by at least this share of the baseline's.
 MAE_MARGIN = 0.05
 VERDICT_LEVELS = ("better", "no better", "worse", "cannot judge")
+#: A filled-in value this close to the real one (log(TPM + 1)) counts as close: a factor of about 1.6 in TPM.
+CLOSE_TOLERANCE = 0.5
 TABLE_COLUMNS = ("method", "scope", "group", *METRIC_COLUMNS)
 
 
@@ -311,6 +313,14 @@ def verdict(comparison: HoldoutComparison) -> Verdict:
                    "genes from this model for this data.")),
     }[level]
     return Verdict(level, headline, sentence, meaning, warnings)
+
+
+def share_close(comparison: HoldoutComparison, method: str, *, tolerance: float = CLOSE_TOLERANCE) -> float:
+    """Share of ``method``'s filled-in values within ``tolerance`` of the hidden truth (NaN when
+    nothing was scored), so that the model's share can be read beside a baseline's."""
+    if not comparison.truth.size:
+        return float("nan")
+    return float(np.mean(np.abs(comparison.guesses[method] - comparison.truth) <= tolerance))
 
 
 def _r(value: float) -> float:

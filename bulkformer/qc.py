@@ -67,6 +67,12 @@ class QCReport:
         return int(self.duplicates["n_rows"].sum() - len(self.duplicates))
 
     @property
+    def outliers_checked(self) -> bool:
+        """Whether the between-sample outlier checks ran: with fewer than
+        :data:`MIN_SAMPLES_FOR_OUTLIERS` samples "nothing flagged" means "not checked"."""
+        return self.n_samples >= MIN_SAMPLES_FOR_OUTLIERS
+
+    @property
     def coverage(self) -> float:
         """Share of the model's genes that the table measured."""
         return self.n_model_genes_observed / self.n_model_genes if self.n_model_genes else 0.0

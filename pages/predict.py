@@ -79,7 +79,19 @@ st.markdown(f"### Predicting **{target.name}** ({target.kind})")
 strong = result.summary("embeddings").p_value < predict.ALPHA
 (st.success if strong else st.warning)(f"**Verdict:** {result.verdict}",
                                        icon=":material/check_circle:" if strong else ":material/info:")
-st.dataframe(result.table(), width="stretch")
+
+
+def metric_help(metric: str) -> str:
+    """A score column's meaning and, where known, what guessing scores on this target."""
+    chance = predict.chance_level(target, metric)
+    return predict.METRIC_MEANINGS[metric] + ("" if chance is None else f" Guessing scores about {chance:.2g} here.")
+
+
+score_help = {predict.METRIC_LABELS[m]: st.column_config.TextColumn(help=metric_help(m))
+              for m in predict.metric_names(target)}
+score_help["p vs shuffled labels"] = st.column_config.TextColumn(help=(
+    f"Share of label shuffles that scored as high: under {predict.ALPHA:g}, better than chance."))
+st.dataframe(result.table(), width="stretch", column_config=score_help)
 primary = predict.METRIC_LABELS[result.primary]
 st.caption(
     f"Each score is the mean ± standard deviation over the test folds: {result.plan.description}. "
@@ -142,7 +154,7 @@ else:
                       yaxis_title="surviving without the event", height=460)
     plots.show_figure(fig, f"{stem}_kaplan_meier", key="pred_km")
     st.caption(f"Each sample's risk was predicted by a model that never saw it, and split at the training "
-               f"samples' median risk. Log-rank test between the groups: p = {curves.logrank_p:.2g}.")
+               f"samples' median risk. {curves.logrank_words(alpha=predict.ALPHA)}")
 
 # ------------------------------------------------------------------------------ tables and files
 table = predict.predictions_table(result)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from bulkformer.genes import ID_TYPES, ORIENTATIONS
 from bulkformer.normalise import VALUE_TYPES
+from bulkformer.qc import LOW_COVERAGE, LOW_DEPTH_READS, MIN_SAMPLES_FOR_OUTLIERS, OUTLIER_Z
 from ui import frame, keys, plots, uploads
 
 TABLE_TYPES = ["csv", "tsv", "txt", "tab", "xlsx", "h5ad", "parquet", "gz"]
@@ -192,10 +193,13 @@ m[2].metric("Genes recognised", f"{qc.n_genes_mapped:,}",
             help="Gene names matched to the human gene annotation.")
 m[3].metric("Model genes covered", f"{qc.coverage:.0%}",
             help=f"{qc.n_model_genes_observed:,} of the model's {qc.n_model_genes:,} genes are in your "
-                 "table. The model fills in the rest (imputation).")
+                 "table. The model fills in the rest (imputation). Under "
+                 f"{LOW_COVERAGE:.0%} the results rest mostly on imputation and carry a low-coverage warning.")
 flagged = int(per_sample["outlier"].sum()) if "outlier" in per_sample else 0
 m[4].metric("Flagged samples", f"{flagged:,}",
-            help="Samples with unusual sequencing depth or number of detected genes.")
+            help=f"Samples under {LOW_DEPTH_READS:,} reads (raw counts only), or far from this cohort's median "
+                 f"(robust z-score beyond ±{OUTLIER_Z}) on log library size or detected genes; that comparison "
+                 f"needs at least {MIN_SAMPLES_FOR_OUTLIERS} samples.")
 
 for warning in qc.warnings:
     if warning != qc.value_type_warning:  # already shown beside the value-type choice
@@ -245,6 +249,8 @@ with plot_cols[1]:
     ranked_plot(per_sample["detected_genes"].to_numpy(dtype=float), title="Detected genes per sample",
                 y_title="genes with a value above 0", x_title="samples, fewest to most", value_fmt="%{y:,} genes detected",
                 key="detected_genes")
+st.caption("Red marks a flagged sample (the rule is in the help of **Flagged samples** above; the reason is in "
+           "its hover text). The cohort's median, smallest and largest values are in **Details of the QC report**.")
 
 plot_cols = st.columns(2)
 with plot_cols[0]:
@@ -262,6 +268,12 @@ with plot_cols[1]:
     if "flags" in per_sample and per_sample["flags"].astype(bool).any():
         st.markdown("**Flagged samples**")
         st.dataframe(per_sample.loc[per_sample["flags"].astype(bool), ["flags"]], width="stretch")
+    elif not qc.outliers_checked:
+        st.info(f"Outliers not checked: comparing samples with each other needs at least {MIN_SAMPLES_FOR_OUTLIERS} "
+                f"samples, and this table has {qc.n_samples}."
+                + (f" Only very low depth (under {LOW_DEPTH_READS:,} reads) was checked."
+                   if library.notna().any() else ""),
+                icon=":material/info:")
     else:
         st.success("No sample stands out on sequencing depth or detected genes.", icon=":material/check_circle:")
 

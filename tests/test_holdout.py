@@ -239,3 +239,14 @@ def test_level_caption_is_computed_from_the_numbers() -> None:
     text = describe_levels(comparison)
     assert "mean absolute error is 3.00, larger than for expressed genes (0.00)" in text
     assert "Highest Pearson r per expression level: low: BulkFormer; mid: BulkFormer; high: BulkFormer" in text
+
+
+def test_share_close_counts_values_within_the_tolerance() -> None:
+    from bulkformer.holdout import MODEL, share_close
+
+    values, observed = _known_cohort()
+    off = np.where(np.arange(values.shape[1]) % 2 == 0, 0.4, 0.6).astype(np.float32)  # close on even genes only
+    holdout, comparison = _compare(values, observed, lambda holdout: values + off)
+    even = np.nonzero(holdout.hidden)[1] % 2 == 0
+    assert share_close(comparison, MODEL) == pytest.approx(even.mean())
+    assert share_close(comparison, MODEL, tolerance=0.7) == 1.0

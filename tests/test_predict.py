@@ -293,3 +293,13 @@ def test_embeddings_of_another_table_are_refused() -> None:
 def test_permutation_p_value_is_written_as_a_bound_at_its_floor() -> None:
     assert predict.format_p(0.01, 99) == "≤ 0.01" and predict.p_text(0.01, 99) == "p ≤ 0.01"
     assert predict.format_p(0.42, 99) == "0.42" and predict.p_text(0.42, 99) == "p = 0.42"
+
+
+def test_logrank_words_judge_the_p_value_at_the_given_level() -> None:
+    def words(p: float) -> str:
+        return predict.SurvivalCurves({}, {}, p).logrank_words(alpha=0.05)
+
+    assert "p = 0.01, under 0.05: the two groups' curves differ" in words(0.01)
+    assert "p = 0.3, not under 0.05" in words(0.3) and "does not separate" in words(0.3)
+    assert "not under 0.05" in words(0.05)  # the level itself is not significant
+    assert words(float("nan")).startswith("No log-rank test")

@@ -36,6 +36,7 @@ def test_per_sample_numbers() -> None:
     assert qc.unmapped_examples == ("not_a_gene",) and qc.coverage == 1.0
     assert not qc.warnings and not ps["outlier"].any()
     assert any("outlier checks need at least 5" in n for n in qc.notes)
+    assert not qc.outliers_checked  # 2 samples: "none flagged" would mean "not checked"
     lines = qc.summary_lines()
     assert lines[0] == "Read 4 genes × 2 samples (csv, counts)."
     assert any("3 of 3 (100.0%)" in line for line in lines)
@@ -62,6 +63,7 @@ def test_warnings() -> None:
     assert flagged["outlier"] and "very low depth" in flagged["flags"]
     assert flagged["library_size_z"] < -3.5
     assert qc.per_sample["outlier"].sum() == 1
+    assert qc.outliers_checked  # 12 samples
 
 
 def test_robust_z() -> None:

@@ -34,6 +34,7 @@ from bulkformer.predict.evaluation import (
 )
 from bulkformer.predict.metrics import (
     METRIC_LABELS,
+    METRIC_MEANINGS,
     PRIMARY,
     auroc,
     balanced_accuracy,
@@ -98,6 +99,7 @@ __all__ = [
     "KINDS",
     "MAX_NUMBER_CLASSES",
     "METRIC_LABELS",
+    "METRIC_MEANINGS",
     "MIN_LABELLED",
     "MIN_PER_CLASS",
     "N_FOLDS",

@@ -12,6 +12,18 @@ METRIC_LABELS = {
     "balanced_accuracy": "balanced accuracy", "weighted_f1": "weighted F1", "auroc": "AUROC",
     "r2": "R²", "pearson": "Pearson r", "c_index": "C-index",
 }
+#: What each score means and its scale (the app's column help; :func:`chance_level` gives guessing's score).
+METRIC_MEANINGS = {
+    "balanced_accuracy": "Share of each class predicted right, averaged over classes: 1 = all right.",
+    "weighted_f1": "F1 (precision and recall together) per class, weighted by class size: 1 = all right.",
+    "auroc": "How well the predicted probabilities rank the samples of one class above the others: "
+             "1 = perfectly, 0.5 = no better than a coin.",
+    "r2": "Share of the variance explained: 1 = perfect, 0 = no better than predicting the average, "
+          "below 0 = worse than that.",
+    "pearson": "Correlation of predicted and observed values: 1 = a perfect straight line, 0 = none.",
+    "c_index": "Share of sample pairs whose predicted risks order their event times right: 1 = all, "
+               "0.5 = no better than a coin.",
+}
 PRIMARY = {"classification": "balanced_accuracy", "regression": "r2", "survival": "c_index"}
 """The metric the permutation test, the comparison and the verdict use."""
 

@@ -150,6 +150,16 @@ class SurvivalCurves:
     counts: dict[str, int]
     logrank_p: float
 
+    def logrank_words(self, *, alpha: float) -> str:
+        """The log-rank test in words, judged at ``alpha`` (the caller's significance level)."""
+        if not np.isfinite(self.logrank_p):
+            return "No log-rank test: one of the risk groups is empty."
+        if self.logrank_p < alpha:
+            return (f"Log-rank test between the groups: p = {self.logrank_p:.2g}, under {alpha:g}: the two "
+                    "groups' curves differ (the plot shows which group has its events sooner).")
+        return (f"Log-rank test between the groups: p = {self.logrank_p:.2g}, not under {alpha:g}: the two "
+                "groups' curves do not differ clearly, so the predicted risk does not separate the outcomes.")
+
 
 def risk_group_curves(result: PredictionResult, features: str) -> SurvivalCurves:
     """Kaplan–Meier estimates for the higher- and lower-risk groups of the out-of-fold risks."""

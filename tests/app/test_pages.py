@@ -193,6 +193,7 @@ def test_demo_flow_end_to_end_with_every_download() -> None:
     at.selectbox(key="gene_pick").set_value(0).run()
     assert_clean(at)
     assert "was measured in your table" in texts(at.markdown)
+    assert "not how well it fills in a gene" in texts(at.caption)  # reconstruction is not a test
     assert "measured every one of the model's genes" in texts(at.success)
     # coloured by the sheet's first column (tissue): one trace per tissue in natural order, the palette's
     # colours in turn, as on the Embeddings map; every sample once
@@ -277,6 +278,7 @@ def test_panel_demo_lists_and_downloads_the_missing_genes() -> None:
     per_sample = table[(table["scope"] == "sample") & (table["method"] == "BulkFormer")]
     assert len(per_sample) == 24 and per_sample["n"].sum() == overall.loc["BulkFormer", "n"]
     assert "Unexpressed genes are easy" not in texts(at.caption) and "Within expression levels" in texts(at.caption)
+    assert "of the model's values are within 0.5 of the real one (the best simple guess, " in texts(at.caption)
 
     # The genes the panel did not measure, filled in by the model
     assert "lacks" in texts(at.markdown)
@@ -285,6 +287,7 @@ def test_panel_demo_lists_and_downloads_the_missing_genes() -> None:
     wait_for(at, "main")
     table = at.dataframe[-1].value
     assert {"gene", "ensembl_id", "mean"} <= set(table.columns) and len(table) == 100
+    assert f"Hold-out check: the model {expected} the simple baselines" in texts(at.caption) + texts(at.warning)
     missing = read_download("DEMO_demo_panel_counts_imputed_missing_genes.csv")
     assert missing.index.name == "ensembl_id" and missing.columns[0] == "symbol"  # > 16,384 genes: as rows
     assert missing.shape[1] == 25 and missing.shape[0] > 15_000 and not missing.isna().any().any()
@@ -340,6 +343,8 @@ def test_three_samples_fall_back_to_pca_with_a_note() -> None:
     at = new_app()
     upload(at, "three.csv", counts.to_csv().encode())
     assert metrics(at)["Samples"] == "3"
+    assert "No sample stands out" not in texts(at.success)  # 3 samples cannot be compared: not checked
+    assert "Outliers not checked" in texts(at.info) and "this table has 3" in texts(at.info)
     sheet = pd.DataFrame({"sample": counts.columns, "treatment": ["control", "drug", "drug"]})
     at.file_uploader(key="sheet_uploader").set_value(("sheet.csv", sheet.to_csv(index=False).encode(), "text/csv"))
     at.run()
@@ -802,6 +807,7 @@ def test_predict_page_evaluates_tissue_on_the_demo_cohort() -> None:
     table = at.dataframe[0].value
     assert list(table.index) == ["BulkFormer embeddings", "PCA of log1p TPM", "both together"]
     assert all("±" in cell for cell in table["balanced accuracy"])
+    assert "Guessing scores about 0.17 here." in at.dataframe[0].proto.columns  # 1 of 6 tissues by chance
     assert result.verdict in texts(at.success) + texts(at.warning)
     assert "stratified 5-fold over 200 samples" in texts(at.caption)
     assert len(at.get("plotly_chart")) >= 1  # the confusion matrix (six tissues: no ROC curve)
