@@ -219,8 +219,10 @@ if "flags" in per_sample:
 MAX_BARS = 300  # above this many samples, ranked dots (WebGL) instead of bars
 
 
-def ranked_plot(values: np.ndarray, *, title: str, y_title: str, x_title: str, value_fmt: str, key: str) -> None:
-    """One mark per sample, sorted; flagged samples in red; hover shows the sample's details."""
+def ranked_plot(values: np.ndarray, *, title: str, y_title: str, x_title: str, value_fmt: str, key: str,
+                lines: tuple[tuple[float, str], ...] = ()) -> None:
+    """One mark per sample, sorted; flagged samples in red; hover shows the sample's details; the
+    cohort's median drawn across (what "far from the median" is measured from) and ``lines``."""
     order = np.argsort(values, kind="stable")
     hover_sorted = [hover[i] for i in order]
     template = "%{text}<br>" + value_fmt + "<extra></extra>"
@@ -231,6 +233,9 @@ def ranked_plot(values: np.ndarray, *, title: str, y_title: str, x_title: str, v
         trace = go.Scattergl(x=np.arange(len(values)), y=values[order], mode="markers", text=hover_sorted,
                              marker={"color": flag_color[order], "size": 4}, hovertemplate=template)
     fig = go.Figure(trace)
+    for y, label in ((float(np.nanmedian(values)), "cohort median"), *lines):
+        fig.add_hline(y=y, line_dash="dot", line_color="#555555", annotation_text=label,
+                      annotation_position="top left")
     fig.update_layout(title=title, height=360, xaxis={"showticklabels": len(ids) <= 40},
                       yaxis_title=y_title, xaxis_title=x_title)
     plots.show_figure(fig, key, key=f"qc_{key}")
@@ -242,7 +247,8 @@ with plot_cols[0]:
     if library.notna().any():
         ranked_plot(library.to_numpy(dtype=float) / 1e6, title="Library size (million reads)",
                     y_title="million reads", x_title="samples, smallest to largest",
-                    value_fmt="%{y:.2f} M reads", key="library_sizes")
+                    value_fmt="%{y:.2f} M reads", key="library_sizes",
+                    lines=((LOW_DEPTH_READS / 1e6, "too few reads below this"),))
     else:
         st.caption("Library sizes are shown for raw counts only (your values are already normalised).")
 with plot_cols[1]:
@@ -250,7 +256,8 @@ with plot_cols[1]:
                 y_title="genes with a value above 0", x_title="samples, fewest to most", value_fmt="%{y:,} genes detected",
                 key="detected_genes")
 st.caption("Red marks a flagged sample (the rule is in the help of **Flagged samples** above; the reason is in "
-           "its hover text). The cohort's median, smallest and largest values are in **Details of the QC report**.")
+           "its hover text). The dotted line is the cohort's median; the smallest and largest values are in "
+           "**Details of the QC report**.")
 
 plot_cols = st.columns(2)
 with plot_cols[0]:

@@ -8,7 +8,9 @@ Streamlit's media file manager (bytes, or the callable of a deferred download).
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -128,6 +130,13 @@ def run_main(at: AppTest) -> None:
     wait_for(at, "main")
 
 
+def plotly_numbers(values: object) -> np.ndarray:
+    """A number array of a plotly figure's JSON: plotly writes them as base64 ({"dtype", "bdata"})."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values, dtype=float)
+
+
 # ------------------------------------------------------------------------------------- flows
 def test_demo_flow_end_to_end_with_every_download() -> None:
     sheet = pd.read_csv(paths.demo_dir() / "demo_samples.csv", index_col=0)
@@ -146,6 +155,10 @@ def test_demo_flow_end_to_end_with_every_download() -> None:
     assert m["Samples"] == f"{len(sample_ids):,}" and m["Model genes covered"].endswith("%")
     assert "Demo data loaded" in texts(at.success)
     assert len(at.get("plotly_chart")) >= 3
+    library = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                   if "Library size" in json.dumps(json.loads(c.proto.spec)["layout"].get("title")))
+    lines = sorted(shape["y0"] for shape in library["layout"]["shapes"])  # the 1 M reads floor, the median
+    assert lines == pytest.approx(sorted([1.0, float(np.median(plotly_numbers(library["data"][0]["y"])))]))
     assert any("outlier" in w.value for w in at.warning)
     guesses = at.markdown
     assert any("Raw read counts" in g.value for g in guesses) and any("Ensembl" in g.value for g in guesses)
@@ -197,7 +210,6 @@ def test_demo_flow_end_to_end_with_every_download() -> None:
     assert "measured every one of the model's genes" in texts(at.success)
     # coloured by the sheet's first column (tissue): one trace per tissue in natural order, the palette's
     # colours in turn, as on the Embeddings map; every sample once
-    import json
 
     from ui import plots
 
@@ -698,7 +710,6 @@ def test_clusters_say_how_they_were_found_take_a_chosen_k_and_few_samples_are_na
     assert_clean(at)
     caption = texts(at.caption)
     assert "**Clusters:** k-means;" in caption and "the best silhouette among 2 to 7 groups" in caption
-    import json
 
     from ui import plots
 
@@ -826,7 +837,6 @@ def test_embeddings_map_shows_how_the_groups_separate_against_the_expression_bas
     """Coloured by tissue, a box beside the map gives the silhouette of the tissues in the model's
     embeddings and in PCA of the expression (checked here with scikit-learn), with the verdict;
     the baseline map can be chosen, a numeric column is refused, the report records it."""
-    import json
 
     from sklearn.metrics import silhouette_score
 
@@ -863,15 +873,9 @@ def test_embeddings_map_shows_how_the_groups_separate_against_the_expression_bas
     aligned = BulkFormerModel.load("demo", device="cpu").prepare(paths.demo_dir() / "demo_counts.csv.gz").aligned
     x = aligned.values[:, aligned.observed].astype(np.float64)
     u, s, _ = np.linalg.svd(x - x.mean(0), full_matrices=False)
-    def numbers(values) -> np.ndarray:  # plotly writes number arrays as base64 ({"dtype", "bdata"})
-        import base64
-
-        if isinstance(values, dict):
-            return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-        return np.asarray(values, dtype=float)
 
     for axis, pc in (("x", u[:, 0] * s[0]), ("y", u[:, 1] * s[1])):
-        shown = np.sort(np.abs(np.concatenate([numbers(t[axis]) for t in dots])))
+        shown = np.sort(np.abs(np.concatenate([plotly_numbers(t[axis]) for t in dots])))
         np.testing.assert_allclose(shown, np.sort(np.abs(pc)), rtol=1e-3, atol=1e-3)
     assert verdict in texts(at.markdown)  # the box stays beside the baseline map
 
