@@ -123,6 +123,7 @@ if target.kind == "classification":
                       yaxis_title="observed", yaxis_autorange="reversed", height=420)
     with left:
         plots.show_figure(fig, f"{stem}_confusion", key="pred_confusion")
+        st.caption(predict.majority_baseline(matrix).words())
     if len(target.classes) == 2:
         fpr, tpr, auc = predict.roc(result, features)
         fig = go.Figure([go.Scatter(x=fpr, y=tpr, mode="lines", name=f"AUROC {auc:.3f}"),
@@ -137,13 +138,19 @@ if target.kind == "classification":
                       "the diagonal holds the samples predicted right.")
 elif target.kind == "regression":
     low, high = float(oof[["observed", "predicted"]].min().min()), float(oof[["observed", "predicted"]].max().max())
+    mean = float(oof["observed"].mean())
     fig = go.Figure([go.Scatter(x=oof["observed"], y=oof["predicted"], mode="markers", text=oof["sample_id"],
                                 name="samples", hovertemplate="%{text}<br>observed %{x:.3g}<br>predicted %{y:.3g}"),
                      go.Scatter(x=[low, high], y=[low, high], mode="lines", name="perfect prediction",
-                                line={"dash": "dash", "color": plots.MISSING_COLOR})])
+                                line={"dash": "dash", "color": plots.MISSING_COLOR}),
+                     go.Scatter(x=[low, high], y=[mean, mean], mode="lines", name="predicting the average (R² = 0)",
+                                line={"dash": "dot", "color": plots.MISSING_COLOR})])
     fig.update_layout(title="Predicted vs observed (out-of-fold)", xaxis_title=f"observed {target.column}",
                       yaxis_title=f"predicted {target.column}", height=460)
     plots.show_figure(fig, f"{stem}_predicted_vs_observed", key="pred_scatter")
+    st.caption(f"Points on the dashed diagonal are predicted exactly. The dotted line predicts every sample as "
+               f"the average observed {target.column} ({mean:.3g}): it scores R² = 0; a model with R² above 0 misses "
+               "the observed values by less, overall, than that line does.")
 else:
     curves = predict.risk_group_curves(result, features)
     fig = go.Figure()

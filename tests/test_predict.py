@@ -303,3 +303,16 @@ def test_logrank_words_judge_the_p_value_at_the_given_level() -> None:
     assert "p = 0.3, not under 0.05" in words(0.3) and "does not separate" in words(0.3)
     assert "not under 0.05" in words(0.05)  # the level itself is not significant
     assert words(float("nan")).startswith("No log-rank test")
+
+
+def test_majority_baseline_is_the_largest_class_share_and_one_over_k() -> None:
+    # observed: a 6, b 3, c 1 (10 samples); diagonal 5 + 2 + 0 = 7 right
+    matrix = pd.DataFrame([[5, 1, 0], [1, 2, 0], [0, 1, 0]], index=["a", "b", "c"], columns=["a", "b", "c"])
+    base = predict.majority_baseline(matrix)
+    assert (base.label, base.n_label, base.n_samples, base.n_classes) == ("a", 6, 10, 3)
+    assert base.accuracy == pytest.approx(0.6) and base.balanced_accuracy == pytest.approx(1 / 3)
+    assert base.matrix_accuracy == pytest.approx(0.7)
+    words = base.words()
+    assert "always predicting the most common class (a, 6 of 10 samples)" in words
+    assert "accuracy 0.60 and balanced accuracy 0.33 (1 of 3 classes right)" in words
+    assert "holds 70% of the samples" in words

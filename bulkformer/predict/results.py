@@ -132,6 +132,38 @@ def confusion(result: PredictionResult, features: str) -> pd.DataFrame:
     return pd.DataFrame(matrix, index=pd.Index(classes, name="observed"), columns=pd.Index(classes, name="predicted"))
 
 
+@dataclass(frozen=True)
+class MajorityBaseline:
+    """What always predicting the most common class scores: the floor a confusion matrix is read
+    against (its diagonal's accuracy beside it)."""
+
+    label: str
+    n_label: int
+    n_samples: int
+    n_classes: int
+    accuracy: float  # share of the largest class
+    balanced_accuracy: float  # 1 / k: that class all right, every other class all wrong
+    matrix_accuracy: float  # the matrix's diagonal over all its samples
+
+    def words(self) -> str:
+        return (f"Baseline: always predicting the most common class ({self.label}, {self.n_label} of "
+                f"{self.n_samples} samples) would score accuracy {self.accuracy:.2f} and balanced accuracy "
+                f"{self.balanced_accuracy:.2f} (1 of {self.n_classes} classes right). This matrix's diagonal "
+                f"holds {self.matrix_accuracy:.0%} of the samples (accuracy {self.matrix_accuracy:.2f}).")
+
+
+def majority_baseline(matrix: pd.DataFrame) -> MajorityBaseline:
+    """The majority-class baseline of a confusion matrix (observed rows × predicted columns);
+    classes with no observed sample are not counted, ties go to the first class."""
+    observed = matrix.sum(axis=1)
+    observed = observed[observed > 0]
+    total = int(observed.sum())
+    label = str(observed.idxmax())
+    return MajorityBaseline(label=label, n_label=int(observed[label]), n_samples=total, n_classes=len(observed),
+                            accuracy=float(observed.max()) / total, balanced_accuracy=1.0 / len(observed),
+                            matrix_accuracy=float(np.trace(matrix.to_numpy())) / total)
+
+
 def roc(result: PredictionResult, features: str) -> tuple[np.ndarray, np.ndarray, float]:
     """(false-positive rate, true-positive rate, AUROC) of the out-of-fold probabilities (two classes)."""
     oof = result.out_of_fold[result.out_of_fold["features"] == features]

@@ -822,6 +822,9 @@ def test_predict_page_evaluates_tissue_on_the_demo_cohort() -> None:
     assert result.verdict in texts(at.success) + texts(at.warning)
     assert "stratified 5-fold over 200 samples" in texts(at.caption)
     assert len(at.get("plotly_chart")) >= 1  # the confusion matrix (six tissues: no ROC curve)
+    largest = pd.read_csv(paths.demo_dir() / "demo_samples.csv", index_col=0)["tissue"].value_counts().iloc[0]
+    assert (f"{largest} of 200 samples) would score accuracy {largest / 200:.2f} and balanced accuracy 0.17 "
+            "(1 of 6 classes right)") in texts(at.caption)  # the majority-class baseline under the matrix
     stem = "DEMO_demo_counts_predict_tissue"
     folds = pd.read_csv(io.BytesIO(fetch(f"{stem}_folds.csv")), comment="#")
     assert len(folds) == 3 * 5 and folds["n_test"].sum() == 3 * 200
