@@ -135,7 +135,8 @@ with c2:
 
         def h5ad_bytes() -> bytes:
             adata = to_anndata(result, measured_values=aligned.values, observed=observed, metadata=metadata,
-                               projection=umap, symbols=symbols, facts=facts)
+                               projection=umap, symbols=symbols, facts=facts,
+                               embedding_columns=model.config.feature_names())
             adata.obsm.setdefault("X_pca", pca.coords)  # the UMAP map is X_umap (or X_pca with few samples)
             with tempfile.TemporaryDirectory(dir=folder) as tmp:
                 path = write_output(adata, Path(tmp) / "run.h5ad")

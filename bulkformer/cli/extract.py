@@ -257,7 +257,8 @@ def _write_result(result: InferenceResult, prepared: PreparedInput, output: Path
         observed_values, observed = observed_values[:, index], observed[index]
     if ext == ".h5ad":
         data = export.to_anndata(result, measured_values=observed_values, observed=observed,
-                                 metadata=prepared.metadata, symbols=_symbols(result.gene_ids), facts=facts)
+                                 metadata=prepared.metadata, symbols=_symbols(result.gene_ids), facts=facts,
+                                 embedding_columns=columns)
     elif ext in _TABLES:
         if kind == "expression_imputation":  # genes as rows when they would not fit in Excel's columns
             frame = export.expression_frame(result, measured_values=observed_values, observed=observed, mode=mode,

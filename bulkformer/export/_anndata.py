@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +27,7 @@ def to_anndata(
     projection: Projection | None = None,
     symbols: Mapping[str, str] | None = None,
     facts: RunFacts | None = None,
+    embedding_columns: Sequence[str] | None = None,
 ) -> anndata.AnnData:
     """One AnnData holding the whole run, ready for scanpy.
 
@@ -35,7 +36,9 @@ def to_anndata(
     was not measured, ``layers["bulkformer"]`` the model's value for every gene; ``var`` has
     ``measured`` (bool) and ``symbol`` when known; ``obsm["X_bulkformer"]`` the sample
     embeddings, ``obsm["X_umap"]``/``obsm["X_pca"]`` the map, ``obsm["X_bulkformer_genes"]``
-    the per-gene embeddings ``[samples, genes asked for, d]`` (their IDs in ``uns``).
+    the per-gene embeddings ``[samples, genes asked for, d]`` (their IDs in ``uns``);
+    ``uns["bulkformer"]["embedding_columns"]`` names ``X_bulkformer``'s columns when
+    ``embedding_columns`` (``BulkFormerConfig.feature_names()``) fits its width, as the CSV's header does.
     ``measured_values`` and ``observed`` are the model's input and its measured genes, in
     ``result.gene_ids`` order.
     """
@@ -69,6 +72,9 @@ def to_anndata(
                               "values": "log1p TPM; X: filled (measured values kept, unmeasured genes "
                                         "predicted); layers['measured']: NaN where not measured; "
                                         "layers['bulkformer']: the model's value for every gene"}
+    if embedding_columns is not None and result.sample_embedding is not None \
+            and len(embedding_columns) == result.sample_embedding.shape[-1]:
+        uns["embedding_columns"] = list(embedding_columns)
     if projection is not None and projection.note:
         uns["map_note"] = projection.note
     if facts is not None:

@@ -242,7 +242,7 @@ def test_demo_flow_end_to_end_with_every_download() -> None:
     assert list(adata.obs_names) == sample_ids and "tissue" in adata.obs.columns
     assert adata.obsm["X_bulkformer"].shape == emb.shape and "X_umap" in adata.obsm
     assert adata.uns["bulkformer"]["is_demo"] == 1
-
+    assert len(adata.uns["bulkformer"]["embedding_columns"]) == emb.shape[1]  # named as in the CSV
 
     # Model page
     go(at, "model")

@@ -99,6 +99,8 @@ def test_transcriptome_level_every_format(setup: dict, tmp_path: Path, ext: str)
     else:
         adata = anndata.read_h5ad(output)
         assert list(adata.obs_names) == SAMPLES and adata.uns["bulkformer"]["aggregate"] == "max"
+        names = list(adata.uns["bulkformer"]["embedding_columns"])
+        assert len(names) == expected.shape[1] and names[-3:] == ["missing_share", "mean_expression", "nonzero_share"]
         got = adata.obsm["X_bulkformer"]
     assert got.shape == expected.shape and got.shape[0] == N_SAMPLES
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)

@@ -149,6 +149,19 @@ def test_to_anndata_contents(tmp_path: Path) -> None:
     assert uns["model_name"] == "147M" and uns["is_demo"] == 1 and uns["aggregate"] == "mean"
     assert "version_torch" in uns and "low depth" in uns["qc_summary"]
     assert "DEMO model trained on SIMULATED data" in next(iter(uns["notes"]))
+    assert "embedding_columns" not in uns  # none given
+
+
+def test_to_anndata_names_the_embedding_columns_when_they_fit() -> None:
+    result = _result()
+    d = result.sample_embedding.shape[1]
+    names = [f"emb_{i}" for i in range(d - 1)] + ["mean_expression"]
+    observed_values = np.zeros((2, 3), dtype=np.float32)
+    observed = np.ones(3, dtype=bool)
+    named = to_anndata(result, measured_values=observed_values, observed=observed, embedding_columns=names)
+    assert list(named.uns["bulkformer"]["embedding_columns"]) == names
+    too_short = to_anndata(result, measured_values=observed_values, observed=observed, embedding_columns=names[1:])
+    assert "embedding_columns" not in too_short.uns["bulkformer"]  # not this result's width: no names
 
 
 def test_no_partial_file_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
