@@ -190,7 +190,10 @@ m = st.columns(5)
 m[0].metric("Samples", f"{qc.n_samples:,}", help="Samples found in the table.")
 m[1].metric("Genes read", f"{qc.n_genes_read:,}", help="Rows (or columns) of genes in the file.")
 m[2].metric("Genes recognised", f"{qc.n_genes_mapped:,}",
-            help="Gene names matched to the human gene annotation.")
+            help=f"Gene names matched to the human gene annotation: {qc.n_genes_mapped:,} of the "
+                 f"{qc.n_genes_read:,} read ({qc.n_genes_mapped / max(qc.n_genes_read, 1):.0%}). The rest are "
+                 "not human genes known here (spike-ins, retired names, other species); **Details of the QC "
+                 "report** lists examples. They still count towards TPM.")
 m[3].metric("Model genes covered", f"{qc.coverage:.0%}",
             help=f"{qc.n_model_genes_observed:,} of the model's {qc.n_model_genes:,} genes are in your "
                  "table. The model fills in the rest (imputation). Under "

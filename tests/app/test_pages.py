@@ -153,6 +153,8 @@ def test_demo_flow_end_to_end_with_every_download() -> None:
     assert "Upload & QC" in at.title[0].value
     m = metrics(at)
     assert m["Samples"] == f"{len(sample_ids):,}" and m["Model genes covered"].endswith("%")
+    recognised = next(x.proto.help for x in at.metric if x.label == "Genes recognised")
+    assert f"{m['Genes recognised']} of the {m['Genes read']} read" in recognised  # the share, and what the rest are
     assert "Demo data loaded" in texts(at.success)
     assert len(at.get("plotly_chart")) >= 3
     library = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
