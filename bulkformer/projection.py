@@ -8,6 +8,7 @@ says so in plain words for the person looking at it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -98,13 +99,8 @@ def use_numba_cache() -> Path:
 
 def _umap_class() -> Any:
     """umap-learn's ``UMAP``, its compiled functions kept on disk (:func:`_cache_compiled_umap`)."""
-    use_numba_cache()
+    _point_numba_at_cache()
     try:
-        from numba.core import config
-
-        # numba may be imported already (torch_geometric imports it): it reads NUMBA_CACHE_DIR
-        # again now, before umap's functions choose their cache folder as they are defined
-        config.reload_config()
         from umap import UMAP
     except ImportError as err:  # an optional dependency: the package's [app] extra
         raise BulkFormerError("UMAP maps need the umap-learn package, which is not installed.",
@@ -112,6 +108,18 @@ def _umap_class() -> Any:
                                    "or ask for a PCA map (method='pca').") from err
     _cache_compiled_umap()
     return UMAP
+
+
+@functools.cache
+def _point_numba_at_cache() -> None:
+    """Once per process, before umap is first imported: :func:`use_numba_cache`, and numba reads
+    its settings again (it may be imported already: torch_geometric imports it), so that umap's
+    functions choose that folder as they are defined."""
+    use_numba_cache()
+    with contextlib.suppress(ImportError):  # without numba there is no umap: said where umap is imported
+        from numba.core import config
+
+        config.reload_config()
 
 
 @functools.cache

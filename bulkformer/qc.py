@@ -70,7 +70,7 @@ class QCReport:
     def outliers_checked(self) -> bool:
         """Whether the between-sample outlier checks ran: with fewer than
         :data:`MIN_SAMPLES_FOR_OUTLIERS` samples "nothing flagged" means "not checked"."""
-        return self.n_samples >= MIN_SAMPLES_FOR_OUTLIERS
+        return outliers_checkable(self.n_samples)
 
     @property
     def coverage(self) -> float:
@@ -153,6 +153,11 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
         sheet_near_matched=tuple(sheet_near_matched), value_type_warning=value_type_warning)
 
 
+def outliers_checkable(n_samples: int) -> bool:
+    """Whether ``n_samples`` are enough to compare samples with each other (robust z-scores)."""
+    return n_samples >= MIN_SAMPLES_FOR_OUTLIERS
+
+
 def _sample_table(values: np.ndarray, *, sample_ids: Sequence[str], is_counts: bool,
                   aligned: AlignedMatrix) -> pd.DataFrame:
     """Library size (counts only, else NaN), detected genes and zero fraction over all genes of
@@ -182,7 +187,7 @@ def _flag_samples(per_sample: pd.DataFrame, *, is_counts: bool) -> tuple[list[st
         if len(shallow):
             warnings.append(f"{len(shallow)} sample(s) have fewer than {LOW_DEPTH_READS:,} reads "
                             f"(very low depth): {_examples(shallow)}.")
-    if len(per_sample) >= MIN_SAMPLES_FOR_OUTLIERS:
+    if outliers_checkable(len(per_sample)):
         per_sample["library_size_z"] = robust_z(np.log10(library + 1)) if is_counts else np.nan
         per_sample["detected_genes_z"] = robust_z(detected.astype(np.float64))
         for column, what in (("library_size_z", "library size"),

@@ -89,7 +89,7 @@ def metric_help(metric: str) -> str:
 
 score_help = {predict.METRIC_LABELS[m]: st.column_config.TextColumn(help=metric_help(m))
               for m in predict.metric_names(target)}
-score_help["p vs shuffled labels"] = st.column_config.TextColumn(help=(
+score_help[predict.P_COLUMN] = st.column_config.TextColumn(help=(
     f"Share of label shuffles that scored as high: under {predict.ALPHA:g}, better than chance."))
 st.dataframe(result.table(), width="stretch", column_config=score_help)
 primary = predict.METRIC_LABELS[result.primary]

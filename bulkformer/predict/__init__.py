@@ -66,6 +66,7 @@ from bulkformer.predict.models import (
     sample_space,
 )
 from bulkformer.predict.results import (
+    P_COLUMN,
     Comparison,
     FeatureSummary,
     MajorityBaseline,
@@ -108,6 +109,7 @@ __all__ = [
     "N_REPEATS",
     "PCA_GRID",
     "PRIMARY",
+    "P_COLUMN",
     "REPEATS_BELOW",
     "RIDGE_GRID",
     "CVPlan",

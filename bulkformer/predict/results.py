@@ -14,6 +14,9 @@ from bulkformer.predict.metrics import METRIC_LABELS, PRIMARY, format_p
 from bulkformer.predict.models import FEATURE_LABELS, CVPlan
 from bulkformer.predict.targets import Target
 
+P_COLUMN = "p vs shuffled labels"
+"""The comparison table's column of permutation p-values (:meth:`PredictionResult.table`)."""
+
 
 @dataclass(frozen=True)
 class Score:
@@ -104,7 +107,7 @@ class PredictionResult:
             row: dict[str, Any] = {"features": s.label}
             for score in s.scores:
                 row[METRIC_LABELS[score.metric]] = _pm(score.value, score.spread)
-            row["p vs shuffled labels"] = format_p(s.p_value, self.n_permutations)
+            row[P_COLUMN] = format_p(s.p_value, self.n_permutations)
             row["chosen settings"] = s.chosen
             rows.append(row)
         return pd.DataFrame(rows).set_index("features")
