@@ -10,7 +10,7 @@ import logging
 
 import streamlit as st
 
-from ui import frame, jobs, keys, reload, session, uploads
+from ui import frame, progress, keys, reload, session, uploads
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -36,7 +36,7 @@ with st.sidebar:
     line = frame.model_line()  # shown once a page has loaded the model: the page comes first
     if line:
         st.caption(f"**Model:** {line}")
-    jobs.sidebar_jobs()
+    progress.sidebar_jobs()
     session.warm_up_status()
     st.radio(
         "Save pictures as", ["png", "svg"], key=keys.K_IMAGE_FORMAT, horizontal=True,

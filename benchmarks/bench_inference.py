@@ -47,9 +47,9 @@ def _load(name: str, device: str = "cpu"):  # noqa: ANN202 - BulkFormerModel
     import torch
 
     from bulkformer.genes import protein_coding_ids
-    from bulkformer.graph import GeneGraph
+    from bulkformer.model._graph import GeneGraph
     from bulkformer.model import PRESETS, BulkFormer
-    from bulkformer.wrapper import BulkFormerModel
+    from bulkformer.model._bulkformer_model import BulkFormerModel
 
     if name == "demo":
         return BulkFormerModel.load("demo", device=device)
@@ -75,8 +75,8 @@ def _reference(model, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # n
     import torch
     from performer_pytorch.performer_pytorch import FastAttention
 
-    from bulkformer.inference import aggregate_genes
-    from bulkformer.model.layers import Fp32FastAttention
+    from bulkformer.model._inference import aggregate_genes
+    from bulkformer.model._layers import Fp32FastAttention
 
     for module in model.network.modules():
         if type(module) is Fp32FastAttention:
@@ -97,7 +97,7 @@ class _StockAttention:
     """Within the block, the model's FAVOR+ modules run performer-pytorch's own code."""
 
     def __init__(self, model) -> None:  # noqa: ANN001
-        from bulkformer.model.layers import Fp32FastAttention
+        from bulkformer.model._layers import Fp32FastAttention
 
         self.modules = [m for m in model.network.modules() if type(m) is Fp32FastAttention]
 
@@ -108,7 +108,7 @@ class _StockAttention:
             module.__class__ = FastAttention
 
     def __exit__(self, *exc: object) -> None:
-        from bulkformer.model.layers import Fp32FastAttention
+        from bulkformer.model._layers import Fp32FastAttention
 
         for module in self.modules:
             module.__class__ = Fp32FastAttention
@@ -120,7 +120,7 @@ def _plain_path(model, values: np.ndarray, device, *, half, batch: int):  # noqa
 
     import torch
 
-    from bulkformer.inference import aggregate_genes
+    from bulkformer.model._inference import aggregate_genes
 
     adjacency = model.graph.normalized_adjacency(device=device)
     autocast = torch.autocast(device.type, dtype=half) if half is not None else contextlib.nullcontext()

@@ -59,7 +59,7 @@ def write_counts(path: Path, *, n_samples: int, n_genes: int, seed: int = 0) -> 
 def measure(path: Path) -> tuple[float, float, str]:
     """Seconds and peak RSS (GiB) of ``prepare`` on ``path``, plus its QC summary."""
     from bulkformer.genes import protein_coding_ids
-    from bulkformer.pipeline import prepare
+    from bulkformer.inputs._pipeline import prepare
 
     order = protein_coding_ids()
     start = time.perf_counter()

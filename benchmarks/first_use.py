@@ -35,7 +35,7 @@ UMAP_PROBE = """
 import time
 t0 = time.perf_counter()
 import numpy as np
-from bulkformer.projection import project
+from bulkformer.analysis._projection import project
 x = np.random.default_rng(0).normal(size=(200, 640))
 project(x, method="umap")
 print(f"{time.perf_counter() - t0:.1f}")

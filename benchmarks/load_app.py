@@ -68,8 +68,8 @@ def demo_table(n_samples: int) -> bytes:
 def plain_call(table: bytes) -> float:
     """Seconds for the work of one run without the app: the model's forward passes (in fp32, the
     Embeddings page's default precision) and the two maps; the median of three calls."""
-    from bulkformer.projection import project
-    from bulkformer.wrapper import BulkFormerModel
+    from bulkformer.analysis._projection import project
+    from bulkformer.model._bulkformer_model import BulkFormerModel
 
     model = BulkFormerModel.load("demo")
     prepared = model.prepare(table, filename="load.csv")

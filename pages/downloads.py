@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from bulkformer.choices import IMPUTE_MODE
+
 from bulkformer.export import (
-    IMPUTE_MODES,
     embedding_frame,
     expression_frame,
     gene_embedding_frame,
@@ -20,18 +21,18 @@ from bulkformer.export import (
     too_wide_for_excel,
     write_output,
 )
-from bulkformer.run_options import RunOptions
-from bulkformer.runs import run_facts
-from ui import frame, jobs, keys, plots, runs, separation, session, uploads
+from bulkformer.model._run_options import RunOptions
+from bulkformer.workflows import run_facts
+from ui import frame, progress, keys, plots, runs, separation, session, uploads
 
 model, prepared = frame.open_page(":material/download: Downloads")
-jobs.collect("main")
-jobs.collect("genes")
+progress.collect("main")
+progress.collect("genes")
 outcome = runs.current("main", model)
 if outcome is None:
     st.info("Nothing to download yet: run BulkFormer on the Embeddings page first.", icon=":material/info:")
     st.page_link(keys.PAGES["embeddings"], label="Go to Embeddings", icon=":material/scatter_plot:")
-    jobs.job_panel("main")
+    progress.job_panel("main")
     st.stop()
 
 prefix = frame.file_prefix(model)
@@ -101,11 +102,8 @@ with c1:
     with card("Expression: measured and imputed", "log(TPM + 1) for every sample "
                                                  f"({int((~observed).sum()):,} of the model's genes were not "
                                                  "measured in your table)."):
-        labels = {"filled": "Filled: your measured values, model only for the unmeasured genes",
-                  "model": "Model reconstruction: the model's value for every gene",
-                  "missing": "Missing genes only: the model's values for the unmeasured genes"}
-        mode = st.radio("Values", list(IMPUTE_MODES), key="dl_imputed_which", format_func=labels.get,
-                        help="\n\n".join(f"**{labels[m].split(':')[0]}**: {IMPUTE_MODES[m]}." for m in IMPUTE_MODES))
+        mode = st.radio("Values", IMPUTE_MODE.names, key="dl_imputed_which", format_func=IMPUTE_MODE.label,
+                        help=IMPUTE_MODE.page_help())
         fmt = st.radio("File type", ["csv", "parquet"], key="dl_imputed_format", horizontal=True,
                        format_func={"csv": "CSV (opens in Excel)", "parquet": "Parquet (compact; R/Python)"}.get,
                        help="Parquet files are several times smaller and faster to read in R (arrow) or "
@@ -120,7 +118,7 @@ with c1:
                       "columns otherwise." if too_wide_for_excel(n_genes) else
                       "Rows are samples; columns are genes, named SYMBOL (ENSG…).")
             plots.download(
-                f"{labels[mode].split(':')[0]} expression ({fmt.upper() if fmt == 'csv' else 'Parquet'})",
+                f"{IMPUTE_MODE.label(mode).split(':')[0]} expression ({fmt.upper() if fmt == 'csv' else 'Parquet'})",
                 lambda: to_bytes(expression_frame(result, measured_values=aligned.values, observed=observed,
                                                   mode=mode, symbols=symbols), fmt, notes=notes),
                 name(f"expression_{mode}.{fmt}"),
@@ -158,9 +156,9 @@ with c2:
         gene_text = st.text_area("Genes", key="dl_gene_text", height=68, placeholder="e.g. TP53, MYC, ALB",
                                  help="Gene symbols or Ensembl IDs, separated by commas, spaces or new lines "
                                       "(up to 50).")
-        jobs.collect("genes")
+        progress.collect("genes")
         if st.button("Compute gene embeddings", icon=":material/play_arrow:", key="dl_gene_run",
-                     disabled=jobs.is_running("genes")):
+                     disabled=progress.is_running("genes")):
             found, unknown = uploads.resolve_gene_text(gene_text, model.gene_ids)
             if unknown:
                 st.warning(f"Not among the model's genes: {', '.join(unknown[:10])}.", icon=":material/warning:")
@@ -173,7 +171,7 @@ with c2:
                 with frame.guarded("starting the gene embeddings"):
                     runs.start_gene_run(model, prepared, found, RunOptions(
                         precision=outcome.options.precision, batch_size=runs.batch_size_setting()))
-        jobs.job_panel("genes")
+        progress.job_panel("genes")
         genes_outcome = runs.current("genes", model)
         if genes_outcome is not None:
             names = ", ".join(uploads.gene_labels(list(genes_outcome.genes))[:8])

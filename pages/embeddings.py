@@ -7,20 +7,13 @@ import pandas as pd
 import streamlit as st
 
 from bulkformer.export import embedding_frame
-from bulkformer.model.config import V2_SAMPLE_FEATURES
-from bulkformer.run_options import RunOptions
-from ui import frame, jobs, keys, plots, runs, separation, session, uploads
+from bulkformer.choices import AGGREGATION, PRECISION
+from bulkformer.model._config import V2_SAMPLE_FEATURES
+from bulkformer.model._run_options import RunOptions
+from ui import frame, progress, keys, plots, runs, separation, session, uploads
 
-AGGREGATES = {
-    "mean": "Average over genes (recommended)",
-    "max": "Strongest signal per dimension (max)",
-    "median": "Median over genes",
-    "all": "All three combined (max + mean + median)",
-}
-PRECISIONS = {
-    "fp32": "Full (fp32)",
-    "bf16": "Half (bf16)",
-}
+#: The precisions offered on this page (the others are for GPUs and the command line).
+PAGE_PRECISIONS = ("fp32", "bf16")
 NONE, CLUSTERS = "(no colour)", "Clusters found by the app"
 BASELINE = "PCA of expression (baseline)"
 MAX_CLUSTER_CHOICE = 30
@@ -35,13 +28,13 @@ model, prepared = frame.open_page(
 aligned = prepared.aligned
 data = uploads.dataset()
 assert data is not None
-jobs.collect("main")
+progress.collect("main")
 
 with st.form("run_options", border=True):
     st.markdown(f"#### Run BulkFormer on {len(aligned.sample_ids):,} samples · `{data.table.name}`")
     c1, c2, c3, c4 = st.columns([3, 3, 1, 2])
     aggregate = c1.selectbox(
-        "Summarise genes by", list(AGGREGATES), format_func=AGGREGATES.get, key="emb_aggregate",
+        "Summarise genes by", AGGREGATION.names, format_func=AGGREGATION.label, key="emb_aggregate",
         help="The model describes every gene in a sample; the fingerprint of the sample summarises "
              "those gene descriptions. The average works well in most cases.",
     )
@@ -58,11 +51,11 @@ with st.form("run_options", border=True):
         help="How many samples the model reads at once. Automatic: one at a time on a CPU, as "
              "many as fit on a GPU. Change it only if a run runs out of memory.",
     )
-    precision = c4.selectbox("Precision", list(PRECISIONS), format_func=PRECISIONS.get, key="emb_precision",
+    precision = c4.selectbox("Precision", PAGE_PRECISIONS, format_func=PRECISION.label, key="emb_precision",
                              help="Full precision (fp32) gives exact results. Half precision (bf16) saves memory and "
                                   "time on modern GPUs, with tiny differences in the numbers.")
     submitted = st.form_submit_button("Run BulkFormer", type="primary", icon=":material/play_arrow:",
-                                      disabled=jobs.is_running("main"))
+                                      disabled=progress.is_running("main"))
 
 if submitted:
     subset = None
@@ -85,7 +78,7 @@ if submitted:
                 st.success("These results are already computed for this table and these options.",
                            icon=":material/check_circle:")
 
-jobs.job_panel("main", finishing_text="drawing the map of your samples…" if session.maps_ready() else
+progress.job_panel("main", finishing_text="drawing the map of your samples…" if session.maps_ready() else
                "drawing the map of your samples; the first map since the server started prepares the "
                "map code first (up to a minute)…")
 
@@ -105,7 +98,7 @@ m[2].metric("Summary", outcome.options.aggregate,
             help="How the gene descriptions were summarised"
                  + (f" ({len(outcome.options.aggregate_genes)} chosen genes)." if outcome.options.aggregate_genes
                     else " (all genes)."))
-m[3].metric("Time", "from cache" if outcome.from_cache else jobs.format_seconds(outcome.seconds),
+m[3].metric("Time", "from cache" if outcome.from_cache else progress.format_seconds(outcome.seconds),
             help="A run with the same table and options is stored for this session and reused instantly.")
 
 # ------------------------------------------------------------------------------ the map
@@ -144,7 +137,7 @@ if color_by == CLUSTERS:
     memo_key = ("clusters", outcome.key, int(n_clusters))
     cache = session.memo()
     if memo_key not in cache:
-        from bulkformer.projection import cluster
+        from bulkformer.analysis._projection import cluster
 
         with frame.guarded("finding clusters"), st.spinner("Finding groups of similar samples…"):
             cache[memo_key] = cluster(embedding, n_clusters=int(n_clusters) or None)

@@ -8,10 +8,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from bulkformer import holdout as ho
+from bulkformer.analysis import _holdout as ho
 from bulkformer.export import expression_frame, file_notes, to_bytes, too_wide_for_excel
-from bulkformer.run_options import RunOptions
-from ui import frame, jobs, plots, runs, session, uploads
+from bulkformer.model._run_options import RunOptions
+from ui import frame, progress, plots, runs, session, uploads
 
 #: Above this many points the observed-vs-imputed plot is a density map instead of dots.
 MAX_SCATTER_POINTS = 20_000
@@ -30,8 +30,8 @@ model, prepared = frame.open_page(
 )
 aligned = prepared.aligned
 metadata = prepared.metadata
-jobs.collect("holdout")
-jobs.collect("main")
+progress.collect("holdout")
+progress.collect("main")
 holdout = runs.current("holdout", model)
 notes = file_notes(is_demo=bool(model.is_demo), n_measured=int(np.asarray(aligned.observed).sum()),
                    n_model_genes=len(aligned.gene_ids))
@@ -70,14 +70,14 @@ with tab_check:
                               "every time, so the check is repeatable).")
     c2.write("")
     if c2.button("Run the hold-out check", type="primary", icon=":material/play_arrow:", key="holdout_run",
-                 disabled=jobs.is_running("holdout")):
+                 disabled=progress.is_running("holdout")):
         with frame.guarded("starting the hold-out check"):
             options = RunOptions(precision="fp32", batch_size=runs.batch_size_setting())
             runs.start_holdout_run(model, prepared, options, fraction=fraction)
-    jobs.job_panel("holdout", finishing_text="scoring the answers…")
+    progress.job_panel("holdout", finishing_text="scoring the answers…")
 
     if holdout is None:
-        if not jobs.is_running("holdout"):
+        if not progress.is_running("holdout"):
             st.info("Press **Run the hold-out check** to see how well the model fills in your values, "
                     "compared with two simple guesses from your other samples.", icon=":material/info:")
     else:
@@ -173,11 +173,11 @@ def _need_main_run(where: str) -> None:
     st.info("This needs the model's output for your samples. Run BulkFormer on the Embeddings page, "
             "or start it here with the standard options.", icon=":material/info:")
     if st.button("Run BulkFormer (standard options)", icon=":material/play_arrow:", key=f"main_run_{where}",
-                 disabled=jobs.is_running("main")):
+                 disabled=progress.is_running("main")):
         with frame.guarded("starting the run"):
             runs.start_main_run(model, prepared, RunOptions(precision="fp32", batch_size=runs.batch_size_setting()))
             st.rerun()
-    jobs.job_panel("main", finishing_text="drawing the map of your samples…", where=where)
+    progress.job_panel("main", finishing_text="drawing the map of your samples…", where=where)
 
 
 def show_trust() -> None:

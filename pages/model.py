@@ -7,9 +7,12 @@ import time
 
 import streamlit as st
 
-from bulkformer import model_fetch, paths, registry, speed
-from bulkformer.download import human_size
-from ui import frame, jobs, keys, runs, session
+from bulkformer import paths
+from bulkformer.fetch import _published as model_fetch
+from bulkformer.fetch import _registry as registry
+from bulkformer.model import _speed as speed
+from bulkformer.fetch.zenodo import human_size
+from ui import frame, progress, keys, runs, session
 
 st.title(":material/memory: Model")
 session.show_flash()
@@ -109,7 +112,7 @@ def _fetch_progress() -> None:
     job = current.job
     done, total = job.progress
     label = registry.get(current.name).label
-    eta = jobs.format_seconds(job.eta_seconds)
+    eta = progress.format_seconds(job.eta_seconds)
     text = (f"Downloading {label}: {human_size(done)} of {human_size(total)}" if total else
             f"Downloading {label}: starting…") + (f" · about {eta} left" if eta else "")
     with st.container(border=True):
@@ -118,7 +121,7 @@ def _fetch_progress() -> None:
         if cols[0].button("Cancel download", key="fetch_cancel", icon=":material/stop_circle:",
                           help="Stop the download. What arrived so far is kept: the next start continues it."):
             model_fetch.FETCHER.cancel()
-        cols[1].caption(f"Running on the server for {jobs.format_seconds(time.time() - current.started)}. "
+        cols[1].caption(f"Running on the server for {progress.format_seconds(time.time() - current.started)}. "
                         "You can leave this page and come back.")
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from bulkformer import predict
+from bulkformer.analysis import predict
 from bulkformer.export import file_notes, to_bytes
-from ui import frame, jobs, keys, plots, runs
+from ui import frame, progress, keys, plots, runs
 
 NOT_SURVIVAL = "(none: not a survival outcome)"
 KINDS = {"auto": "Decide from the values", "classification": "Classes", "regression": "Numbers (regression)"}
@@ -23,14 +23,14 @@ model, prepared = frame.open_page(
     "expression? Models are trained on some samples and tested on the others, again and again, "
     "and the BulkFormer embeddings are compared with the usual baseline, PCA of the expression.",
 )
-jobs.collect("main")
-jobs.collect("predict")
+progress.collect("main")
+progress.collect("predict")
 main = runs.current("main", model)
 if main is None:
     st.info("Prediction uses the sample embeddings: run BulkFormer on the Embeddings page first, "
             "then come back here.", icon=":material/info:")
     st.page_link(keys.PAGES["embeddings"], label="Go to Embeddings", icon=":material/scatter_plot:")
-    jobs.job_panel("main")
+    progress.job_panel("main")
     st.stop()
 metadata = prepared.metadata
 columns = [] if metadata is None else [c for c in metadata.columns if metadata[c].notna().any()]
@@ -57,7 +57,7 @@ with st.form("predict_options", border=True):
                                 help="Times the labels are shuffled to see what chance scores. With 99 "
                                      "the smallest p-value is 0.01.")
     submitted = st.form_submit_button("Evaluate", type="primary", icon=":material/play_arrow:",
-                                      disabled=jobs.is_running("predict"))
+                                      disabled=progress.is_running("predict"))
 
 if submitted:
     with frame.guarded("starting the prediction"):
@@ -66,7 +66,7 @@ if submitted:
         if runs.start_predict_run(model, prepared, main, target, n_permutations=int(permutations)) == "have":
             st.success("This evaluation is already shown below.", icon=":material/check_circle:")
 
-jobs.job_panel("predict", finishing_text="writing up the results…", unit="steps")
+progress.job_panel("predict", finishing_text="writing up the results…", unit="steps")
 outcome = runs.current_or_stop("predict", model, hint=(
     "Choose a column and press **Evaluate**. It runs in the background; the demo cohort "
     "(200 samples) takes under a minute."))
@@ -101,7 +101,7 @@ st.caption(
     f"{primary} at least as high (is it better than chance?). Embeddings vs PCA: "
     f"{result.comparison.method}, p = {result.comparison.p_value:.2g}. "
     f"{target.n_labelled} labelled samples; {len(target.sample_ids) - target.n_labelled} without a label "
-    f"(predicted below). Took {jobs.format_seconds(result.seconds)}."
+    f"(predicted below). Took {progress.format_seconds(result.seconds)}."
 )
 if model.is_demo:
     st.caption("The embeddings come from the demo model (simulated data): the comparison shows how the tool "

@@ -7,36 +7,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from bulkformer.genes import ID_TYPES, ORIENTATIONS
-from bulkformer.normalise import VALUE_TYPES
-from bulkformer.qc import LOW_COVERAGE, LOW_DEPTH_READS, MIN_SAMPLES_FOR_OUTLIERS, OUTLIER_Z
+from bulkformer.choices import ID_TYPE, ORIENTATION, VALUE_TYPE
+from bulkformer.inputs._qc import LOW_COVERAGE, LOW_DEPTH_READS, MIN_SAMPLES_FOR_OUTLIERS, OUTLIER_Z
 from ui import frame, keys, plots, uploads
 
 TABLE_TYPES = ["csv", "tsv", "txt", "tab", "xlsx", "h5ad", "parquet", "gz"]
 SHEET_TYPES = ["csv", "tsv", "txt", "xlsx"]
 
-LABELS = {
-    "orientation": {
-        "auto": "Decide for me",
-        "genes_in_rows": "Genes are rows, samples are columns",
-        "genes_in_columns": "Samples are rows, genes are columns",
-    },
-    "id_type": {
-        "auto": "Decide for me",
-        "ensembl": "Ensembl gene IDs (ENSG…)",
-        "symbol": "Gene symbols (e.g. TP53, GAPDH)",
-        "entrez": "NCBI (Entrez) gene IDs (e.g. 7157)",
-    },
-    "value_type": {
-        "auto": "Decide for me",
-        "counts": "Raw read counts",
-        "tpm": "TPM (transcripts per million)",
-        "fpkm": "FPKM / RPKM",
-        "log1p_tpm": "log(TPM + 1), natural log",
-        "log2_tpm": "log2(TPM + 1)",
-    },
-}
-CHOICES = {"orientation": ORIENTATIONS, "id_type": ID_TYPES, "value_type": VALUE_TYPES}
+CHOICES = {"orientation": ORIENTATION, "id_type": ID_TYPE, "value_type": VALUE_TYPE}
 TITLES = {
     "orientation": ("Table layout", "Which way round your table is: one column per sample, or one row per sample."),
     "id_type": ("Gene names", ("How genes are named in your table. Ensembl IDs are the ENSG… codes; "
@@ -58,8 +36,8 @@ def sheet_cleared() -> None:
 
     (A callback, so that an uploader that is merely empty again after a visit to another page
     removes nothing.)"""
-    if ss.get("sheet_uploader") is None and ss.get("bf_sheet_file_id"):
-        ss["bf_sheet_file_id"] = None
+    if ss.get("sheet_uploader") is None and ss.get(keys.K_SHEET_FILE_ID):
+        ss[keys.K_SHEET_FILE_ID] = None
         uploads.set_sheet(None)
 
 
@@ -81,13 +59,13 @@ with st.container(border=True):
              "you want to colour plots by (tissue, treatment, batch…).",
     )
 
-    if table_file is not None and table_file.file_id != ss.get("bf_table_file_id"):
-        ss["bf_table_file_id"] = table_file.file_id
-        ss["bf_sheet_file_id"] = None
+    if table_file is not None and table_file.file_id != ss.get(keys.K_TABLE_FILE_ID):
+        ss[keys.K_TABLE_FILE_ID] = table_file.file_id
+        ss[keys.K_SHEET_FILE_ID] = None
         uploads.set_table(uploads.Upload.of(table_file.name, table_file.getvalue()))
         st.rerun()  # so that the sidebar, drawn before this page, names the new table
-    if sheet_file is not None and sheet_file.file_id != ss.get("bf_sheet_file_id") and uploads.dataset() is not None:
-        ss["bf_sheet_file_id"] = sheet_file.file_id
+    if sheet_file is not None and sheet_file.file_id != ss.get(keys.K_SHEET_FILE_ID) and uploads.dataset() is not None:
+        ss[keys.K_SHEET_FILE_ID] = sheet_file.file_id
         uploads.set_sheet(uploads.Upload.of(sheet_file.name, sheet_file.getvalue()))
         st.rerun()
 
@@ -106,7 +84,7 @@ with st.container(border=True):
     if cols[1].button("Remove", icon=":material/delete:", key="remove_data",
                       help="Forget this table and its results in this session."):
         uploads.clear_dataset()
-        ss["bf_table_file_id"] = table_file.file_id if table_file is not None else None
+        ss[keys.K_TABLE_FILE_ID] = table_file.file_id if table_file is not None else None
         st.rerun()
 
 prepared, error = uploads.get_prepared(model)
@@ -141,7 +119,7 @@ if data.sheet is not None and error is None:
                         icon=":material/join:")
         if c2.button("Remove sample sheet", icon=":material/delete:", key="remove_sheet",
                      help="Use the table without a sample sheet (the table and its results are kept)."):
-            ss["bf_sheet_file_id"] = sheet_file.file_id if sheet_file is not None else None
+            ss[keys.K_SHEET_FILE_ID] = sheet_file.file_id if sheet_file is not None else None
             uploads.set_sheet(None)
             st.rerun()
 
@@ -160,12 +138,12 @@ with st.container(border=True):
         with col:
             new[name] = st.selectbox(
                 title, choices, index=choices.index(current.get(name, "auto")),
-                format_func=LABELS[name].get, help=help_text,
+                format_func=CHOICES[name].label, help=help_text,
                 key=f"override_{name}_{data.table.sha[:12]}",
             )
             guess = guesses.get(name)
             if guess is not None:
-                shown = LABELS[name].get(guess.value, guess.value)
+                shown = CHOICES[name].label(guess.value) if guess.value in CHOICES[name] else guess.value
                 verb = "You chose" if current.get(name, "auto") != "auto" else "Guessed"
                 st.markdown(f"{verb}: **{shown}**")
                 st.caption(f"Why: {guess.reason}")

@@ -22,11 +22,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bulkformer import paths  # noqa: E402
-from bulkformer.evaluate import benchmark_imputation, benchmark_separation  # noqa: E402
-from bulkformer.holdout import hide_measured, score_imputation  # noqa: E402
-from bulkformer.train import pearson  # noqa: E402
-from bulkformer.wrapper import BulkFormerModel  # noqa: E402
+from bulkformer import paths
+from bulkformer.analysis._benchmark import benchmark_imputation, benchmark_separation  # noqa: E402
+from bulkformer.analysis._holdout import hide_measured, score_imputation  # noqa: E402
+from bulkformer.model._training import pearson  # noqa: E402
+from bulkformer.model._bulkformer_model import BulkFormerModel  # noqa: E402
 
 
 def main() -> None:

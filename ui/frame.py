@@ -59,7 +59,7 @@ def guarded(what: str = "") -> Iterator[None]:
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
 def _load_model(spec: str, device: str) -> Any:
     """One shared, eval-mode, thread-safe model per (spec, device) for the whole server."""
-    from bulkformer.wrapper import BulkFormerModel
+    from bulkformer.model._bulkformer_model import BulkFormerModel
 
     return BulkFormerModel.load(spec, device=device)
 
@@ -101,7 +101,7 @@ def model_line() -> str | None:
 
 def available_models() -> dict[str, str]:
     """Model choices for people: spec → label. The demo first, then what is on disk."""
-    from bulkformer.registry import MODELS
+    from bulkformer.fetch._registry import MODELS
 
     choices = {"demo": "Demo model (simulated data, for trying the app)"}
     folder = paths.model_dir()

@@ -21,6 +21,8 @@ K_SHEET_ID_COLUMN = "bf_sheet_id_column"  # the sample sheet's ID column, when t
 K_SHEET_ERROR = "bf_sheet_error"  # why the sample sheet could not be used (the table still is)
 K_RELOAD_TOKEN = "bf_reload_token"  # this browser's token in the reload registry
 K_RELOAD_COOKIE = "bf_reload_cookie_written"
+K_TABLE_FILE_ID = "bf_table_file_id"  # the uploader's id of the table file read last
+K_SHEET_FILE_ID = "bf_sheet_file_id"  # the uploader's id of the sample-sheet file read last
 
 PAGES = {
     "home": "pages/home.py",

@@ -21,7 +21,7 @@ import streamlit as st
 
 from ui.keys import (
     K_BATCH, K_DATASET, K_DEVICE, K_FOLDER, K_JOBS, K_MEMO, K_MODEL_SPEC, K_OVERRIDES, K_PREPARED,
-    K_RELOAD_COOKIE, K_RELOAD_TOKEN, K_RESULTS, K_SHEET_ERROR, K_SHEET_ID_COLUMN, K_SID,
+    K_RELOAD_COOKIE, K_RELOAD_TOKEN, K_RESULTS, K_SHEET_ERROR, K_SHEET_FILE_ID, K_SHEET_ID_COLUMN, K_SID, K_TABLE_FILE_ID,
 )
 
 log = logging.getLogger("bulkformer.app")
@@ -31,7 +31,7 @@ RELOAD_KEEP_S = 3600
 RELOAD_COOKIE = "bf_reload"
 #: What a reload takes over: the data, the reading choices, results, jobs and settings.
 _KEPT_KEYS = (K_SID, K_FOLDER, K_DATASET, K_PREPARED, K_OVERRIDES, K_JOBS, K_RESULTS, K_MEMO, K_MODEL_SPEC,
-              K_DEVICE, K_BATCH, K_SHEET_ID_COLUMN, K_SHEET_ERROR, "bf_table_file_id", "bf_sheet_file_id")
+              K_DEVICE, K_BATCH, K_SHEET_ID_COLUMN, K_SHEET_ERROR, K_TABLE_FILE_ID, K_SHEET_FILE_ID)
 
 
 class _LiveState:
@@ -55,28 +55,28 @@ class _LiveState:
 
 
 @dataclass
-class _Kept:
+class Kept:
     state: _LiveState
     seen: float
 
 
 @st.cache_resource(show_spinner=False)
-def _reload_registry() -> tuple[dict[str, _Kept], threading.Lock]:
+def reload_registry() -> tuple[dict[str, Kept], threading.Lock]:
     """sha256(browser token) → the state that browser's last session had; one per server,
     pruned every few minutes (so an abandoned session's folder goes within the hour)."""
-    registry: dict[str, _Kept] = {}
+    registry: dict[str, Kept] = {}
     lock = threading.Lock()
 
     def prune_forever() -> None:
         while True:
             time.sleep(RELOAD_KEEP_S / 12)
-            _prune(registry, lock)
+            prune(registry, lock)
 
     threading.Thread(target=prune_forever, name="bulkformer-reload-prune", daemon=True).start()
     return registry, lock
 
 
-def _prune(registry: dict[str, _Kept], lock: threading.Lock) -> None:
+def prune(registry: dict[str, Kept], lock: threading.Lock) -> None:
     """Forget states unused for :data:`RELOAD_KEEP_S`; a session still using one keeps it."""
     now = time.time()
     with lock:
@@ -97,12 +97,12 @@ def _token_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _take_over_after_reload() -> None:
+def take_over_after_reload() -> None:
     """A new session whose browser holds a known token takes over that browser's state."""
     ss = st.session_state
     token = browser_token()
-    registry, lock = _reload_registry()
-    _prune(registry, lock)
+    registry, lock = reload_registry()
+    prune(registry, lock)
     with lock:
         kept = registry.get(_token_key(token)) if token else None
     if kept is not None:
@@ -116,7 +116,7 @@ def _take_over_after_reload() -> None:
         ss[K_RELOAD_TOKEN] = secrets.token_urlsafe(32)
 
 
-def _keep_for_reload() -> None:
+def keep_for_reload() -> None:
     """Point this browser's token at this session's state, and note that it is in use."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -124,9 +124,9 @@ def _keep_for_reload() -> None:
     ctx = get_script_run_ctx()
     if not token or ctx is None:
         return
-    registry, lock = _reload_registry()
+    registry, lock = reload_registry()
     with lock:
-        registry[_token_key(token)] = _Kept(_LiveState(ctx.session_state), time.time())
+        registry[_token_key(token)] = Kept(_LiveState(ctx.session_state), time.time())
 
 
 def write_reload_cookie() -> None:

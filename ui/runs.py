@@ -1,5 +1,5 @@
 """The runs the app starts in the background (main run, hold-out check, gene embeddings,
-prediction): the workflows of :mod:`bulkformer.runs` in a background job, their outcomes as this
+prediction): the workflows of :mod:`bulkformer.workflows` in a background job, their outcomes as this
 session holds them, their cache keys, and the batch-size setting.
 """
 
@@ -14,12 +14,12 @@ from typing import Any
 
 import streamlit as st
 
-from bulkformer import runs as workflows
-from bulkformer.run_options import RunOptions
-from ui.jobs import is_running, results, start_job
+from bulkformer import workflows
+from bulkformer.model._run_options import RunOptions
+from ui.progress import is_running, results, start_job
 from ui.keys import K_BATCH
 from ui.session import init_session, result_cache
-from ui.uploads import dataset, overrides
+from ui.uploads import dataset, table_fingerprint
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,15 +45,6 @@ class GeneOutcome(workflows.GeneOutcome):
 
     key: str
     table_fp: str
-
-
-def table_fingerprint(model: Any) -> str:
-    """Content key of the numbers the model sees: upload bytes (sha256) + reading choices + model."""
-    from bulkformer.jobs import content_key
-
-    data = dataset()
-    assert data is not None
-    return content_key("table", data.table.sha, json.dumps(overrides(), sort_keys=True), model.checksum)
 
 
 def current(kind: str, model: Any) -> Any | None:
@@ -113,7 +104,7 @@ def start_gene_run(model: Any, prepared: Any, genes: Sequence[str], options: Run
 
 def _start(kind: str, label: str, model: Any, prepared: Any, key_options: Mapping[str, Any], held: type,
            workflow: Callable[..., Any]) -> str:
-    """Run ``workflow`` (a :mod:`bulkformer.runs` function missing only progress, should_stop
+    """Run ``workflow`` (a :mod:`bulkformer.workflows` function missing only progress, should_stop
     and cache) as this session's ``kind`` job, its model result cached under the run's key; the
     outcome is kept as ``held`` (the workflow's outcome + key + table fingerprint)."""
     table_fp, key = run_key(kind, model, key_options)
@@ -132,7 +123,7 @@ def _start(kind: str, label: str, model: Any, prepared: Any, key_options: Mappin
 
 def compile_note(model: Any, n_samples: int) -> str:
     """Said while a run starts, when the model compiles itself first (large models on a CPU)."""
-    from bulkformer.inference import COMPILE_NOTE
+    from bulkformer.model._inference import COMPILE_NOTE
 
     return COMPILE_NOTE if model.compiles(n_samples) else ""
 
@@ -148,7 +139,7 @@ class PredictOutcome:
 
 def start_predict_run(model: Any, prepared: Any, main: MainOutcome, target: Any, *, n_permutations: int) -> str:
     """Evaluate ``target`` in the background on the main run's embeddings (``"have"``: shown already)."""
-    from bulkformer import predict
+    from bulkformer.analysis import predict
     from bulkformer.jobs import content_key
 
     labels = prepared.metadata[[c for c in (target.column, target.event_column) if c]]

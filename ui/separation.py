@@ -12,8 +12,8 @@ import streamlit as st
 from ui import frame, keys, session
 
 if TYPE_CHECKING:
-    from bulkformer.align import AlignedMatrix
-    from bulkformer.separation import ExpressionBaseline, GroupSeparation, NotGroups
+    from bulkformer.inputs._align import AlignedMatrix
+    from bulkformer.analysis._separation import ExpressionBaseline, GroupSeparation, NotGroups
 
 SILHOUETTE_HELP = (
     "The silhouette of the groups: for each sample, how much nearer it is to the samples of its own group "
@@ -30,8 +30,8 @@ def expression_baseline(outcome: Any, aligned: AlignedMatrix) -> ExpressionBasel
     memo_key = ("expression_baseline", outcome.key)
     cache = session.memo()
     if memo_key not in cache:
-        from bulkformer import separation
-        from bulkformer.predict import expression_features
+        from bulkformer.analysis import _separation as separation
+        from bulkformer.analysis.predict import expression_features
 
         with frame.guarded("computing the PCA of the expression"), st.spinner("PCA of the expression…"):
             cache[memo_key] = separation.expression_baseline(expression_features(aligned.values, aligned.observed))
@@ -53,7 +53,7 @@ def group_separation(outcome: Any, aligned: AlignedMatrix, metadata: pd.DataFram
         baseline = expression_baseline(outcome, aligned)
         if baseline is None:
             return None
-        from bulkformer import separation
+        from bulkformer.analysis import _separation as separation
 
         labels = metadata[column].reindex(outcome.result.sample_ids)
         with frame.guarded(f"measuring how the {column} groups separate"):
@@ -63,7 +63,7 @@ def group_separation(outcome: Any, aligned: AlignedMatrix, metadata: pd.DataFram
 
 def measured(result: GroupSeparation | NotGroups | None) -> bool:
     """Whether ``result`` holds the two silhouettes (not a refusal, not an error)."""
-    from bulkformer.separation import GroupSeparation
+    from bulkformer.analysis._separation import GroupSeparation
 
     return isinstance(result, GroupSeparation)
 

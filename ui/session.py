@@ -29,7 +29,7 @@ from ui.keys import (
     K_BATCH, K_DEVICE, K_FLASH, K_FOLDER, K_IMAGE_FORMAT, K_JOBS, K_MEMO, K_MODEL_SPEC, K_OVERRIDES,
     K_RESULTS, K_SID,
 )
-from ui.reload import _keep_for_reload, _Kept, _prune, _reload_registry, _take_over_after_reload
+from ui.reload import keep_for_reload, Kept, prune, reload_registry, take_over_after_reload
 
 log = logging.getLogger("bulkformer.app")
 
@@ -67,7 +67,7 @@ def _folder_owners() -> _Owners:
     session's state to be garbage-collected (which Streamlit does only when a later session
     disconnects)."""
     owners = _Owners()
-    registry, registry_lock = _reload_registry()  # fetched here: the thread has no script context
+    registry, registry_lock = reload_registry()  # fetched here: the thread has no script context
 
     def sweep_forever() -> None:
         while True:
@@ -81,7 +81,7 @@ def _folder_owners() -> _Owners:
     return owners
 
 
-def _sweep_session_folders(owners: _Owners, registry: dict[str, _Kept], registry_lock: threading.Lock) -> None:
+def _sweep_session_folders(owners: _Owners, registry: dict[str, Kept], registry_lock: threading.Lock) -> None:
     """Delete the folders no live session holds: a session is live while Streamlit has it
     connected, or while the reload registry keeps its state for a reload of its browser."""
     from streamlit import runtime
@@ -91,7 +91,7 @@ def _sweep_session_folders(owners: _Owners, registry: dict[str, _Kept], registry
     if not runtime.exists():
         return
     server = runtime.get_instance()
-    _prune(registry, registry_lock)
+    prune(registry, registry_lock)
     with registry_lock:
         live = {kept.state.get(K_SID) for kept in registry.values()}
     with owners.lock:
@@ -153,14 +153,14 @@ def start_warm_up() -> None:
 def _warm_up(state: _WarmUp) -> None:
     """The warm-up's work; a failed stage is only logged (the page that needs it then does it)."""
     try:
-        import bulkformer.wrapper  # noqa: F401 - imported for its side effect: torch and the model code loaded
+        import bulkformer.model._bulkformer_model  # noqa: F401 - imported for its side effect: torch and the model code loaded
     except Exception:
         log.debug("Model code warm-up failed", exc_info=True)
     finally:
         state.code.set()
     state.step = "preparing the sample maps (the first time on this server: up to a minute)"
     try:
-        from bulkformer.projection import project
+        from bulkformer.analysis._projection import project
 
         project(np.random.default_rng(0).normal(size=(16, 4)), method="umap")
     except Exception:  # the first real map then compiles instead
@@ -194,10 +194,10 @@ def _warm_up_line() -> None:
 
 def init_session() -> None:
     """Give this browser session its random id, private cache folder and defaults (or, after a
-    reload, the state its browser had: :func:`_take_over_after_reload`)."""
+    reload, the state its browser had: :func:`take_over_after_reload`)."""
     ss = st.session_state
     if K_SID not in ss:
-        _take_over_after_reload()
+        take_over_after_reload()
     if K_SID not in ss:
         ss[K_SID] = uuid.uuid4().hex
     _own_folder(ss[K_SID])  # before the folder exists, so the janitor never sees it unowned
@@ -208,7 +208,7 @@ def init_session() -> None:
                          (K_OVERRIDES, {"orientation": "auto", "id_type": "auto", "value_type": "auto"})):
         if key not in ss:
             ss[key] = default
-    _keep_for_reload()
+    keep_for_reload()
 
 
 def session_folder() -> Path:

@@ -153,11 +153,15 @@ def set_overrides(**changes: str) -> None:
         _drop_derived(keep_runs=True)  # runs are keyed by the overrides; old ones are kept for reuse
 
 
-def table_key(model: Any) -> dict[str, Any]:
-    """What identifies the numbers fed to the model: the upload's bytes, the overrides, the model."""
+def table_fingerprint(model: Any) -> str:
+    """The one identity of the numbers the model sees: a content key of the upload's bytes
+    (sha256), the reading choices and the model's checksum. Prepared tables and results are
+    kept under it."""
+    from bulkformer.jobs import content_key
+
     data = dataset()
     assert data is not None
-    return {"table": data.table.sha, "overrides": overrides(), "model": model.checksum}
+    return content_key("table", data.table.sha, json.dumps(overrides(), sort_keys=True), model.checksum)
 
 
 def get_prepared(model: Any) -> tuple[Any | None, BaseException | None]:
@@ -165,8 +169,7 @@ def get_prepared(model: Any) -> tuple[Any | None, BaseException | None]:
     data = dataset()
     if data is None:
         return None, None
-    key = json.dumps([table_key(model), data.sheet.sha if data.sheet else None, sheet_id_column()],
-                     sort_keys=True)
+    key = json.dumps([table_fingerprint(model), data.sheet.sha if data.sheet else None, sheet_id_column()])
     held = st.session_state.get(K_PREPARED)
     if held is not None and held[0] == key:
         return held[1], held[2]

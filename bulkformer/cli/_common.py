@@ -9,15 +9,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from bulkformer.choices import VALUE_TYPE, ValueType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bulkformer import registry
+from bulkformer.fetch import _registry as registry
 from bulkformer.errors import BulkFormerError
 
 if TYPE_CHECKING:  # heavy imports (torch) happen inside the functions that need them
-    from bulkformer.pipeline import PreparedInput
-    from bulkformer.wrapper import BulkFormerModel
+    from bulkformer.inputs._pipeline import PreparedInput
+    from bulkformer.model._bulkformer_model import BulkFormerModel
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -36,6 +38,8 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code=130) from None
 
 
+ValueTypeOption = Annotated[ValueType, typer.Option(
+    "--value-type", help=f"What the numbers in INPUT are (as the app's Upload page asks): {VALUE_TYPE.cli_help()}")]
 ModelOption = Annotated[
     str,
     typer.Option(
@@ -71,14 +75,14 @@ DEMO_NOTE = (
     "the published BulkFormer weights, then pass --model 147M (or another size)."
 )
 
-_TABLES = (".csv", ".tsv", ".parquet")
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 _MAX_NAME_BYTES = 255  # what Linux, macOS and Windows file systems allow in one name
 
 
-def _check_output(output: Path, *, inputs: Sequence[Path | None]) -> None:
+def check_output(output: Path, *, inputs: Sequence[Path | None]) -> None:
     """Refuse, before any work, an OUTPUT that cannot be written (a name too long, a folder that
     is a file) or that would overwrite one of the input files (a .npy's ID files included)."""
-    targets = [output, *(_id_files(output) if output.suffix.lower() == ".npy" else ())]
+    targets = [output, *(id_files(output) if output.suffix.lower() == ".npy" else ())]
     for target in targets:
         if len(target.name.encode()) > _MAX_NAME_BYTES:
             raise BulkFormerError(
@@ -97,9 +101,9 @@ def _check_output(output: Path, *, inputs: Sequence[Path | None]) -> None:
                                       "overwrite your data.", hint="Choose another OUTPUT name.")
 
 
-def _load_model(spec: str, *, device: str, model_dir: Path | None, data_dir: Path | None) -> BulkFormerModel:
+def load_model(spec: str, *, device: str, model_dir: Path | None, data_dir: Path | None) -> BulkFormerModel:
     """Load a model and say which one runs (and, for the demo, what its results are worth)."""
-    from bulkformer.wrapper import BulkFormerModel
+    from bulkformer.model._bulkformer_model import BulkFormerModel
 
     loaded = BulkFormerModel.load(spec, device=device, model_dir=model_dir, data_dir=data_dir)
     out.print(f"Model: {loaded.describe()}", markup=False)
@@ -108,33 +112,28 @@ def _load_model(spec: str, *, device: str, model_dir: Path | None, data_dir: Pat
     return loaded
 
 
-def _remind_if_demo(loaded: BulkFormerModel, subject: str) -> None:
+def remind_if_demo(loaded: BulkFormerModel, subject: str) -> None:
     """Say again, after the output where people look last, that ``subject`` came from the demo model."""
     if loaded.is_demo:
         err.print(f"Reminder: {subject} come from the DEMO model (simulated data), not a published model.",
                   style="yellow", markup=False)
 
 
-def _prepare(input_path: Path, gene_order: tuple[str, ...], *, gene_lengths: str, counts: bool | None,
+def prepare_input(input_path: Path, gene_order: tuple[str, ...], *, gene_lengths: str, value_type: str,
              metadata: Path | None) -> PreparedInput:
-    """``prepare()`` with the --counts/--no-counts override (--no-counts: never read as counts),
-    then the QC summary printed."""
-    from bulkformer.pipeline import prepare
+    """``prepare()`` as the app calls it (one value type: given, or ``auto``), then the QC
+    summary printed."""
+    from bulkformer.inputs._pipeline import prepare
 
-    def run(value_type: str) -> PreparedInput:
-        return prepare(input_path, gene_order=gene_order, gene_lengths=gene_lengths, value_type=value_type,
+    prepared = prepare(input_path, gene_order=gene_order, gene_lengths=gene_lengths, value_type=value_type,
                        sample_sheet=metadata)
-
-    prepared = run({True: "counts", False: "auto", None: "auto"}[counts])
-    if counts is False and prepared.guesses.value_type.value == "counts":
-        prepared = run("tpm")  # whole numbers, but the user says they are not counts
     for line in prepared.qc.summary_lines():
         out.print(line, markup=False)
     return prepared
 
 
 @contextmanager
-def _progress_bar() -> Iterator[Callable[[int, int], None]]:
+def progress_bar() -> Iterator[Callable[[int, int], None]]:
     """A samples-done progress bar; yields the ``progress(done, total)`` callback."""
     columns = (TextColumn("Running the model"), BarColumn(), MofNCompleteColumn(),
                TextColumn("samples"), TimeRemainingColumn())
@@ -147,6 +146,6 @@ def _progress_bar() -> Iterator[Callable[[int, int], None]]:
         yield report
 
 
-def _id_files(output: Path) -> tuple[Path, Path]:
+def id_files(output: Path) -> tuple[Path, Path]:
     """Where a .npy output's row (sample) and column (gene) IDs go: beside it, as CSV."""
     return output.with_name(output.stem + ".samples.csv"), output.with_name(output.stem + ".genes.csv")

@@ -19,8 +19,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bulkformer import download as dl
-from bulkformer import paths, registry
+from bulkformer.fetch import zenodo as dl
+from bulkformer import paths
+from bulkformer.fetch import _registry as registry
 from bulkformer.cli._common import out, user_errors
 
 download_app = typer.Typer(
@@ -79,7 +80,7 @@ def _records(record: str | None) -> list[dl.KnownRecord]:
 def _status(remote: dl.RemoteFile) -> str:
     """Whether a file is on disk already (by size: a full md5 check is for the download).
 
-    Listed names are plain file names (:func:`bulkformer.download.list_record` refuses others)."""
+    Listed names are plain file names (:func:`bulkformer.fetch.zenodo.list_record` refuses others)."""
     final = paths.safe_child(dl.target_dir(remote), remote.key)
     if final.is_file() and final.stat().st_size == remote.size:
         return "[green]downloaded[/green]"
@@ -188,7 +189,7 @@ def download_model(
     shape checked; size and sha256 are recorded in checksums.json for 'bulkformer verify'.
     Then use it with --model SIZE.
     """
-    from bulkformer import model_fetch
+    from bulkformer.fetch import _published as model_fetch
 
     with user_errors():
         names = list(registry.MODELS) if size.strip().lower() == "all" else [registry.get(size).name]

@@ -8,20 +8,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+
+from bulkformer.choices import (
+    AGGREGATION,
+    COMPILE,
+    IMPUTE_MODE,
+    OUTPUT_FORMAT,
+    PRECISION,
+    Aggregate,
+    Compile,
+    ImputeMode,
+    Precision,
+)
 from rich.markup import escape
 
-from bulkformer import download as dl
+from bulkformer.fetch import zenodo as dl
 from bulkformer.cli._common import (
-    _TABLES,
     DataDirOption,
     ModelDirOption,
     ModelOption,
-    _check_output,
-    _id_files,
-    _load_model,
-    _prepare,
-    _progress_bar,
-    _remind_if_demo,
+    ValueTypeOption,
+    TABLE_SUFFIXES,
+    check_output,
+    id_files,
+    load_model,
+    prepare_input,
+    progress_bar,
+    remind_if_demo,
     err,
     out,
     user_errors,
@@ -32,12 +45,11 @@ if TYPE_CHECKING:  # heavy imports (torch) happen inside the functions that need
     import numpy as np
 
     from bulkformer.export import RunFacts
-    from bulkformer.pipeline import PreparedInput
-    from bulkformer.run_options import RunOptions
-    from bulkformer.wrapper import BulkFormerModel, InferenceResult
+    from bulkformer.inputs._pipeline import PreparedInput
+    from bulkformer.model._run_options import RunOptions
+    from bulkformer.model._bulkformer_model import BulkFormerModel, InferenceResult
 
 ExtractType = Literal["transcriptome_level", "gene_level", "expression_imputation"]
-_FORMATS = (".csv", ".tsv", ".parquet", ".pt", ".npy", ".h5ad")
 _ARRAY_NAMES = {"transcriptome_level": "embedding", "expression_imputation": "imputed",
                 "gene_level": "gene_embedding"}
 
@@ -52,16 +64,11 @@ TypeOption = Annotated[ExtractType, typer.Option(
     "--type", "-t", help="transcriptome_level: one embedding per sample; gene_level: one "
     "embedding per sample and gene (give --genes); expression_imputation: log1p TPM for "
     "every model gene (see --impute-mode).")]
-ImputeModeOption = Annotated[Literal["filled", "model", "missing"], typer.Option(
-    "--impute-mode", help="expression_imputation: 'filled' keeps your measured values and "
-    "predicts only the genes your table lacks; 'model' is the model's reconstruction of every "
-    "gene (measured values replaced); 'missing' only the genes your table lacks. An .h5ad "
+ImputeModeOption = Annotated[ImputeMode, typer.Option(
+    "--impute-mode", help=f"expression_imputation: {IMPUTE_MODE.cli_help()} An .h5ad "
     "holds all: X = filled, layers 'measured' and 'bulkformer'.")]
-AggregateOption = Annotated[Literal["max", "mean", "median", "all"], typer.Option(
-    help="How gene embeddings are pooled into a sample embedding.")]
-CountsOption = Annotated[bool | None, typer.Option(
-    "--counts/--no-counts", help="Say whether the values are raw read counts. Default: "
-    "detected from the values.", show_default=False)]
+AggregateOption = Annotated[Aggregate, typer.Option(
+    help=f"How gene embeddings are pooled into a sample embedding: {AGGREGATION.cli_help()}")]
 BatchSizeOption = Annotated[int | None, typer.Option(
     min=1, help="Samples per forward pass (default: chosen from free memory).",
     show_default=False)]
@@ -75,14 +82,10 @@ MetadataOption = Annotated[Path | None, typer.Option(
     "--metadata", help="Sample sheet (one row per sample); stored with the results in "
     ".csv/.tsv/.parquet (extra columns) and .h5ad (obs).", exists=True, dir_okay=False,
     show_default=False)]
-PrecisionOption = Annotated[Literal["auto", "fp32", "bf16", "fp16"], typer.Option(
-    help="auto: fp16 on a GPU; on a CPU bf16 where it computes it natively (faster; "
-    "embeddings within cosine 0.999 of fp32), else fp32. fp32: exact reference "
-    "arithmetic.")]
-CompileOption = Annotated[Literal["auto", "on", "off"], typer.Option(
+PrecisionOption = Annotated[Precision, typer.Option(help=PRECISION.cli_help())]
+CompileOption = Annotated[Compile, typer.Option(
     "--compile", help="Compile the model's layers with torch.compile: about 1.8x faster per "
-    "sample on a CPU after a one-off wait of ~30 s (~12 s on a GPU). auto: when the run is "
-    "long enough to gain from it.")]
+    f"sample on a CPU. {COMPILE.cli_help()}")]
 Esm2Option = Annotated[bool, typer.Option(
     "--esm2", help="gene_level only: append each gene's ESM2 protein embedding (from the "
     "model's data folder, esm2_feature_concat.pt) to its BulkFormer embedding, as upstream "
@@ -95,7 +98,7 @@ def extract(
     kind: TypeOption = "transcriptome_level",
     impute_mode: ImputeModeOption = "filled",
     aggregate: AggregateOption = "mean",
-    counts: CountsOption = None,
+    value_type: ValueTypeOption = "auto",
     batch_size: BatchSizeOption = None,
     device: DeviceOption = "auto",
     model: ModelOption = "demo",
@@ -109,16 +112,16 @@ def extract(
 ) -> None:
     """Run BulkFormer on an expression table and save embeddings or imputed expression."""
     with user_errors():
-        from bulkformer import runs
-        from bulkformer.run_options import RunOptions
+        from bulkformer import workflows as runs
+        from bulkformer.model._run_options import RunOptions
 
         _check_request(output, kind=kind, genes_file=genes_file, esm2=esm2)
-        _check_output(output, inputs=(input_path, metadata, genes_file))
-        loaded = _load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
+        check_output(output, inputs=(input_path, metadata, genes_file))
+        loaded = load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
         if esm2:
             loaded.esm2_table()  # a missing table is reported before the model runs
         chosen = _read_gene_list(genes_file, loaded.gene_ids) if genes_file is not None else None
-        prepared = _prepare(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, counts=counts,
+        prepared = prepare_input(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, value_type=value_type,
                             metadata=metadata)
         options = RunOptions(
             embed=kind == "transcriptome_level", impute=kind == "expression_imputation", aggregate=aggregate,
@@ -126,7 +129,7 @@ def extract(
             gene_embedding_genes=chosen if kind == "gene_level" else None,
             with_esm2=esm2, batch_size=batch_size, precision=precision, compile=compile_mode)
         _say_if_compiling(loaded, len(prepared.aligned.sample_ids), compile_mode)
-        with _progress_bar() as report:
+        with progress_bar() as report:
             if kind == "gene_level" and chosen is None:
                 shape = _stream_gene_embeddings(loaded, prepared.aligned.values, output, options, progress=report)
                 result = None
@@ -140,15 +143,15 @@ def extract(
             _write_result(result, prepared, output, kind=kind, genes=chosen, mode=impute_mode,
                           facts=runs.run_facts(loaded, prepared, options, extra=extra),
                           columns=loaded.config.feature_names())
-        _remind_if_demo(loaded, "these results")
+        remind_if_demo(loaded, "these results")
 
 
 def _check_request(output: Path, *, kind: str, genes_file: Path | None, esm2: bool) -> None:
     """Refuse, before anything is loaded, an output type or option combination that cannot work."""
     ext = output.suffix.lower()
-    if ext not in _FORMATS:
+    if ext not in OUTPUT_FORMAT:
         raise BulkFormerError(f"Cannot write results as {output.name!r}: unknown file type.",
-                              hint=f"End OUTPUT with one of: {', '.join(_FORMATS)}.")
+                              hint=f"End OUTPUT with one of: {', '.join(OUTPUT_FORMAT.names)}.")
     if kind == "gene_level" and genes_file is None and ext != ".npy":
         raise BulkFormerError(
             "Gene-level output for all ~20,000 genes is about 51 MB per sample: too big for "
@@ -163,14 +166,14 @@ def _check_request(output: Path, *, kind: str, genes_file: Path | None, esm2: bo
 def _say_if_compiling(loaded: BulkFormerModel, n_samples: int, compile_mode: str) -> None:
     """Warn of the one-off compile wait before the progress bar starts."""
     if loaded.compiles(n_samples, compile=compile_mode):
-        from bulkformer.inference import COMPILE_NOTE
+        from bulkformer.model._inference import COMPILE_NOTE
 
         err.print(COMPILE_NOTE, markup=False)
 
 
 def _facts_extra(kind: str, input_path: Path, prepared: PreparedInput, compile_mode: str,
                  genes_file: Path | None) -> list[tuple[str, str]]:
-    """The CLI's own rows of the run report, beside :func:`bulkformer.runs.run_facts`' common ones."""
+    """The CLI's own rows of the run report, beside :func:`bulkformer.workflows.run_facts`' common ones."""
     extra = [("output", kind), ("input", input_path.name),
              ("value type", prepared.guesses.value_type.value), ("torch.compile", compile_mode)]
     if genes_file is not None:
@@ -259,7 +262,7 @@ def _write_result(result: InferenceResult, prepared: PreparedInput, output: Path
         data = export.to_anndata(result, measured_values=observed_values, observed=observed,
                                  metadata=prepared.metadata, symbols=_symbols(result.gene_ids), facts=facts,
                                  embedding_columns=columns)
-    elif ext in _TABLES:
+    elif ext in TABLE_SUFFIXES:
         if kind == "expression_imputation":  # genes as rows when they would not fit in Excel's columns
             frame = export.expression_frame(result, measured_values=observed_values, observed=observed, mode=mode,
                                             symbols=_symbols(result.gene_ids))
@@ -313,7 +316,7 @@ def _write_id_files(output: Path, *, samples: Sequence[str], genes: Sequence[str
 
     from bulkformer.export import write_output
 
-    samples_path, genes_path = _id_files(output)
+    samples_path, genes_path = id_files(output)
     write_output(pd.DataFrame({"sample_id": list(samples)}), samples_path)
     if genes is not None:
         write_output(pd.DataFrame({"gene_id": list(genes)}), genes_path)
@@ -323,7 +326,7 @@ def _write_id_files(output: Path, *, samples: Sequence[str], genes: Sequence[str
 
 def _remove_id_files(output: Path) -> None:
     """Undo :func:`_write_id_files` when the main output could not be written."""
-    for path in _id_files(output):
+    for path in id_files(output):
         path.unlink(missing_ok=True)
 
 

@@ -11,22 +11,23 @@ from rich.markup import escape
 from rich.table import Table
 
 from bulkformer.cli._common import (
-    _TABLES,
     DataDirOption,
     ModelDirOption,
     ModelOption,
-    _check_output,
-    _load_model,
-    _prepare,
-    _progress_bar,
-    _remind_if_demo,
+    ValueTypeOption,
+    TABLE_SUFFIXES,
+    check_output,
+    load_model,
+    prepare_input,
+    progress_bar,
+    remind_if_demo,
     out,
     user_errors,
 )
 from bulkformer.errors import BulkFormerError
 
 if TYPE_CHECKING:  # heavy imports (torch) happen inside the command
-    from bulkformer.holdout import HoldoutComparison
+    from bulkformer.analysis._holdout import HoldoutComparison
 
 
 def holdout_check(
@@ -40,9 +41,7 @@ def holdout_check(
         ".csv, .tsv or .parquet.", dir_okay=False, show_default=False)] = None,
     model_dir: ModelDirOption = None,
     data_dir: DataDirOption = None,
-    counts: Annotated[bool | None, typer.Option(
-        "--counts/--no-counts", help="Say whether the values are raw read counts (default: detected).",
-        show_default=False)] = None,
+    value_type: ValueTypeOption = "auto",
     seed: Annotated[int, typer.Option(help="Which genes are hidden (the same seed hides the same ones).")] = 0,
     batch_size: Annotated[int | None, typer.Option(
         min=1, help="Samples per forward pass (default: chosen from free memory).", show_default=False)] = None,
@@ -52,18 +51,19 @@ def holdout_check(
     them in, and compare it with two simple baselines (each gene's mean over your other samples,
     and k nearest samples). Prints the scores and a verdict in words."""
     with user_errors():
-        from bulkformer import export, runs
-        from bulkformer.run_options import RunOptions
+        from bulkformer import export
+        from bulkformer import workflows as runs
+        from bulkformer.model._run_options import RunOptions
 
-        if output is not None and output.suffix.lower() not in _TABLES:
+        if output is not None and output.suffix.lower() not in TABLE_SUFFIXES:
             raise BulkFormerError(f"Cannot write the table as {output.name!r}.",
-                                  hint=f"End --output with one of: {', '.join(_TABLES)}.")
+                                  hint=f"End --output with one of: {', '.join(TABLE_SUFFIXES)}.")
         if output is not None:
-            _check_output(output, inputs=(input_path,))
-        loaded = _load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
-        prepared = _prepare(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, counts=counts,
+            check_output(output, inputs=(input_path,))
+        loaded = load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
+        prepared = prepare_input(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, value_type=value_type,
                             metadata=None)
-        with _progress_bar() as report:
+        with progress_bar() as report:
             checked = runs.holdout_check(loaded, prepared, RunOptions(precision="fp32", batch_size=batch_size),
                                          fraction=fraction, seed=seed, progress=report)
         comparison, judged = checked.comparison, checked.verdict
@@ -77,14 +77,14 @@ def holdout_check(
                                       n_model_genes=comparison.n_model_genes)
             export.write_output(comparison.table, output, notes=(*notes, *judged.lines()))
             out.print(f"[green]Wrote[/green] {escape(str(output))} (per sample, per expression level and overall)")
-        _remind_if_demo(loaded, "the check's imputed values")
+        remind_if_demo(loaded, "the check's imputed values")
 
 
 def _print_holdout(comparison: HoldoutComparison) -> None:
     """The overall and per-level rows of a hold-out comparison as one table (NaN: undefined)."""
     import math
 
-    from bulkformer.holdout import MODEL
+    from bulkformer.analysis._holdout import MODEL
 
     table = comparison.table
     shown = Table(title=f"Hold-out check: {comparison.scores[MODEL].n:,} hidden values scored, "

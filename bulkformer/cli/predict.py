@@ -12,24 +12,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bulkformer.cli._common import (
-    _TABLES,
     DataDirOption,
     ModelDirOption,
     ModelOption,
-    _check_output,
-    _load_model,
-    _prepare,
-    _progress_bar,
-    _remind_if_demo,
+    ValueTypeOption,
+    TABLE_SUFFIXES,
+    check_output,
+    load_model,
+    prepare_input,
+    progress_bar,
+    remind_if_demo,
     out,
     user_errors,
 )
 from bulkformer.errors import BulkFormerError
 
 if TYPE_CHECKING:  # heavy imports (torch) happen inside the command
-    from bulkformer.align import AlignedMatrix
-    from bulkformer.predict import PredictionResult, Target
-    from bulkformer.wrapper import BulkFormerModel
+    from bulkformer.inputs._align import AlignedMatrix
+    from bulkformer.analysis.predict import PredictionResult, Target
+    from bulkformer.model._bulkformer_model import BulkFormerModel
 
 
 def predict(
@@ -62,9 +63,7 @@ def predict(
     seed: Annotated[int, typer.Option(help="Folds and shuffles (the same seed gives the same result).")] = 0,
     model_dir: ModelDirOption = None,
     data_dir: DataDirOption = None,
-    counts: Annotated[bool | None, typer.Option(
-        "--counts/--no-counts", help="Say whether the values are raw read counts (default: detected).",
-        show_default=False)] = None,
+    value_type: ValueTypeOption = "auto",
     batch_size: Annotated[int | None, typer.Option(
         min=1, help="Samples per forward pass (default: chosen from free memory).", show_default=False)] = None,
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option()] = "auto",
@@ -73,11 +72,11 @@ def predict(
     BulkFormer sample embeddings, on PCA of the expression (the usual baseline) and on both,
     compared on the same folds, with permutation p-values and a verdict in words."""
     with user_errors():
-        from bulkformer import predict as pr
+        from bulkformer.analysis import predict as pr
 
         _check_tables((output, predictions), inputs=(input_path, samples))
-        loaded = _load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
-        prepared = _prepare(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, counts=counts,
+        loaded = load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
+        prepared = prepare_input(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, value_type=value_type,
                             metadata=samples)
         target = pr.make_target(prepared.metadata, column, event_column=event_column, kind=kind)
         out.print(f"Task: {target.kind} of {target.name} ({target.reason}); {target.n_labelled} labelled "
@@ -86,25 +85,25 @@ def predict(
                                  permutations=permutations, seed=seed)
         _print_prediction(result)
         _write_tables(result, loaded, prepared.aligned, output=output, predictions=predictions)
-        _remind_if_demo(loaded, "these embeddings")
+        remind_if_demo(loaded, "these embeddings")
 
 
 def _check_tables(paths: tuple[Path | None, ...], *, inputs: tuple[Path, ...]) -> None:
     """Refuse, before any work, a table name with an unknown ending or an OUTPUT check failure."""
     for path in paths:
-        if path is not None and path.suffix.lower() not in _TABLES:
+        if path is not None and path.suffix.lower() not in TABLE_SUFFIXES:
             raise BulkFormerError(f"Cannot write the table as {path.name!r}.",
-                                  hint=f"End it with one of: {', '.join(_TABLES)}.")
+                                  hint=f"End it with one of: {', '.join(TABLE_SUFFIXES)}.")
         if path is not None:
-            _check_output(path, inputs=inputs)
+            check_output(path, inputs=inputs)
 
 
 def _cross_validate(loaded: BulkFormerModel, aligned: AlignedMatrix, target: Target, *, batch_size: int | None,
                     permutations: int, seed: int) -> PredictionResult:
-    """The samples' embeddings, then :func:`bulkformer.predict.evaluate`, each under a progress bar."""
-    from bulkformer import predict as pr
+    """The samples' embeddings, then :func:`bulkformer.analysis.predict.evaluate`, each under a progress bar."""
+    from bulkformer.analysis import predict as pr
 
-    with _progress_bar() as report:
+    with progress_bar() as report:
         embedding = loaded.run(aligned.values, aligned.sample_ids, impute=False, batch_size=batch_size,
                                progress=report).sample_embedding
     columns = (TextColumn("Cross-validating"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
@@ -121,7 +120,7 @@ def _write_tables(result: PredictionResult, loaded: BulkFormerModel, aligned: Al
     """The per-fold results and the predictions, where asked, with the demo / coverage notes and
     the verdict at the top."""
     from bulkformer import export
-    from bulkformer import predict as pr
+    from bulkformer.analysis import predict as pr
 
     notes = (*export.file_notes(is_demo=loaded.is_demo, n_measured=int(aligned.observed.sum()),
                                 n_model_genes=len(aligned.gene_ids)), result.verdict)
@@ -134,7 +133,7 @@ def _write_tables(result: PredictionResult, loaded: BulkFormerModel, aligned: Al
 
 def _print_prediction(result: PredictionResult) -> None:
     """The comparison table, the verdict, how it was evaluated and the unlabelled samples' predictions."""
-    from bulkformer.predict import FEATURE_LABELS, METRIC_LABELS
+    from bulkformer.analysis.predict import FEATURE_LABELS, METRIC_LABELS
 
     table = result.table()
     shown = Table(title=f"Predicting {result.target.name}: mean ± SD over folds ({result.seconds:.0f} s)")

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bulkformer.cli._common import _prepare, out, user_errors
+from bulkformer.cli._common import ValueTypeOption, prepare_input, out, user_errors
 from bulkformer.errors import check_choice
 
 if TYPE_CHECKING:  # heavy imports (torch) happen inside the command
     from bulkformer.model import BulkFormerConfig
-    from bulkformer.pipeline import PreparedInput
-    from bulkformer.train import TrainingConfig, TrainingResult
-    from bulkformer.wrapper import BulkFormerModel
+    from bulkformer.inputs._pipeline import PreparedInput
+    from bulkformer.model._training import TrainingConfig, TrainingResult
+    from bulkformer.model._bulkformer_model import BulkFormerModel
 
 
 def train(
@@ -48,20 +48,18 @@ def train(
     warmup_steps: Annotated[int, typer.Option(min=0)] = 50,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option()] = "auto",
-    counts: Annotated[bool | None, typer.Option(
-        "--counts/--no-counts", help="Say whether the values are raw read counts (default: detected).",
-        show_default=False)] = None,
+    value_type: ValueTypeOption = "auto",
     demo: Annotated[bool, typer.Option(
         "--demo", help="Label the result as a demo model (shown on every page and file).")] = False,
     resume: Annotated[bool, typer.Option("--resume/--restart", help="Continue an interrupted run.")] = True,
 ) -> None:
     """Train BulkFormer on your cohort by masked expression modelling, or fine-tune a model."""
     with user_errors():
-        from bulkformer.checkpoint import check_model_folder
-        from bulkformer.train import TrainingConfig
+        from bulkformer.model._checkpoint import check_model_folder
+        from bulkformer.model._training import TrainingConfig
 
         check_model_folder(output_dir)  # before minutes of work, and before any file is touched
-        base, prepared = _base_and_cohort(input_path, start_from, device=device, counts=counts)
+        base, prepared = _base_and_cohort(input_path, start_from, device=device, value_type=value_type)
         architecture = None if base else _architecture(size, dim=dim, layers=layers, heads=heads,
                                                        n_genes=len(prepared.aligned.gene_ids), demo=demo)
         config = TrainingConfig(epochs=epochs, batch_size=batch_size, lr=lr, mask_fraction=mask_fraction,
@@ -73,21 +71,21 @@ def train(
 
 
 def _base_and_cohort(input_path: Path, start_from: str | None, *, device: str,
-                     counts: bool | None) -> tuple[BulkFormerModel | None, PreparedInput]:
+                     value_type: str) -> tuple[BulkFormerModel | None, PreparedInput]:
     """The model to fine-tune (``None`` from scratch) and the cohort prepared in its gene order
     (from scratch: the protein-coding genes), normalised with its gene lengths."""
     from bulkformer.genes import protein_coding_ids
-    from bulkformer.wrapper import BulkFormerModel
+    from bulkformer.model._bulkformer_model import BulkFormerModel
 
     base = BulkFormerModel.load(start_from, device=device) if start_from else None
     gene_order = base.gene_ids if base else protein_coding_ids()
-    return base, _prepare(input_path, tuple(gene_order), gene_lengths=_gene_lengths(base), counts=counts,
+    return base, prepare_input(input_path, tuple(gene_order), gene_lengths=_gene_lengths(base), value_type=value_type,
                           metadata=None)
 
 
 def _gene_lengths(base: BulkFormerModel | None) -> str:
     """A fine-tuned model keeps its base's normalisation; a new one uses the published models'."""
-    from bulkformer.gene_lengths import UPSTREAM
+    from bulkformer.inputs._gene_lengths import UPSTREAM
 
     return base.gene_lengths if base else UPSTREAM
 
@@ -104,8 +102,8 @@ def _architecture(size: str, *, dim: int, layers: int, heads: int, n_genes: int,
 def _train_with_progress(prepared: PreparedInput, output_dir: Path, *, base: BulkFormerModel | None,
                          architecture: BulkFormerConfig | None, config: TrainingConfig, resume: bool, demo: bool,
                          source_file: str) -> TrainingResult:
-    """Run :func:`bulkformer.train.train` under a progress bar of its steps, printing a line per epoch."""
-    from bulkformer.train import train as run_training
+    """Run :func:`bulkformer.model._training.train` under a progress bar of its steps, printing a line per epoch."""
+    from bulkformer.model._training import train as run_training
 
     columns = (TextColumn("Epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("steps  loss {task.fields[loss]}"), TimeRemainingColumn())

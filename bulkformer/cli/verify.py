@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from bulkformer import download as dl
+from bulkformer.fetch import zenodo as dl
 from bulkformer import paths
 from bulkformer.cli._common import DataDirOption, ModelDirOption, ModelOption, err, out, user_errors
 from bulkformer.errors import BulkFormerError
@@ -77,7 +77,8 @@ def _show_devices() -> None:
 
 def _check_assets(model_dir: Path, data_dir: Path, problems: list[str]) -> None:
     """Which published files are present; md5 checks where a checksums.json records them."""
-    from bulkformer.wrapper import ESM2_NAME, GENE_INFO_NAME, PUBLISHED_FILES
+    from bulkformer.fetch._registry import ESM2_NAME, GENE_INFO_NAME
+    from bulkformer.model._files import PUBLISHED_FILES
 
     checkpoints = sorted({names[0] for names in PUBLISHED_FILES.values()})
     data_files = [GENE_INFO_NAME, *sorted({n for names in PUBLISHED_FILES.values() for n in names[1:]}),
@@ -119,8 +120,8 @@ def _check_model(spec: str, model_dir: Path, data_dir: Path, problems: list[str]
 
     import numpy as np
 
-    from bulkformer.model.config import MISSING
-    from bulkformer.wrapper import BulkFormerModel
+    from bulkformer.model._config import MISSING
+    from bulkformer.model._bulkformer_model import BulkFormerModel
 
     out.print(f"[bold]Model[/bold] {escape(spec)}")
     folder = paths.demo_model_dir() if spec == "demo" else Path(spec)

@@ -9,7 +9,7 @@ Conventions for every table written here:
   still unique, since the Ensembl ID is always part of the name;
 * values are log1p TPM, as the model reads and writes them; embeddings and imputed values are
   never NaN (a result with NaN is refused rather than written);
-* expression comes in three kinds (:data:`IMPUTE_MODES`): ``filled`` (measured values kept,
+* expression comes in three kinds (:data:`~bulkformer.choices.IMPUTE_MODE`): ``filled`` (measured values kept,
   only the genes the table did not measure predicted; the default), ``model`` (the model's
   reconstruction of every gene) and ``missing`` (only the genes the table did not measure);
   "measured" means the gene is a column of the input (``AlignedMatrix.observed``);
@@ -40,7 +40,6 @@ from bulkformer.export._files import (
     written_in_full,
 )
 from bulkformer.export._report import (
-    AGGREGATE_WORDS,
     CITATION,
     DEMO_NOTICE,
     DEMO_WARNING,
@@ -53,7 +52,6 @@ from bulkformer.export._report import (
 )
 from bulkformer.export._tables import (
     EXCEL_MAX_COLUMNS,
-    IMPUTE_MODES,
     embedding_frame,
     expression_frame,
     expression_values,
@@ -64,8 +62,8 @@ from bulkformer.export._tables import (
 )
 
 __all__ = [
-    "AGGREGATE_WORDS", "ANNDATA_FORMATS", "ARRAY_FORMATS", "CITATION", "DEMO_NOTICE", "DEMO_WARNING",
-    "EXCEL_MAX_COLUMNS", "IMPUTE_MODES", "REPORTED_PACKAGES", "TABLE_FORMATS",
+    "ANNDATA_FORMATS", "ARRAY_FORMATS", "CITATION", "DEMO_NOTICE", "DEMO_WARNING",
+    "EXCEL_MAX_COLUMNS", "REPORTED_PACKAGES", "TABLE_FORMATS",
     "RunFacts",
     "embedding_frame", "expression_frame", "expression_values", "file_notes", "gene_embedding_frame",
     "gene_labels", "methods_paragraph", "package_versions", "part_path", "projection_frame", "run_report",

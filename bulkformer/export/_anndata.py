@@ -10,9 +10,9 @@ import pandas as pd
 
 from bulkformer.export._report import RunFacts, facts_dict
 from bulkformer.export._tables import expression_values, require_array, sample_index
-from bulkformer.model.config import MISSING
-from bulkformer.projection import Projection
-from bulkformer.wrapper import InferenceResult
+from bulkformer.model._config import MISSING
+from bulkformer.analysis._projection import Projection
+from bulkformer.model._bulkformer_model import InferenceResult
 
 if TYPE_CHECKING:
     import anndata

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 
+from bulkformer.choices import AGGREGATION
+
 CITATION = ("Kang B, Fan R, Yi M, Cui C, Cui Q. A large-scale foundation model for bulk "
             "transcriptomes. bioRxiv (2025). doi:10.1101/2025.06.11.659222")
-AGGREGATE_WORDS = {
-    "max": "element-wise maximum", "mean": "mean", "median": "median",
-    "all": "sum of the element-wise maximum, mean and median",
-}
 DEMO_NOTICE = ("DEMO model trained on SIMULATED data: these numbers show how BulkFormer Studio works and mean "
                "nothing biologically. Get the published model: 'bulkformer download model', or the app's "
                "Model page -> Get the published model.")
@@ -25,7 +23,7 @@ REPORTED_PACKAGES = (
 
 def file_notes(*, is_demo: bool, n_measured: int, n_model_genes: int) -> tuple[str, ...]:
     """What every result file of a run must say about it: the demo model, low coverage."""
-    from bulkformer.qc import low_coverage_warning
+    from bulkformer.inputs._qc import low_coverage_warning
 
     return tuple(note for note in (DEMO_NOTICE if is_demo else None,
                                    low_coverage_warning(n_measured, n_model_genes)) if note)
@@ -115,9 +113,8 @@ def methods_paragraph(facts: RunFacts) -> str:
         f"PyTorch {versions.get('torch', '')}. Expression values of {facts.n_samples} samples were "
         f"converted to log1p-transformed TPM (log(TPM + 1)) and aligned to the model's "
         f"{facts.n_genes} genes; genes not measured in the input were given the placeholder value "
-        f"-10, which the model treats as missing and imputes. Sample embeddings were obtained by "
-        f"aggregating the per-gene embeddings over genes with the "
-        f"{AGGREGATE_WORDS.get(facts.aggregate, facts.aggregate)} ({facts.precision} precision, "
+        f"-10, which the model treats as missing and imputes. Sample embeddings were obtained from "
+        f"the per-gene embeddings as {AGGREGATION.help(facts.aggregate)} ({facts.precision} precision, "
         f"{facts.device}).\n\n"
         f"Reference: {CITATION}."
     )

@@ -8,18 +8,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from bulkformer.errors import BulkFormerError, check_choice
-from bulkformer.projection import Projection
-from bulkformer.wrapper import InferenceResult
+from bulkformer.choices import IMPUTE_MODE
+from bulkformer.errors import BulkFormerError
+from bulkformer.analysis._projection import Projection
+from bulkformer.model._bulkformer_model import InferenceResult
 
 #: Excel's column limit: a wider gene table is written genes as rows.
 EXCEL_MAX_COLUMNS = 16_384
-#: The three kinds of expression output, and what each holds.
-IMPUTE_MODES = {
-    "filled": "measured values kept; only the genes your table did not measure are the model's predictions",
-    "model": "the model's reconstruction of every gene, measured ones included (measured values replaced)",
-    "missing": "only the genes your table did not measure, as the model predicts them",
-}
 
 
 def embedding_frame(result: InferenceResult, *, column_names: Sequence[str] | None = None) -> pd.DataFrame:
@@ -35,13 +30,13 @@ def embedding_frame(result: InferenceResult, *, column_names: Sequence[str] | No
 def expression_values(
     result: InferenceResult, *, measured_values: np.ndarray, observed: np.ndarray, mode: str = "filled"
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    """One of the :data:`IMPUTE_MODES` as (values ``[samples, genes]``, gene IDs).
+    """One of the :data:`~bulkformer.choices.IMPUTE_MODE` as (values ``[samples, genes]``, gene IDs).
 
     ``measured_values`` ``[samples, genes]`` is the model's input (log1p TPM, -10 where not
     measured) and ``observed`` ``[genes]`` the genes the table measured, both in
     ``result.gene_ids`` order.
     """
-    check_choice(mode, IMPUTE_MODES, what="expression output")
+    IMPUTE_MODE.check(mode)
     model = require_array(result.imputed, "imputed expression")
     observed = np.asarray(observed, dtype=bool)
     measured_values = np.asarray(measured_values, dtype=np.float32)
@@ -65,7 +60,7 @@ def expression_frame(
     symbols: Mapping[str, str] | None = None,
     genes_as_rows: bool | None = None,
 ) -> pd.DataFrame:
-    """Expression of one of the :data:`IMPUTE_MODES` as a table (log1p TPM).
+    """Expression of one of the :data:`~bulkformer.choices.IMPUTE_MODE` as a table (log1p TPM).
 
     Samples as rows with gene columns (named as in the module notes), or, when
     ``genes_as_rows`` (default: when the genes would not fit in Excel's columns), genes as rows:

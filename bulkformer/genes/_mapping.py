@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bulkformer.errors import InputError, check_choice
+from bulkformer.choices import ID_TYPE
+from bulkformer.errors import InputError
 from bulkformer.genes._annotation import (
     _HUMAN_ENSEMBL,
     _OTHER_ENSEMBL,
@@ -20,7 +21,7 @@ from bulkformer.genes._annotation import (
 )
 from bulkformer.io import Guess
 
-ID_TYPES = ("auto", "ensembl", "symbol", "entrez")
+ID_TYPES = ID_TYPE.names
 
 _SPECIES = {
     "MUS": "mouse", "RNO": "rat", "DAR": "zebrafish", "GAL": "chicken", "SSC": "pig",
@@ -78,7 +79,7 @@ def map_genes(labels: Sequence[str], *, annotation: GeneAnnotation | None = None
     kind (``symbol`` also skips the mouse-symbol check). Raises
     :class:`~bulkformer.errors.InputError` for other species or when nothing maps.
     """
-    check_choice(id_type, ID_TYPES, what="gene ID type", error=InputError)
+    ID_TYPE.check(id_type, error=InputError)
     annotation = annotation or load_annotation()
     text = _as_categories(labels)
     if id_type == "entrez":

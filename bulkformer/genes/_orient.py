@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bulkformer.errors import InputError, check_choice
+from bulkformer.choices import ORIENTATION
+from bulkformer.errors import InputError
 from bulkformer.genes._annotation import GeneAnnotation, load_annotation
 from bulkformer.io import Guess, RawTable
 
-ORIENTATIONS = ("auto", "genes_in_rows", "genes_in_columns")
+ORIENTATIONS = ORIENTATION.names
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,7 +34,7 @@ def orient(raw: RawTable, *, orientation: str = "auto",
     ``auto`` trusts formats that fix the layout (featureCounts, RSEM, salmon, AnnData), else
     picks the axis whose labels look more like gene IDs.
     """
-    check_choice(orientation, ORIENTATIONS, what="orientation", error=InputError)
+    ORIENTATION.check(orientation, error=InputError)
     if orientation != "auto":
         guess = Guess(orientation, "chosen by you")
     elif raw.layout is not None:

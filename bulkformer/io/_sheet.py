@@ -14,7 +14,7 @@ from bulkformer.io._excel import _cell_text
 from bulkformer.io._raw import Guess
 from bulkformer.io._source import Source, _Input
 from bulkformer.io._text import _sniff_text
-from bulkformer.sample_names import near_matches
+from bulkformer.inputs._sample_names import near_matches
 
 
 @dataclass(frozen=True, eq=False)

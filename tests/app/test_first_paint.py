@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 PROBE = r"""
 import json, sys, threading
 from streamlit.testing.v1 import AppTest
-import bulkformer.projection
+import bulkformer.analysis._projection
 import ui.session as session
 
 HEAVY = ("torch", "umap", "sklearn", "anndata", "numba")
@@ -47,7 +47,7 @@ report["home"] = shown(at)
 report["warm_up_calls_by_home"] = report["warm_up_calls"]
 
 maps_may_finish = threading.Event()
-bulkformer.projection.project = lambda *args, **kwargs: maps_may_finish.wait(60)
+bulkformer.analysis._projection.project = lambda *args, **kwargs: maps_may_finish.wait(60)
 start_warm_up()
 session._WARM_UP.code.wait(120)
 report["loaded_by_warm_up"] = [m for m in HEAVY if m in sys.modules]

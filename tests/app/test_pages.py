@@ -21,7 +21,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from bulkformer import paths
-from tests.download import fake_zenodo
+from tests.fetch import fake_zenodo
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -454,7 +454,7 @@ def test_the_same_run_is_not_started_twice() -> None:
 
         import streamlit as st
 
-        from ui import jobs
+        from ui import progress
 
         gate = threading.Event()
 
@@ -462,12 +462,12 @@ def test_the_same_run_is_not_started_twice() -> None:
             gate.wait(10)
             return "done"
 
-        first = jobs.start_job("genes", "key-1", "Gene embeddings", work)
-        job = jobs.jobs()["genes"].job
-        again = jobs.start_job("genes", "key-1", "Gene embeddings", work)
-        same = jobs.jobs()["genes"].job is job
-        other = jobs.start_job("genes", "key-2", "Gene embeddings", work)
-        replaced = jobs.jobs()["genes"].job is not job and jobs.jobs()["genes"].key == "key-2"
+        first = progress.start_job("genes", "key-1", "Gene embeddings", work)
+        job = progress.jobs()["genes"].job
+        again = progress.start_job("genes", "key-1", "Gene embeddings", work)
+        same = progress.jobs()["genes"].job is job
+        other = progress.start_job("genes", "key-2", "Gene embeddings", work)
+        replaced = progress.jobs()["genes"].job is not job and progress.jobs()["genes"].key == "key-2"
         gate.set()
         st.write(f"{first} {again} {same} {other} {replaced}")
 
@@ -480,7 +480,7 @@ def test_a_run_that_compiles_first_says_so_while_it_starts() -> None:
     def script() -> None:
         import threading
 
-        from ui import jobs, runs
+        from ui import progress, runs
 
         class LargeModel:  # what a 147M model on a CPU answers
             def compiles(self, n_samples: int) -> bool:
@@ -489,9 +489,9 @@ def test_a_run_that_compiles_first_says_so_while_it_starts() -> None:
         gate = threading.Event()
         note = runs.compile_note(LargeModel(), 10)
         assert runs.compile_note(LargeModel(), 1) == ""
-        jobs.start_job("genes", "key", "Gene embeddings", lambda progress, should_stop: gate.wait(10),
+        progress.start_job("genes", "key", "Gene embeddings", lambda progress, should_stop: gate.wait(10),
                        starting_note=note)
-        jobs.job_panel("genes")
+        progress.job_panel("genes")
         gate.set()
 
     at = AppTest.from_function(script).run(timeout=RUN_TIMEOUT)
@@ -543,21 +543,21 @@ def test_batch_size_says_automatic() -> None:
 
 
 def test_time_left_in_words() -> None:
-    from ui import jobs
+    from ui import progress
 
-    assert jobs.time_left_words(None).startswith("estimating the time left")
-    assert jobs.time_left_words(13) == "less than a minute left"
-    assert jobs.time_left_words(70) == "about a minute left"
-    assert jobs.time_left_words(4.5 * 60) == "about 4 minutes left"  # round(4.5) is 4
-    assert jobs.time_left_words(125) == "about 2 minutes left"
-    assert jobs.time_left_words(2 * 3600 + 20 * 60) == "about 2 hours 20 minutes left"
-    assert jobs.time_left_words(3600) == "about 1 hour left"
+    assert progress.time_left_words(None).startswith("estimating the time left")
+    assert progress.time_left_words(13) == "less than a minute left"
+    assert progress.time_left_words(70) == "about a minute left"
+    assert progress.time_left_words(4.5 * 60) == "about 4 minutes left"  # round(4.5) is 4
+    assert progress.time_left_words(125) == "about 2 minutes left"
+    assert progress.time_left_words(2 * 3600 + 20 * 60) == "about 2 hours 20 minutes left"
+    assert progress.time_left_words(3600) == "about 1 hour left"
 
 
 def test_format_seconds() -> None:
-    from ui import jobs
+    from ui import progress
 
-    assert jobs.format_seconds(75) == "1 min 15 s" and jobs.format_seconds(None) == ""
+    assert progress.format_seconds(75) == "1 min 15 s" and progress.format_seconds(None) == ""
 
 def test_maps_of_5000_samples_use_webgl() -> None:
     from ui import plots
@@ -655,7 +655,7 @@ def test_model_page_fetches_a_published_model_in_the_background(
     zenodo: fake_zenodo.FakeZenodo, published: dict, tmp_path: Path
 ) -> None:
     """Start → progress (on any page, in any session) → cancel → start again → done → selectable."""
-    from bulkformer.model_fetch import FETCHER
+    from bulkformer.fetch._published import FETCHER
 
     FETCHER.forget()
     zenodo.dribble[fake_zenodo.TINY_ID] = 0.02  # the checkpoint trickles in: time to look and cancel
@@ -781,7 +781,7 @@ def test_janitor_deletes_the_folders_of_ended_sessions(monkeypatch: pytest.Monke
         (paths.cache_dir() / name).mkdir(parents=True)
     owners = session._Owners(by_session={"session-ended": ended, "session-connected": connected},
                              made={ended, connected, reloadable})
-    registry = {"browser": reload._Kept({keys.K_SID: reloadable}, time.time())}
+    registry = {"browser": reload.Kept({keys.K_SID: reloadable}, time.time())}
 
     class Server:
         def is_active_session(self, session_id: str) -> bool:
@@ -873,7 +873,7 @@ def test_embeddings_map_shows_how_the_groups_separate_against_the_expression_bas
     dots = [t for t in spec["data"] if t.get("mode") == "markers"]
     assert sorted(t["name"] for t in dots) == sorted(set(tissue))
     # the map is the first two principal components of the measured genes' log1p TPM (an SVD here)
-    from bulkformer.wrapper import BulkFormerModel
+    from bulkformer.model._bulkformer_model import BulkFormerModel
 
     aligned = BulkFormerModel.load("demo", device="cpu").prepare(paths.demo_dir() / "demo_counts.csv.gz").aligned
     x = aligned.values[:, aligned.observed].astype(np.float64)

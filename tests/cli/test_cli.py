@@ -7,8 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bulkformer.cli import app
-from tests.download import fake_zenodo
-from tests.download.fake_zenodo import V1, V2, FakeZenodo
+from tests.fetch import fake_zenodo
+from tests.fetch.fake_zenodo import V1, V2, FakeZenodo
 
 # The same local Zenodo server as the client tests (fixtures are found by module name).
 _server = fake_zenodo._server
@@ -82,7 +82,7 @@ def test_download_model_help_names_the_sizes_and_the_default() -> None:
 
 
 def test_download_model_all(zenodo: FakeZenodo, published: dict, tmp_path: Path, monkeypatch) -> None:
-    from bulkformer import registry
+    from bulkformer.fetch import _registry as registry
 
     _v1_family_files(zenodo)
     monkeypatch.setattr(registry, "MODELS", {"37M": registry.MODELS["37M"], "v1": registry.MODELS["v1"]})

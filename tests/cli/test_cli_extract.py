@@ -17,11 +17,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bulkformer import wrapper
+from bulkformer.model import _bulkformer_model as wrapper
 from bulkformer.cli import app
-from bulkformer.download import verify_file
+from bulkformer.fetch.zenodo import verify_file
 from bulkformer.genes import load_annotation
-from bulkformer.wrapper import BulkFormerModel
+from bulkformer.model._bulkformer_model import BulkFormerModel
 from tests.conftest import random_graph, tiny_network
 
 runner = CliRunner()
@@ -224,11 +224,11 @@ def test_interrupted_run_leaves_no_output(setup: dict, tmp_path: Path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_metadata_counts_override_and_demo_warning(setup: dict, tmp_path: Path) -> None:
+def test_metadata_value_type_and_demo_warning(setup: dict, tmp_path: Path) -> None:
     root = setup["root"]
     result = runner.invoke(app, [
         "extract", str(root / "counts.csv"), str(tmp_path / "e.h5ad"), "--model", str(root / "demo_model"),
-        "--metadata", str(root / "sheet.csv"), "--counts", "--device", "cpu"])
+        "--metadata", str(root / "sheet.csv"), "--value-type", "counts", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "DEMO model" in result.output and "SIMULATED" in result.output
     adata = anndata.read_h5ad(tmp_path / "e.h5ad")

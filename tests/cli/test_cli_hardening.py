@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from bulkformer.cli import app
 from bulkformer.genes import load_annotation
-from bulkformer.wrapper import BulkFormerModel
+from bulkformer.model._bulkformer_model import BulkFormerModel
 from tests.conftest import random_graph, tiny_network
 
 runner = CliRunner()

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from bulkformer.cli import app
 from bulkformer.genes import load_annotation
-from bulkformer.holdout import GENE_MEAN, KNN, MODEL, TABLE_COLUMNS
-from bulkformer.wrapper import BulkFormerModel
+from bulkformer.analysis._holdout import GENE_MEAN, KNN, MODEL, TABLE_COLUMNS
+from bulkformer.model._bulkformer_model import BulkFormerModel
 from tests.conftest import random_graph, tiny_network
 
 runner = CliRunner()
@@ -35,7 +35,7 @@ def test_holdout_prints_the_table_and_verdict_and_saves_it(tmp_path: Path) -> No
     model, table = _files(tmp_path, 8)
     output = tmp_path / "check.csv"
     result = runner.invoke(app, ["holdout", str(table), "--fraction", "0.2", "--model", str(model),
-                                 "--output", str(output), "--no-counts", "--device", "cpu"])
+                                 "--output", str(output), "--value-type", "tpm", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     for text in (MODEL, GENE_MEAN, KNN, "Pearson r", "Verdict:", "DEMO model", "SIMULATED"):
@@ -53,7 +53,7 @@ def test_holdout_prints_the_table_and_verdict_and_saves_it(tmp_path: Path) -> No
 
 def test_holdout_with_three_samples_says_it_cannot_judge(tmp_path: Path) -> None:
     model, table = _files(tmp_path, 3)
-    result = runner.invoke(app, ["holdout", str(table), "--model", str(model), "--no-counts", "--device", "cpu"])
+    result = runner.invoke(app, ["holdout", str(table), "--model", str(model), "--value-type", "tpm", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "cannot judge" in result.output and "too few other samples" in result.output
     assert GENE_MEAN not in result.output

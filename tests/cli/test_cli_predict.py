@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bulkformer import cli, predict
+from bulkformer import cli
+from bulkformer.analysis import predict
 from bulkformer.cli import app
 from bulkformer.genes import load_annotation
-from bulkformer.wrapper import BulkFormerModel
+from bulkformer.model._bulkformer_model import BulkFormerModel
 from tests.conftest import random_graph, tiny_network
 
 runner = CliRunner()
@@ -94,7 +95,7 @@ def test_predict_refuses_a_rare_class_and_a_bad_output_before_any_file_is_writte
     model, table, samples = _files(tmp_path)
     folds = tmp_path / "folds.csv"
     refused = runner.invoke(app, ["predict", str(table), str(samples), "--column", "batch", "--model", str(model),
-                                  "--no-counts", "--device", "cpu", "--output", str(folds)])
+                                  "--value-type", "tpm", "--device", "cpu", "--output", str(folds)])
     assert refused.exit_code == 1 and "Traceback" not in refused.output
     assert "fewer than 3 samples: 'B2' (2)" in refused.output and "Merge rare classes" in refused.output
     assert not folds.exists()

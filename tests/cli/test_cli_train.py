@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from bulkformer.cli import app
 from bulkformer.genes import protein_coding_ids
-from bulkformer.wrapper import BulkFormerModel
+from bulkformer.model._bulkformer_model import BulkFormerModel
 
 
 def _counts_file(tmp_path, n_samples: int = 12):

@@ -25,8 +25,8 @@ from bulkformer.export import (
     to_bytes,
     write_output,
 )
-from bulkformer.projection import Projection
-from bulkformer.wrapper import InferenceResult
+from bulkformer.analysis._projection import Projection
+from bulkformer.model._bulkformer_model import InferenceResult
 
 GENES = ("ENSG00000141510", "ENSG00000012048", "ENSG00000146648")
 SYMBOLS = {"ENSG00000141510": "TP53", "ENSG00000012048": "BRCA1"}
@@ -305,7 +305,7 @@ def test_h5ad_stores_pandas_string_arrays_as_plain_text(tmp_path: Path) -> None:
 def test_a_v2_models_sample_features_are_named() -> None:
     import dataclasses
 
-    from bulkformer.model.config import BulkFormerConfig
+    from bulkformer.model._config import BulkFormerConfig
 
     names = BulkFormerConfig(family="v2", n_genes=10, dim=32, heads=8, esm_dim=None).feature_names()
     assert len(names) == 35  # 32 learned dimensions, then the three sample features

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bulkformer.model.layers import ExpressionEmbedding, GraphBlock
+from bulkformer.model._layers import ExpressionEmbedding, GraphBlock
 from tests.conftest import random_graph
 
 
@@ -58,7 +58,7 @@ def test_lean_favor_attention_equals_performer_pytorch() -> None:
     """Our FAVOR+ forward against performer-pytorch's own softmax_kernel + linear_attention."""
     from performer_pytorch.performer_pytorch import FastAttention, linear_attention, softmax_kernel
 
-    from bulkformer.model.layers import Fp32FastAttention
+    from bulkformer.model._layers import Fp32FastAttention
 
     torch.manual_seed(0)
     reference = FastAttention(16, nb_features=40)
@@ -81,7 +81,7 @@ def test_favor_half_precision_products_stay_close_to_performer_pytorch(half: tor
     normaliser in float32, against performer-pytorch's float32 FAVOR+ (cosine per output row)."""
     from performer_pytorch.performer_pytorch import FastAttention, linear_attention, softmax_kernel
 
-    from bulkformer.model.layers import favor_attention
+    from bulkformer.model._layers import favor_attention
 
     torch.manual_seed(1)
     reference = FastAttention(16, nb_features=44)

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bulkformer.wrapper import GENE_INFO_NAME, BulkFormerModel
+from bulkformer.fetch._registry import GENE_INFO_NAME
+from bulkformer.model import BulkFormerModel
 
 from tests.conftest import SHARED
 
@@ -83,8 +84,8 @@ def test_bf16_autocast_stays_within_the_stated_bounds_of_upstream(tmp_path: Path
 
 def test_v1_checkpoint_reads_as_three_blocks_of_performer_layers() -> None:
     """The first release is gb_repeat blocks of p_repeat layers; the v1 preset says 3 × 4."""
-    from bulkformer.checkpoint import infer_config, read_state_dict
-    from bulkformer.model.config import PRESETS
+    from bulkformer.model._checkpoint import infer_config, read_state_dict
+    from bulkformer.model import PRESETS
 
     config = infer_config(read_state_dict(REFERENCE / "ckpt_v1.pt"))
     assert (config.family, config.gb_repeat, config.p_repeat) == ("v1", 3, 1)

@@ -1,0 +1,133 @@
+"""``prepare``: from a user's file to the model's input, in one call.
+
+read → orient → map genes → detect value type → log1p TPM (over all genes of the table) →
+merge duplicated genes → align to the model's genes → QC. The app, the CLI and training all
+call this, so every input is checked and normalised the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bulkformer import genes, io
+from bulkformer.choices import VALUE_TYPE
+from bulkformer.inputs import _normalise as normalise
+from bulkformer.inputs._align import AlignedMatrix, align, require_enough_genes
+from bulkformer.errors import InputError
+from bulkformer.inputs._gene_lengths import UPSTREAM, GeneLengthTable, load_gene_lengths
+from bulkformer.io import DEFAULT_MAX_BYTES, Guess, Source
+from bulkformer.inputs._qc import QCReport, make_report
+
+
+@dataclass(frozen=True)
+class Guesses:
+    """The decisions ``prepare`` made on its own, each with its reason."""
+
+    orientation: Guess
+    id_type: Guess
+    value_type: Guess
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedInput:
+    """The model's input, the QC report, the sample sheet (indexed by sample ID, in
+    ``aligned.sample_ids`` order, NaN rows for samples it lacks; or ``None``) and the guesses."""
+
+    aligned: AlignedMatrix
+    qc: QCReport
+    metadata: pd.DataFrame | None
+    guesses: Guesses
+    #: The sample sheet's column holding sample names, and why (``None`` without a sheet).
+    sheet_id_column: Guess | None = None
+
+
+def prepare(
+    source: Source,
+    *,
+    gene_order: Sequence[str],
+    filename: str | None = None,
+    orientation: str = "auto",
+    id_type: str = "auto",
+    value_type: str = "auto",
+    sample_sheet: Source | pd.DataFrame | None = None,
+    sample_sheet_filename: str | None = None,
+    sample_id_column: str | None = None,
+    annotation: genes.GeneAnnotation | None = None,
+    gene_lengths: str | GeneLengthTable = UPSTREAM,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> PreparedInput:
+    """Read an expression table (path, or bytes plus ``filename``) and turn it into
+    log1p TPM in ``gene_order`` (Ensembl IDs without version).
+
+    ``orientation`` (``genes_in_rows``/``genes_in_columns``), ``id_type``
+    (``ensembl``/``symbol``) and ``value_type`` (``counts``/``tpm``/``fpkm``/``log1p_tpm``/
+    ``log2_tpm``) override the guesses. Raises :class:`~bulkformer.errors.InputError` for
+    every problem with the files.
+    """
+    VALUE_TYPE.check(value_type, error=InputError)
+    annotation = annotation or genes.load_annotation()
+    raw = io.read_table(source, filename=filename, max_bytes=max_bytes)
+    table = genes.orient(raw, orientation=orientation, annotation=annotation)
+    mapping = genes.map_genes(table.gene_labels, annotation=annotation, id_type=id_type)
+    values_guess = _value_type(raw, table, value_type)
+    lengths, lengths_note = None, ""
+    if values_guess.value == "counts":
+        lengths, lengths_note = _count_lengths(table, mapping, gene_lengths)
+    log_tpm = normalise.log1p_tpm(table.values, value_type=values_guess.value, lengths_bp=lengths)
+    combined = genes.combine_duplicates(log_tpm, mapping=mapping, sample_ids=table.sample_ids,
+                                        keep=gene_order)
+    aligned = align(combined.table, gene_order=gene_order)
+    require_enough_genes(aligned)
+
+    sheet = None if sample_sheet is None else io.read_sample_sheet(
+        sample_sheet, filename=sample_sheet_filename, sample_ids=table.sample_ids,
+        id_column=sample_id_column, max_bytes=max_bytes)
+    metadata = None if sheet is None else sheet.table.reindex(
+        pd.Index(aligned.sample_ids, name="sample_id"))
+    qc = make_report(table.values, sample_ids=table.sample_ids, value_type=values_guess.value,
+                     mapping=mapping, duplicates=combined.duplicates, aligned=aligned,
+                     source_format=raw.source_format, ignored_columns=raw.ignored_columns,
+                     sheet_missing=sheet.missing if sheet else (),
+                     sheet_unused=sheet.unused if sheet else (), lengths_note=lengths_note,
+                     sheet_near_matched=sheet.near_matched if sheet else (),
+                     value_type_warning=normalise.value_type_warning(table.values, value_type))
+    return PreparedInput(aligned, qc, metadata, Guesses(table.orientation, mapping.id_type,
+                                                        values_guess),
+                         sheet.id_column if sheet else None)
+
+
+def _value_type(raw: io.RawTable, table: genes.OrientedTable, value_type: str) -> Guess:
+    """What the values are: the user's choice (checked against the values), else the format's
+    own word, else detected from the values. Values that no type allows are refused first."""
+    normalise.check_values(table.values, sample_ids=table.sample_ids,
+                           gene_labels=table.gene_labels)
+    if value_type != "auto":
+        normalise.check_value_type(table.values, value_type=value_type)
+        return Guess(value_type, "chosen by you")
+    return raw.value_hint or normalise.detect_value_type(table.values)
+
+
+def _count_lengths(table: genes.OrientedTable, mapping: genes.GeneMapping,
+                   gene_lengths: str | GeneLengthTable) -> tuple[np.ndarray, str]:
+    """Per-row lengths (bp; NaN → 1 kb later) for counts → TPM, and a QC line saying whose.
+
+    The file's own length column wins; then the model's table; then 1 kb, as upstream.
+    """
+    source = gene_lengths if isinstance(gene_lengths, GeneLengthTable) else load_gene_lengths(gene_lengths)
+    lengths = source.lengths_bp(mapping.ensg_ids)
+    from_table = np.isfinite(lengths)
+    from_file = np.zeros(len(lengths), dtype=bool)
+    if table.gene_lengths is not None:
+        from_file = np.isfinite(table.gene_lengths)
+        lengths = np.where(from_file, table.gene_lengths, lengths)
+    n_file = int(from_file.sum())
+    n_table = int((from_table & ~from_file).sum())
+    n_default = len(lengths) - n_file - n_table
+    parts = ([f"the file's own length column for {n_file:,} rows"] if n_file else []) + \
+        ([f"{source.description} for {n_table:,} rows"] if n_table else []) + \
+        ([f"1 kb (as upstream) for {n_default:,} rows without a known length"] if n_default else [])
+    return lengths, "Counts were turned into TPM with gene lengths from " + "; ".join(parts) + "."

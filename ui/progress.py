@@ -1,0 +1,165 @@
+"""This session's background jobs: starting, progress panel with Cancel, collecting results,
+and the sidebar's one line per running job.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+from ui.frame import GENERIC_ERROR
+from ui.keys import K_JOBS, K_RESULTS
+from ui.session import init_session
+
+
+@dataclass
+class JobEntry:
+    """A background job of this session: what it computes (``key``) and for whom (``kind``)."""
+
+    kind: str
+    key: str
+    label: str
+    job: Any
+    options: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    cancel_requested: bool = False
+    starting_note: str = ""
+
+
+def jobs() -> dict[str, JobEntry]:
+    init_session()
+    return st.session_state[K_JOBS]
+
+
+def results() -> dict[str, Any]:
+    init_session()
+    return st.session_state[K_RESULTS]
+
+
+def start_job(kind: str, key: str, label: str, fn: Callable[[Callable[[int, int], None], Callable[[], bool]], Any],
+              *, starting_note: str = "", **options: Any) -> str:
+    """Run ``fn(progress, should_stop)`` in a background thread, remembered under ``kind``.
+
+    Returns ``"running"`` (and starts nothing) when the same run (``key``) is already under
+    way, e.g. after a double click; a different run of this kind is cancelled and replaced.
+    """
+    from bulkformer.jobs import Job
+
+    old = jobs().get(kind)
+    if old is not None and old.job.status in ("pending", "running"):
+        if old.key == key and not old.cancel_requested:
+            return "running"
+        old.job.cancel()
+    job = Job(fn)
+    jobs()[kind] = JobEntry(kind, key, label, job, dict(options), starting_note=starting_note)
+    job.start()
+    return "started"
+
+
+def is_running(kind: str) -> bool:
+    entry = jobs().get(kind)
+    return entry is not None and entry.job.status in ("pending", "running")
+
+
+def collect(kind: str) -> None:
+    """Move a finished job's outcome into the session's results (and say how it ended)."""
+    entry = jobs().get(kind)
+    if entry is None or entry.job.status in ("pending", "running"):
+        return
+    del jobs()[kind]
+    status = entry.job.status
+    if status == "done":
+        results()[kind] = entry.job.result
+    elif status == "cancelled":
+        st.info(f"{entry.label} was cancelled.", icon=":material/cancel:")
+    else:  # the job already turned the failure into a message for people (details in the log)
+        st.error(f"{entry.label} failed: {entry.job.error or GENERIC_ERROR}", icon=":material/error:")
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def time_left_words(seconds: float | None) -> str:
+    """The run's own estimate of the time left, rounded as people say it ("about 2 minutes left")."""
+    if seconds is None or not math.isfinite(seconds):
+        return "estimating the time left…"
+    if seconds < 45:
+        return "less than a minute left"
+    minutes = seconds / 60
+    if minutes < 1.5:
+        return "about a minute left"
+    if minutes < 60:
+        return f"about {round(minutes)} minutes left"
+    hours, rest = divmod(round(minutes / 10) * 10, 60)
+    return f"about {hours} hour{'s' if hours > 1 else ''}" + (f" {rest} minutes left" if rest else " left")
+
+
+def job_panel(kind: str, *, finishing_text: str = "Finishing up…", where: str = "", unit: str = "samples") -> None:
+    """A progress bar with ETA and a Cancel button that refreshes itself every second.
+
+    When the job ends the whole page reruns, so the page can :func:`collect` the result.
+    """
+    if kind not in jobs():
+        return
+
+    @st.fragment(run_every=1.0)
+    def _panel() -> None:
+        entry = jobs().get(kind)
+        if entry is None:
+            return
+        job = entry.job
+        if job.status not in ("pending", "running"):
+            st.rerun()
+            return
+        done, total = job.progress or (0, 0)
+        fraction = min(1.0, done / total) if total else 0.0
+        if entry.cancel_requested:
+            text = f"{entry.label}: stopping…"
+        elif total and done >= total:
+            text = f"{entry.label}: {finishing_text}"
+        elif total:
+            text = f"{entry.label}: {done:,} of {total:,} {unit} · {time_left_words(job.eta_seconds)}"
+        else:
+            text = f"{entry.label}: starting…" + (f" {entry.starting_note}" if entry.starting_note else "")
+        with st.container(border=True):
+            st.progress(fraction, text=text)
+            cols = st.columns([1, 3])
+            if cols[0].button("Cancel", key=f"bf_cancel_{kind}{where}", icon=":material/stop_circle:",
+                              help="Stop the run. Nothing from it is kept."):
+                job.cancel()
+                entry.cancel_requested = True
+            cols[1].caption(f"Running in the background for {format_seconds(time.time() - entry.started)}. "
+                            "You can visit other pages meanwhile.")
+
+    _panel()
+
+
+def sidebar_jobs() -> None:
+    """A one-line note per running job, on every page (and the server's model download)."""
+    from bulkformer.fetch._published import FETCHER
+
+    for entry in jobs().values():
+        if entry.job.status in ("pending", "running"):
+            done, total = entry.job.progress or (0, 0)
+            pct = f" ({100 * done // total}%)" if total else ""
+            st.sidebar.caption(f":material/hourglass_top: {entry.label}{pct}")
+    fetch = FETCHER.current
+    if fetch is not None and fetch.job.status in ("pending", "running"):
+        done, total = fetch.job.progress
+        pct = f" ({100 * done // total}%)" if total else ""
+        st.sidebar.caption(f":material/download: Downloading BulkFormer {fetch.name}{pct}")
