@@ -86,7 +86,7 @@ outcome = runs.current_or_stop("main", model, hint=(
     "Choose the options above and press **Run BulkFormer**. The run goes on in the background; "
     "after its first samples it tells you how long the rest will take."))
 
-result = outcome.result
+result = outcome.run.result
 embedding = result.sample_embedding
 ids = list(result.sample_ids)
 metadata = prepared.metadata
@@ -94,11 +94,11 @@ metadata = prepared.metadata
 m = st.columns(4)
 m[0].metric("Samples", f"{len(ids):,}")
 m[1].metric("Fingerprint length", f"{embedding.shape[1]:,}", help="Numbers per sample embedding.")
-m[2].metric("Summary", outcome.options.aggregate,
+m[2].metric("Summary", outcome.run.options.aggregate,
             help="How the gene descriptions were summarised"
-                 + (f" ({len(outcome.options.aggregate_genes)} chosen genes)." if outcome.options.aggregate_genes
+                 + (f" ({len(outcome.run.options.aggregate_genes)} chosen genes)." if outcome.run.options.aggregate_genes
                     else " (all genes)."))
-m[3].metric("Time", "from cache" if outcome.from_cache else progress.format_seconds(outcome.seconds),
+m[3].metric("Time", "from cache" if outcome.run.from_cache else progress.format_seconds(outcome.run.seconds),
             help="A run with the same table and options is stored for this session and reused instantly.")
 
 # ------------------------------------------------------------------------------ the map
@@ -127,7 +127,7 @@ if method == BASELINE:
         st.stop()
     projection = baseline.projection()
 else:
-    projection = outcome.projections["umap" if method == "UMAP" else "pca"]
+    projection = outcome.run.projections["umap" if method == "UMAP" else "pca"]
 if projection.note:
     st.info(projection.note, icon=":material/info:")
 
@@ -196,7 +196,7 @@ with st.expander("The embedding numbers", icon=":material/table:"):
                "sample (all samples of one table lack the same genes), so it tells the samples apart in no way."
                if constant else "")
             + (" With “All three combined”, each is three times its value (max + mean + median of a constant)."
-               if outcome.options.aggregate == "all" else ""))
+               if outcome.run.options.aggregate == "all" else ""))
 
 st.divider()
 c1, c2 = st.columns(2)

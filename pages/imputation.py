@@ -3,6 +3,8 @@ list of genes your table did not measure with the values the model gives them.""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -11,7 +13,11 @@ import streamlit as st
 from bulkformer.analysis import _holdout as ho
 from bulkformer.export import expression_frame, file_notes, to_bytes, too_wide_for_excel
 from bulkformer.model._run_options import RunOptions
-from ui import frame, progress, plots, runs, session, uploads
+from ui import frame, plots, progress, runs, session, uploads
+
+if TYPE_CHECKING:
+    from bulkformer.inputs import PreparedInput
+    from bulkformer.model import BulkFormerModel
 
 #: Above this many points the observed-vs-imputed plot is a density map instead of dots.
 MAX_SCATTER_POINTS = 20_000
@@ -22,22 +28,9 @@ METRIC_FORMAT = {"pearson": st.column_config.NumberColumn("Pearson r", format="%
                  "spearman": st.column_config.NumberColumn("Spearman", format="%.3f"),
                  "mae": st.column_config.NumberColumn("mean abs. error", format="%.3f")}
 
-model, prepared = frame.open_page(
-    ":material/auto_fix_high: Imputation",
-    "*Imputation* means the model estimates the expression of genes from everything else it sees in "
-    "the sample. It fills in genes your experiment did not measure. The hold-out check below shows "
-    "how far to trust those estimates on your own data.",
-)
-aligned = prepared.aligned
-metadata = prepared.metadata
-progress.collect("holdout")
-progress.collect("main")
-holdout = runs.current("holdout", model)
-notes = file_notes(is_demo=bool(model.is_demo), n_measured=int(np.asarray(aligned.observed).sum()),
-                   n_model_genes=len(aligned.gene_ids))
 
 
-def show_verdict(judged: ho.Verdict) -> None:
+def show_verdict(judged: ho.Verdict, *, is_demo: bool) -> None:
     """The verdict in words, coloured by what it says, at the top of the page."""
     color, icon = VERDICT_STYLE[judged.level]
     with st.container(border=True, key="holdout_verdict"):
@@ -46,19 +39,13 @@ def show_verdict(judged: ho.Verdict) -> None:
         st.caption(judged.sentence)
         for warning in judged.warnings:
             st.warning(warning, icon=":material/warning:")
-        if model.is_demo:
+        if is_demo:
             st.caption("This verdict is about the DEMO model (trained on simulated data), not BulkFormer itself.")
 
 
-if holdout is not None:
-    show_verdict(holdout.verdict)
-
-tab_check, tab_gene, tab_missing = st.tabs(
-    [":material/fact_check: Hold-out check", ":material/search: One gene", ":material/playlist_add: Missing genes"]
-)
-
-# ------------------------------------------------------------------------- (a) hold-out
-with tab_check:
+def holdout_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.Held | None,
+                notes: tuple[str, ...]) -> None:
+    """(a) The hold-out check: start it, then the scores of the model and the baselines."""
     st.markdown(
         "The app hides some of the values you **did** measure, asks the model to fill them in, and "
         "compares its answers with the real values. Values are log(TPM + 1)."
@@ -81,95 +68,113 @@ with tab_check:
             st.info("Press **Run the hold-out check** to see how well the model fills in your values, "
                     "compared with two simple guesses from your other samples.", icon=":material/info:")
     else:
-        comparison = holdout.comparison
-        score = comparison.scores[ho.MODEL]
-        st.markdown(f"**Result for {holdout.fraction:.0%} hidden** ({score.n:,} values scored across "
-                    f"{comparison.n_samples:,} samples; every method fills in the same values)")
-        if comparison.baseline_note:
-            st.info(comparison.baseline_note, icon=":material/info:")
-        m = st.columns(4)
-        for column, (label, key, help_text) in zip(m, (
-                ("Pearson correlation", "pearson", ("How well the filled-in values follow the real ones in a "
-                                                    "straight line (1 = perfectly, 0 = not at all).")),
-                ("Spearman correlation", "spearman", "Like Pearson, but only the ranking counts."),
-                ("Mean absolute error", "mae", ("Average distance between filled-in and real values, in "
-                                                "log(TPM + 1) units.")))):
-            value, rival = getattr(score, key), comparison.best_baseline(key)
-            delta = None if rival is None else f"{value - getattr(comparison.scores[rival], key):+.3f} vs {rival}"
-            column.metric(label, "undefined" if np.isnan(value) else f"{value:.3f}", delta=delta,
-                          delta_color="inverse" if key == "mae" else "normal", help=help_text)
-        m[3].metric("Values checked", f"{score.n:,}",
-                    help="Measured values hidden and filled in by every method; the more, the steadier the scores.")
-
-        table = comparison.table
-        overall = table[table["scope"] != "sample"].copy()
-        overall["group"] = overall["group"].where(overall["scope"] != "overall", "all hidden values")
-        fig = go.Figure()
-        for i, method in enumerate(comparison.scores):
-            rows = overall[overall["method"] == method]
-            fig.add_trace(go.Bar(x=rows["group"], y=rows["pearson"], name=method, marker_color=plots.PALETTE[i],
-                                 customdata=rows[["mae", "n"]],
-                                 hovertemplate=f"{method}<br>%{{x}}<br>Pearson r %{{y:.3f}}<br>"
-                                               "MAE %{customdata[0]:.3f}<br>%{customdata[1]:,} values<extra></extra>"))
-        fig.update_layout(title="Pearson r of each method, overall and by expression level of the hidden value",
-                          barmode="group", height=380, yaxis_title="Pearson r", xaxis_title="hidden values",
-                          legend={"orientation": "h", "y": -0.25})
-        plots.show_figure(fig, f"{frame.file_prefix(model)}holdout_methods", key="holdout_methods_plot")
-        st.caption(ho.describe_levels(comparison))
-        st.dataframe(overall.drop(columns="scope").rename(columns={"group": "hidden values"}), hide_index=True,
-                     width="stretch", column_config=METRIC_FORMAT)
-
-        truth, guess = comparison.truth, comparison.guesses[ho.MODEL]
-        lo = float(min(truth.min(), guess.min())) if truth.size else 0.0
-        hi = float(max(truth.max(), guess.max())) if truth.size else 1.0
-        if truth.size > MAX_SCATTER_POINTS:
-            counts, xedges, yedges = np.histogram2d(truth, guess, bins=80)
-            ticks = [10 ** k for k in range(int(np.log10(max(counts.max(), 1))) + 1)]
-            fig = go.Figure(go.Heatmap(
-                x=(xedges[:-1] + xedges[1:]) / 2, y=(yedges[:-1] + yedges[1:]) / 2,
-                z=np.where(counts.T > 0, np.log10(np.maximum(counts.T, 1)), np.nan), customdata=counts.T,
-                colorscale="Blues", zmin=-0.5, colorbar={"title": {"text": "values"}, "tickvals": np.log10(ticks),
-                                                      "ticktext": [f"{t:,}" for t in ticks]},
-                hovertemplate="real %{x:.2f}<br>model %{y:.2f}<br>%{customdata:,} values<extra></extra>"))
-            subtitle = f"density of {truth.size:,} values (log colour scale: each step on the colour bar is 10× more values)"
-        else:
-            fig = go.Figure(go.Scattergl(x=truth, y=guess, mode="markers",
-                                         marker={"size": 4, "opacity": 0.5, "color": plots.PALETTE[0]},
-                                         hovertemplate="real %{x:.2f}<br>model %{y:.2f}<extra></extra>"))
-            subtitle = f"{truth.size:,} values"
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect agreement",
-                                 line={"color": "#6b7280", "dash": "dash"}, hoverinfo="skip"))
-        fig.update_layout(title="Real vs filled-in values (the model)", height=520, showlegend=False,
-                          xaxis_title="real (hidden) value, log(TPM + 1)",
-                          yaxis_title="model's value, log(TPM + 1)")
-        plots.show_figure(fig, f"{frame.file_prefix(model)}holdout_scatter", key="holdout_plot")
-        closest = comparison.best_baseline("mae")
-        beside = ("" if closest is None else
-                  f" (the best simple guess, {closest}: {ho.share_close(comparison, closest):.0%})")
-        st.caption(f"Showing {subtitle}. Values on the dashed line were filled in exactly right; "
-                   f"{ho.share_close(comparison, ho.MODEL):.0%} of the model's values are within "
-                   f"{ho.CLOSE_TOLERANCE} of the real one{beside}; {ho.CLOSE_TOLERANCE} is a factor of about 1.6 "
-                   "in TPM.")
-        with st.expander("Per sample", icon=":material/table_rows:"):
-            per_sample = table[table["scope"] == "sample"].pivot(index="group", columns="method",
-                                                                 values=["pearson", "mae"])
-            per_sample = per_sample.reindex(index=list(comparison.scores[ho.MODEL].per_sample.index))
-            per_sample.columns = [f"{method}: {'Pearson r' if metric == 'pearson' else 'MAE'}"
-                                  for metric, method in per_sample.columns]
-            st.dataframe(per_sample.rename_axis("sample"), width="stretch", height=300,
-                         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_sample.columns})
-            st.download_button("Download the whole table: overall, per level, per sample (CSV)",
-                               to_bytes(table, notes=(*notes, *holdout.verdict.lines())),
-                               file_name=frame.output_name(model, "holdout.csv"), mime="text/csv",
-                               key="dl_holdout", icon=":material/download:", on_click="ignore",
-                               help="One row per method and group; lines starting with # say what the check "
-                                    "found (read with pandas.read_csv(path, comment='#')).")
-
-# ------------------------------------------------------------------------------ main run
-outcome = runs.current("main", model)
+        comparison = holdout.run.comparison
+        holdout_scores(comparison, fraction=holdout.run.fraction)
+        holdout_methods(model, comparison)
+        holdout_scatter(model, comparison)
+        holdout_per_sample(model, comparison, notes=(*notes, *holdout.run.verdict.lines()))
 
 
-def _need_main_run(where: str) -> None:
+def holdout_scores(comparison: ho.HoldoutComparison, *, fraction: float) -> None:
+    """The model's scores, each beside the best baseline's."""
+    score = comparison.scores[ho.MODEL]
+    st.markdown(f"**Result for {fraction:.0%} hidden** ({score.n:,} values scored across "
+                f"{comparison.n_samples:,} samples; every method fills in the same values)")
+    if comparison.baseline_note:
+        st.info(comparison.baseline_note, icon=":material/info:")
+    m = st.columns(4)
+    for column, (label, key, help_text) in zip(m, (
+            ("Pearson correlation", "pearson", ("How well the filled-in values follow the real ones in a "
+                                                "straight line (1 = perfectly, 0 = not at all).")),
+            ("Spearman correlation", "spearman", "Like Pearson, but only the ranking counts."),
+            ("Mean absolute error", "mae", ("Average distance between filled-in and real values, in "
+                                            "log(TPM + 1) units.")))):
+        value, rival = getattr(score, key), comparison.best_baseline(key)
+        delta = None if rival is None else f"{value - getattr(comparison.scores[rival], key):+.3f} vs {rival}"
+        column.metric(label, "undefined" if np.isnan(value) else f"{value:.3f}", delta=delta,
+                      delta_color="inverse" if key == "mae" else "normal", help=help_text)
+    m[3].metric("Values checked", f"{score.n:,}",
+                help="Measured values hidden and filled in by every method; the more, the steadier the scores.")
+
+
+
+def holdout_methods(model: BulkFormerModel, comparison: ho.HoldoutComparison) -> None:
+    """Every method's Pearson r overall and per expression level, as bars and as a table."""
+    table = comparison.table
+    overall = table[table["scope"] != "sample"].copy()
+    overall["group"] = overall["group"].where(overall["scope"] != "overall", "all hidden values")
+    fig = go.Figure()
+    for i, method in enumerate(comparison.scores):
+        rows = overall[overall["method"] == method]
+        fig.add_trace(go.Bar(x=rows["group"], y=rows["pearson"], name=method, marker_color=plots.PALETTE[i],
+                             customdata=rows[["mae", "n"]],
+                             hovertemplate=f"{method}<br>%{{x}}<br>Pearson r %{{y:.3f}}<br>"
+                                           "MAE %{customdata[0]:.3f}<br>%{customdata[1]:,} values<extra></extra>"))
+    fig.update_layout(title="Pearson r of each method, overall and by expression level of the hidden value",
+                      barmode="group", height=380, yaxis_title="Pearson r", xaxis_title="hidden values",
+                      legend={"orientation": "h", "y": -0.25})
+    plots.show_figure(fig, f"{frame.file_prefix(model)}holdout_methods", key="holdout_methods_plot")
+    st.caption(ho.describe_levels(comparison))
+    st.dataframe(overall.drop(columns="scope").rename(columns={"group": "hidden values"}), hide_index=True,
+                 width="stretch", column_config=METRIC_FORMAT)
+
+
+
+def holdout_scatter(model: BulkFormerModel, comparison: ho.HoldoutComparison) -> None:
+    """Real against filled-in values (a density map when there are many)."""
+    truth, guess = comparison.truth, comparison.guesses[ho.MODEL]
+    lo = float(min(truth.min(), guess.min())) if truth.size else 0.0
+    hi = float(max(truth.max(), guess.max())) if truth.size else 1.0
+    if truth.size > MAX_SCATTER_POINTS:
+        counts, xedges, yedges = np.histogram2d(truth, guess, bins=80)
+        ticks = [10 ** k for k in range(int(np.log10(max(counts.max(), 1))) + 1)]
+        fig = go.Figure(go.Heatmap(
+            x=(xedges[:-1] + xedges[1:]) / 2, y=(yedges[:-1] + yedges[1:]) / 2,
+            z=np.where(counts.T > 0, np.log10(np.maximum(counts.T, 1)), np.nan), customdata=counts.T,
+            colorscale="Blues", zmin=-0.5, colorbar={"title": {"text": "values"}, "tickvals": np.log10(ticks),
+                                                  "ticktext": [f"{t:,}" for t in ticks]},
+            hovertemplate="real %{x:.2f}<br>model %{y:.2f}<br>%{customdata:,} values<extra></extra>"))
+        subtitle = f"density of {truth.size:,} values (log colour scale: each step on the colour bar is 10× more values)"
+    else:
+        fig = go.Figure(go.Scattergl(x=truth, y=guess, mode="markers",
+                                     marker={"size": 4, "opacity": 0.5, "color": plots.PALETTE[0]},
+                                     hovertemplate="real %{x:.2f}<br>model %{y:.2f}<extra></extra>"))
+        subtitle = f"{truth.size:,} values"
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect agreement",
+                             line={"color": "#6b7280", "dash": "dash"}, hoverinfo="skip"))
+    fig.update_layout(title="Real vs filled-in values (the model)", height=520, showlegend=False,
+                      xaxis_title="real (hidden) value, log(TPM + 1)",
+                      yaxis_title="model's value, log(TPM + 1)")
+    plots.show_figure(fig, f"{frame.file_prefix(model)}holdout_scatter", key="holdout_plot")
+    closest = comparison.best_baseline("mae")
+    beside = ("" if closest is None else
+              f" (the best simple guess, {closest}: {ho.share_close(comparison, closest):.0%})")
+    st.caption(f"Showing {subtitle}. Values on the dashed line were filled in exactly right; "
+               f"{ho.share_close(comparison, ho.MODEL):.0%} of the model's values are within "
+               f"{ho.CLOSE_TOLERANCE} of the real one{beside}; {ho.CLOSE_TOLERANCE} is a factor of about 1.6 "
+               "in TPM.")
+
+
+def holdout_per_sample(model: BulkFormerModel, comparison: ho.HoldoutComparison, *, notes: tuple[str, ...]) -> None:
+    """The per-sample scores, and the whole table as a file."""
+    table = comparison.table
+    with st.expander("Per sample", icon=":material/table_rows:"):
+        per_sample = table[table["scope"] == "sample"].pivot(index="group", columns="method",
+                                                             values=["pearson", "mae"])
+        per_sample = per_sample.reindex(index=list(comparison.scores[ho.MODEL].per_sample.index))
+        per_sample.columns = [f"{method}: {'Pearson r' if metric == 'pearson' else 'MAE'}"
+                              for metric, method in per_sample.columns]
+        st.dataframe(per_sample.rename_axis("sample"), width="stretch", height=300,
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_sample.columns})
+        st.download_button("Download the whole table: overall, per level, per sample (CSV)",
+                           to_bytes(table, notes=notes),
+                           file_name=frame.output_name(model, "holdout.csv"), mime="text/csv",
+                           key="dl_holdout", icon=":material/download:", on_click="ignore",
+                           help="One row per method and group; lines starting with # say what the check "
+                                "found (read with pandas.read_csv(path, comment='#')).")
+
+
+def need_main_run(model: BulkFormerModel, prepared: PreparedInput, where: str) -> None:
     st.info("This needs the model's output for your samples. Run BulkFormer on the Embeddings page, "
             "or start it here with the standard options.", icon=":material/info:")
     if st.button("Run BulkFormer (standard options)", icon=":material/play_arrow:", key=f"main_run_{where}",
@@ -180,27 +185,28 @@ def _need_main_run(where: str) -> None:
     progress.job_panel("main", finishing_text="drawing the map of your samples…", where=where)
 
 
-def show_trust() -> None:
+def show_trust(holdout: runs.Held | None) -> None:
     """Beside the model's estimates of unmeasured genes: how far the hold-out check says to trust them."""
     if holdout is None:
         st.warning("These estimates are not checked yet: run the **Hold-out check** (first tab) to see whether "
                    "the model fills in your measured genes better than a simple guess from your other samples.",
                    icon=":material/help:")
-    elif holdout.verdict.level == "better":
-        st.caption(f"Hold-out check: {holdout.verdict.headline}. {holdout.verdict.meaning}")
+    elif holdout.run.verdict.level == "better":
+        st.caption(f"Hold-out check: {holdout.run.verdict.headline}. {holdout.run.verdict.meaning}")
     else:
-        st.warning(f"Hold-out check: {holdout.verdict.headline}. {holdout.verdict.meaning}", icon=":material/warning:")
+        st.warning(f"Hold-out check: {holdout.run.verdict.headline}. {holdout.run.verdict.meaning}", icon=":material/warning:")
 
 
-gene_ids = list(aligned.gene_ids)
-observed = np.asarray(aligned.observed, dtype=bool)
-
-# ---------------------------------------------------------------------------- (b) one gene
-with tab_gene:
+def gene_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.Held | None,
+             outcome: runs.Held | None) -> None:
+    """(b) One gene: the model's values against the measured ones, or its estimates."""
+    aligned, metadata = prepared.aligned, prepared.metadata
+    gene_ids = list(aligned.gene_ids)
+    observed = np.asarray(aligned.observed, dtype=bool)
     if outcome is None:
-        _need_main_run("gene")
+        need_main_run(model, prepared, "gene")
     else:
-        imputed = outcome.result.imputed
+        imputed = outcome.run.result.imputed
         labels = uploads.gene_labels(gene_ids)
         c1, c2 = st.columns([2, 1])
         choice = c1.selectbox("Gene", range(len(gene_ids)), format_func=labels.__getitem__, index=None,
@@ -212,7 +218,7 @@ with tab_gene:
                                 help="A sample-sheet column; the same colours as on the Embeddings page.")
         if choice is not None:
             g = int(choice)
-            ids = list(outcome.result.sample_ids)
+            ids = list(outcome.run.result.sample_ids)
             model_vals = imputed[:, g]
             color_values = metadata[group_by] if metadata is not None and group_by != "(no colour)" else None
             hover = plots.hover_texts(ids, metadata)
@@ -229,7 +235,7 @@ with tab_gene:
             else:
                 st.markdown(f"**{labels[g]}** was **not** measured in your table: these values are the "
                             "model's estimates, one per sample.")
-                show_trust()
+                show_trust(holdout)
                 rank = np.empty(len(ids))
                 rank[np.argsort(model_vals)] = np.arange(len(ids))
                 xs, ys, xt = rank, model_vals, "samples, lowest to highest"
@@ -249,24 +255,29 @@ with tab_gene:
                               yaxis_title="model's value, log(TPM + 1)")
             plots.show_figure(fig, f"{frame.file_prefix(model)}gene_{gene_ids[g]}", key="gene_plot")
 
-# ----------------------------------------------------------------------- (c) missing genes
-with tab_missing:
+
+def missing_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.Held | None,
+                outcome: runs.Held | None, notes: tuple[str, ...]) -> None:
+    """(c) The genes the table did not measure: a summary of the model's estimates, and files."""
+    aligned = prepared.aligned
+    gene_ids = list(aligned.gene_ids)
+    observed = np.asarray(aligned.observed, dtype=bool)
     n_missing = int((~observed).sum())
     if n_missing == 0:
         st.success("Your table measured every one of the model's genes, so nothing had to be filled in. "
                    "Try the targeted-panel demo on the Home page to see this list.", icon=":material/check_circle:")
     elif outcome is None:
         st.markdown(f"Your table lacks **{n_missing:,}** of the model's {len(gene_ids):,} genes.")
-        _need_main_run("missing")
+        need_main_run(model, prepared, "missing")
     else:
         st.markdown(f"Your table lacks **{n_missing:,}** of the model's {len(gene_ids):,} genes; the "
                     "model estimated them for every sample. Values are log(TPM + 1).")
-        show_trust()
+        show_trust(holdout)
         symbols = uploads.symbols_for(gene_ids)
         memo_key = ("missing_summary", outcome.key)
         cache = session.memo()
         if memo_key not in cache:
-            values = outcome.result.imputed[:, ~observed]
+            values = outcome.run.result.imputed[:, ~observed]
             missing_ids = np.asarray(gene_ids, dtype=object)[~observed]
             cache[memo_key] = pd.DataFrame({
                 "gene": [symbols.get(g, "") for g in missing_ids],
@@ -292,7 +303,7 @@ with tab_missing:
                                key="dl_missing_summary",
                                icon=":material/download:", on_click="ignore")
         with c2:
-            result = outcome.result
+            result = outcome.run.result
             layout = ("Rows are the genes your table did not measure (Ensembl ID, symbol), columns the samples: "
                       "too many genes for Excel's columns otherwise." if too_wide_for_excel(n_missing) else
                       "Rows are samples, columns the genes your table did not measure.")
@@ -304,3 +315,33 @@ with tab_missing:
                 key="dl_missing_values",
                 icon=":material/download:", on_click="ignore", help=layout,
             )
+
+
+def main() -> None:
+    model, prepared = frame.open_page(
+        ":material/auto_fix_high: Imputation",
+        "*Imputation* means the model estimates the expression of genes from everything else it sees in "
+        "the sample. It fills in genes your experiment did not measure. The hold-out check below shows "
+        "how far to trust those estimates on your own data.",
+    )
+    aligned = prepared.aligned
+    progress.collect("holdout")
+    progress.collect("main")
+    holdout = runs.current("holdout", model)
+    outcome = runs.current("main", model)
+    notes = file_notes(is_demo=bool(model.is_demo), n_measured=int(np.asarray(aligned.observed).sum()),
+                       n_model_genes=len(aligned.gene_ids))
+    if holdout is not None:
+        show_verdict(holdout.run.verdict, is_demo=bool(model.is_demo))
+    tab_check, tab_gene, tab_missing = st.tabs(
+        [":material/fact_check: Hold-out check", ":material/search: One gene", ":material/playlist_add: Missing genes"]
+    )
+    with tab_check:
+        holdout_tab(model, prepared, holdout, notes)
+    with tab_gene:
+        gene_tab(model, prepared, holdout, outcome)
+    with tab_missing:
+        missing_tab(model, prepared, holdout, outcome, notes)
+
+
+main()

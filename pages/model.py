@@ -10,7 +10,7 @@ import streamlit as st
 from bulkformer import paths
 from bulkformer.fetch import _published as model_fetch
 from bulkformer.fetch import _registry as registry
-from bulkformer.model import _speed as speed
+from bulkformer.model._speed import expected_time_per_sample
 from bulkformer.fetch.zenodo import human_size
 from ui import frame, progress, keys, runs, session
 
@@ -62,7 +62,7 @@ if model is not None:
     st.markdown("**Checksum (sha256 of the weights)** — quote it to say exactly which model you used:")
     st.code(model.checksum, language=None)
     st.caption(f"Loaded from `{model.source}`")
-    expected = speed.expected_time_per_sample(model.name, model.device.type)
+    expected = expected_time_per_sample(model.name, model.device.type)
     if expected:
         st.markdown(f"**Expected time per sample:** {expected}")
 

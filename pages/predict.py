@@ -71,7 +71,7 @@ outcome = runs.current_or_stop("predict", model, hint=(
     "Choose a column and press **Evaluate**. It runs in the background; the demo cohort "
     "(200 samples) takes under a minute."))
 
-result = outcome.result
+result = outcome.run
 target = result.target
 
 # ------------------------------------------------------------------------------ the answer

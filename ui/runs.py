@@ -10,7 +10,7 @@ import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TYPE_CHECKING, TypeVar
 
 import streamlit as st
 
@@ -21,33 +21,25 @@ from ui.keys import K_BATCH
 from ui.session import init_session, result_cache
 from ui.uploads import dataset, table_fingerprint
 
+if TYPE_CHECKING:  # for the reader and type checkers only: pages paint before torch is loaded
+    from bulkformer.inputs import PreparedInput
+    from bulkformer.model import BulkFormerModel
+
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, eq=False)
-class MainOutcome(workflows.CohortOutcome):
-    """The main run (embeddings, imputed expression, both maps) as this session holds it: with
-    its cache key and the fingerprint of the table it ran on."""
+class Held(Generic[T]):
+    """A run's outcome as this session holds it: the workflow's own outcome (``run``), the run's
+    cache key (pages key what they derive from a run by it) and the fingerprint of the table it
+    ran on (a new upload or reading choice makes it stale)."""
 
+    run: T
     key: str
     table_fp: str
 
 
-@dataclass(frozen=True, eq=False)
-class HoldoutOutcome(workflows.HoldoutOutcome):
-    """The hold-out check as this session holds it (with its key and table fingerprint)."""
-
-    key: str
-    table_fp: str
-
-
-@dataclass(frozen=True, eq=False)
-class GeneOutcome(workflows.GeneOutcome):
-    """Gene-level embeddings of chosen genes as this session holds them (with key and table)."""
-
-    key: str
-    table_fp: str
-
-
-def current(kind: str, model: Any) -> Any | None:
+def current(kind: str, model: "BulkFormerModel") -> Any | None:
     """This session's result of ``kind`` if it belongs to the current table and model."""
     outcome = results().get(kind)
     if outcome is None or dataset() is None or outcome.table_fp != table_fingerprint(model):
@@ -55,7 +47,7 @@ def current(kind: str, model: Any) -> Any | None:
     return outcome
 
 
-def current_or_stop(kind: str, model: Any, *, hint: str) -> Any:
+def current_or_stop(kind: str, model: "BulkFormerModel", *, hint: str) -> Any:
     """This session's current result of ``kind``; without one, the page stops here, saying
     ``hint`` (what to do to get it) unless that run is under way."""
     outcome = current(kind, model)
@@ -66,7 +58,7 @@ def current_or_stop(kind: str, model: Any, *, hint: str) -> Any:
     return outcome
 
 
-def run_key(kind: str, model: Any, options: Mapping[str, Any]) -> tuple[str, str]:
+def run_key(kind: str, model: "BulkFormerModel", options: Mapping[str, Any]) -> tuple[str, str]:
     """(table fingerprint, cache key) of a run: sha256 over the table, the model and the options."""
     from bulkformer.jobs import content_key
 
@@ -80,64 +72,53 @@ def is_shown(kind: str, key: str) -> bool:
     return held is not None and held.key == key
 
 
-def start_main_run(model: Any, prepared: Any, options: RunOptions) -> str:
+def start_main_run(model: "BulkFormerModel", prepared: "PreparedInput", options: RunOptions) -> str:
     """Start (or reuse) the main run: embeddings and imputed expression as ``options`` say, and
     both maps. Returns ``"have"`` when the result is already shown."""
     options = dataclasses.replace(options, embed=True, impute=True)
-    return _start("main", "Running BulkFormer", model, prepared, options.key(), MainOutcome,
+    return _start("main", "Running BulkFormer", model, prepared, options.key(),
                   functools.partial(workflows.run_cohort, model, prepared, options))
 
 
-def start_holdout_run(model: Any, prepared: Any, options: RunOptions, *, fraction: float, seed: int = 0) -> str:
+def start_holdout_run(model: "BulkFormerModel", prepared: "PreparedInput", options: RunOptions, *, fraction: float, seed: int = 0) -> str:
     """Start (or reuse) the hold-out check hiding ``fraction`` of the measured values."""
     key_options = {**options.key(), "fraction": round(float(fraction), 4), "seed": seed}
-    return _start("holdout", "Hold-out check", model, prepared, key_options, HoldoutOutcome,
+    return _start("holdout", "Hold-out check", model, prepared, key_options,
                   functools.partial(workflows.holdout_check, model, prepared, options, fraction=fraction, seed=seed))
 
 
-def start_gene_run(model: Any, prepared: Any, genes: Sequence[str], options: RunOptions) -> str:
+def start_gene_run(model: "BulkFormerModel", prepared: "PreparedInput", genes: Sequence[str], options: RunOptions) -> str:
     """Start (or reuse) the gene-level embeddings of ``genes``."""
     options = dataclasses.replace(options, gene_embedding_genes=tuple(genes))
-    return _start("genes", "Gene embeddings", model, prepared, options.key(), GeneOutcome,
+    return _start("genes", "Gene embeddings", model, prepared, options.key(),
                   functools.partial(workflows.gene_embeddings, model, prepared, genes, options))
 
 
-def _start(kind: str, label: str, model: Any, prepared: Any, key_options: Mapping[str, Any], held: type,
+def _start(kind: str, label: str, model: "BulkFormerModel", prepared: "PreparedInput", key_options: Mapping[str, Any],
            workflow: Callable[..., Any]) -> str:
     """Run ``workflow`` (a :mod:`bulkformer.workflows` function missing only progress, should_stop
     and cache) as this session's ``kind`` job, its model result cached under the run's key; the
-    outcome is kept as ``held`` (the workflow's outcome + key + table fingerprint)."""
+    outcome is kept as a :class:`Held` (the workflow's outcome + key + table fingerprint)."""
     table_fp, key = run_key(kind, model, key_options)
     if is_shown(kind, key):
         return "have"
     slot = workflows.CacheSlot(result_cache(), key)
 
-    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Any:
-        outcome = workflow(progress=progress, should_stop=should_stop, cache=slot)
-        fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(outcome)}
-        return held(**fields, key=key, table_fp=table_fp)
+    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Held[Any]:
+        return Held(workflow(progress=progress, should_stop=should_stop, cache=slot), key, table_fp)
 
     return start_job(kind, key, label, run, starting_note=compile_note(model, len(prepared.aligned.sample_ids)),
                      **key_options)
 
 
-def compile_note(model: Any, n_samples: int) -> str:
+def compile_note(model: "BulkFormerModel", n_samples: int) -> str:
     """Said while a run starts, when the model compiles itself first (large models on a CPU)."""
     from bulkformer.model._inference import COMPILE_NOTE
 
     return COMPILE_NOTE if model.compiles(n_samples) else ""
 
 
-@dataclass(frozen=True, eq=False)
-class PredictOutcome:
-    """A sample-sheet column evaluated on the main run's embeddings (and PCA of the expression)."""
-
-    key: str
-    table_fp: str
-    result: Any  # predict.PredictionResult
-
-
-def start_predict_run(model: Any, prepared: Any, main: MainOutcome, target: Any, *, n_permutations: int) -> str:
+def start_predict_run(model: "BulkFormerModel", prepared: "PreparedInput", main: Held[workflows.CohortOutcome], target: Any, *, n_permutations: int) -> str:
     """Evaluate ``target`` in the background on the main run's embeddings (``"have"``: shown already)."""
     from bulkformer.analysis import predict
     from bulkformer.jobs import content_key
@@ -149,13 +130,13 @@ def start_predict_run(model: Any, prepared: Any, main: MainOutcome, target: Any,
     table_fp, key = run_key("predict", model, options)
     if is_shown("predict", key):
         return "have"
-    embedding = main.result.sample_embedding
+    embedding = main.run.result.sample_embedding
     expression = predict.expression_features(prepared.aligned.values, prepared.aligned.observed)
 
-    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> PredictOutcome:
+    def run(progress: Callable[[int, int], None], should_stop: Callable[[], bool]) -> Held[Any]:
         result = predict.evaluate(embedding, expression, target, n_permutations=n_permutations,
                                   progress=progress, should_stop=should_stop)
-        return PredictOutcome(key, table_fp, result)
+        return Held(result, key, table_fp)
 
     return start_job("predict", key, f"Predicting {target.name}", run, **options)
 

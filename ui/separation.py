@@ -40,7 +40,7 @@ def expression_baseline(outcome: Any, aligned: AlignedMatrix) -> ExpressionBasel
 
 def _memo_key(outcome: Any, metadata: pd.DataFrame, column: str) -> tuple[Any, ...]:
     """The memo key of a column's separation: the run and the column's values (a new sheet → a new key)."""
-    return ("separation", outcome.key, column, tuple(map(str, metadata[column].reindex(outcome.result.sample_ids))))
+    return ("separation", outcome.key, column, tuple(map(str, metadata[column].reindex(outcome.run.result.sample_ids))))
 
 
 def group_separation(outcome: Any, aligned: AlignedMatrix, metadata: pd.DataFrame,
@@ -55,9 +55,9 @@ def group_separation(outcome: Any, aligned: AlignedMatrix, metadata: pd.DataFram
             return None
         from bulkformer.analysis import _separation as separation
 
-        labels = metadata[column].reindex(outcome.result.sample_ids)
+        labels = metadata[column].reindex(outcome.run.result.sample_ids)
         with frame.guarded(f"measuring how the {column} groups separate"):
-            cache[memo_key] = separation.group_separation(outcome.result.sample_embedding, baseline, labels)
+            cache[memo_key] = separation.group_separation(outcome.run.result.sample_embedding, baseline, labels)
     return cache.get(memo_key)
 
 
