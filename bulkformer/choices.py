@@ -155,3 +155,8 @@ OUTPUT_FORMAT = Choice("output format", (
     Option(".pt", "PyTorch tensor (.pt)", "the array as a torch tensor, as upstream's scripts save it"),
 ))
 """The file types results are written as (by extension)."""
+
+Tone = Literal["good", "neutral", "bad"]
+"""What a verdict means for the model, so that its colour and icon follow its meaning on every page:
+``good`` (the model does better than the baseline), ``neutral`` (no better, or cannot judge),
+``bad`` (worse than the baseline, or no better than chance)."""

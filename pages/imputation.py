@@ -13,7 +13,7 @@ import streamlit as st
 from bulkformer.analysis import _holdout as ho
 from bulkformer.export import expression_frame, file_notes, to_bytes, too_wide_for_excel
 from bulkformer.model._run_options import RunOptions
-from ui import frame, plots, progress, runs, session, uploads
+from ui import frame, plots, progress, runs, session, uploads, verdicts
 
 if TYPE_CHECKING:
     from bulkformer.inputs import PreparedInput
@@ -21,20 +21,20 @@ if TYPE_CHECKING:
 
 #: Above this many points the observed-vs-imputed plot is a density map instead of dots.
 MAX_SCATTER_POINTS = 20_000
-#: How each verdict looks: colour of the headline and its icon.
-VERDICT_STYLE = {"better": ("green", ":material/check_circle:"), "no better": ("orange", ":material/remove_circle:"),
-                 "worse": ("red", ":material/cancel:"), "cannot judge": ("gray", ":material/help:")}
-METRIC_FORMAT = {"pearson": st.column_config.NumberColumn("Pearson r", format="%.3f"),
-                 "spearman": st.column_config.NumberColumn("Spearman", format="%.3f"),
+#: What each hold-out verdict means for the imputed genes: "no better" already says "do not rely on them".
+VERDICT_TONES = {"better": "good", "no better": "bad", "worse": "bad", "cannot judge": "neutral"}
+UNDEFINED = "undefined (the values do not vary)"
+METRIC_FORMAT = {"pearson": st.column_config.TextColumn("Pearson r", help=f"{UNDEFINED}: a correlation needs "
+                                                        "values that vary, such as genes that are expressed"),
+                 "spearman": st.column_config.TextColumn("Spearman"),
                  "mae": st.column_config.NumberColumn("mean abs. error", format="%.3f")}
 
 
 
 def show_verdict(judged: ho.Verdict, *, is_demo: bool) -> None:
     """The verdict in words, coloured by what it says, at the top of the page."""
-    color, icon = VERDICT_STYLE[judged.level]
     with st.container(border=True, key="holdout_verdict"):
-        st.markdown(f"#### {icon} :{color}[Hold-out verdict: {judged.headline}]")
+        st.markdown("#### " + verdicts.headline(VERDICT_TONES[judged.level], f"Hold-out verdict: {judged.headline}"))
         st.markdown(f"**{judged.meaning}**")
         st.caption(judged.sentence)
         for warning in judged.warnings:
@@ -115,8 +115,10 @@ def holdout_methods(model: BulkFormerModel, comparison: ho.HoldoutComparison) ->
                       legend={"orientation": "h", "y": -0.25})
     plots.show_figure(fig, f"{frame.file_prefix(model)}holdout_methods", key="holdout_methods_plot")
     st.caption(ho.describe_levels(comparison))
-    st.dataframe(overall.drop(columns="scope").rename(columns={"group": "hidden values"}), hide_index=True,
-                 width="stretch", column_config=METRIC_FORMAT)
+    shown = overall.drop(columns="scope").rename(columns={"group": "hidden values"})
+    for column in ("pearson", "spearman"):  # a correlation of values that do not vary is undefined, not "None"
+        shown[column] = [UNDEFINED if pd.isna(v) else f"{v:.3f}" for v in shown[column]]
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=METRIC_FORMAT)
 
 
 
@@ -212,6 +214,10 @@ def gene_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.Held
         choice = c1.selectbox("Gene", range(len(gene_ids)), format_func=labels.__getitem__, index=None,
                               placeholder="Type a gene symbol, e.g. ALB", key="gene_pick",
                               help="Type to search among the model's genes by symbol or Ensembl ID.")
+        c1.caption(f"Lists the model's {len(gene_ids):,} genes: the protein-coding genes it was trained on. A gene "
+                   "that is not protein-coding (a long non-coding RNA such as XIST, a pseudogene, a microRNA) "
+                   "is not part of the model, so it cannot be filled in here; its measured values stay in your "
+                   "own table.")
         columns = [] if metadata is None else [c for c in metadata.columns if metadata[c].notna().any()]
         group_by = c2.selectbox("Colour by", ["(no colour)", *columns], key="gene_group",
                                 index=1 if columns else 0,

@@ -52,7 +52,7 @@ with st.container(border=True):
 
 model = frame.get_model()
 if model is not None:
-    frame.model_badge(model)
+    frame.model_badge(model, on_model_page=True)
     st.markdown("#### Loaded model")
     m = st.columns(3)
     m[0].metric("Model", "demo" if model.is_demo else model.name)

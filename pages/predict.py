@@ -11,7 +11,7 @@ import streamlit as st
 
 from bulkformer.analysis import predict
 from bulkformer.export import file_notes, to_bytes
-from ui import frame, progress, keys, plots, runs
+from ui import frame, keys, plots, progress, runs, verdicts
 
 NOT_SURVIVAL = "(none: not a survival outcome)"
 KINDS = {"auto": "Decide from the values", "classification": "Classes", "regression": "Numbers (regression)"}
@@ -76,9 +76,7 @@ target = result.target
 
 # ------------------------------------------------------------------------------ the answer
 st.markdown(f"### Predicting **{target.name}** ({target.kind})")
-strong = result.summary("embeddings").p_value < predict.ALPHA
-(st.success if strong else st.warning)(f"**Verdict:** {result.verdict}",
-                                       icon=":material/check_circle:" if strong else ":material/info:")
+verdicts.show(result.tone, f"**Verdict:** {result.verdict}")
 
 
 def metric_help(metric: str) -> str:
@@ -119,8 +117,9 @@ if target.kind == "classification":
     fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=list(matrix.columns), y=list(matrix.index),
                                colorscale="Blues", text=matrix.to_numpy(), texttemplate="%{text}",
                                hovertemplate="observed %{y}<br>predicted %{x}<br>%{z} samples<extra></extra>"))
-    fig.update_layout(title="Confusion matrix (out-of-fold predictions)", xaxis_title="predicted",
-                      yaxis_title="observed", yaxis_autorange="reversed", height=420)
+    fig.update_layout(title={"text": "Confusion matrix (out-of-fold predictions)", "y": 0.97, "yanchor": "top"},
+                      xaxis_title="predicted", yaxis_title="observed", yaxis_autorange="reversed", height=440,
+                      margin={"t": 90})  # the title clear of the plot's toolbar
     with left:
         plots.show_figure(fig, f"{stem}_confusion", key="pred_confusion")
         st.caption(predict.majority_baseline(matrix).words())

@@ -13,7 +13,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from bulkformer.choices import ID_TYPE, ORIENTATION, VALUE_TYPE
-from bulkformer.inputs._qc import LOW_COVERAGE, LOW_DEPTH_READS, MIN_SAMPLES_FOR_OUTLIERS, OUTLIER_Z
+from bulkformer.inputs._qc import (
+    LOW_COVERAGE,
+    LOW_DEPTH_READS,
+    MIN_DETECTED_SHARE,
+    MIN_LIBRARY_FOLD,
+    MIN_SAMPLES_FOR_OUTLIERS,
+    OUTLIER_Z,
+)
 from ui import frame, keys, plots, uploads
 
 if TYPE_CHECKING:
@@ -186,8 +193,10 @@ def qc_metrics(prepared: PreparedInput) -> None:
     flagged = int(per_sample["outlier"].sum()) if "outlier" in per_sample else 0
     m[4].metric("Flagged samples", f"{flagged:,}",
                 help=f"Samples under {LOW_DEPTH_READS:,} reads (raw counts only), or far from this cohort's median "
-                     f"(robust z-score beyond ±{OUTLIER_Z}) on log library size or detected genes; that comparison "
-                     f"needs at least {MIN_SAMPLES_FOR_OUTLIERS} samples.")
+                     f"(robust z-score beyond ±{OUTLIER_Z}) on log library size or detected genes, and by an "
+                     f"amount that matters: at least {MIN_LIBRARY_FOLD:g}-fold in library size or "
+                     f"{MIN_DETECTED_SHARE:.0%} in detected genes. That comparison needs at least "
+                     f"{MIN_SAMPLES_FOR_OUTLIERS} samples.")
 
     for warning in qc.warnings:
         if warning != qc.value_type_warning:  # already shown beside the value-type choice

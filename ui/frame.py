@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
@@ -19,6 +19,10 @@ from bulkformer.errors import BulkFormerError
 from ui.keys import K_DEVICE, K_MODEL_LINE, K_MODEL_SPEC, PAGES
 from ui.session import init_session, show_flash
 from ui.uploads import dataset, get_prepared
+
+if TYPE_CHECKING:  # for the reader and type checkers only: pages paint before torch is loaded
+    from bulkformer.inputs import PreparedInput
+    from bulkformer.model import BulkFormerModel
 
 log = logging.getLogger("bulkformer.app")
 
@@ -57,7 +61,7 @@ def guarded(what: str = "") -> Iterator[None]:
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
-def _load_model(spec: str, device: str) -> Any:
+def _load_model(spec: str, device: str) -> "BulkFormerModel":
     """One shared, eval-mode, thread-safe model per (spec, device) for the whole server."""
     from bulkformer.model._bulkformer_model import BulkFormerModel
 
@@ -79,7 +83,7 @@ def device_choices() -> dict[str, str]:
     return devices
 
 
-def get_model(*, quiet: bool = False) -> Any | None:
+def get_model(*, quiet: bool = False) -> "BulkFormerModel | None":
     """The chosen model, or ``None`` after showing why it could not be loaded."""
     spec, device = model_choice()
     try:
@@ -119,12 +123,12 @@ def available_models() -> dict[str, str]:
     return choices
 
 
-def file_prefix(model: Any) -> str:
+def file_prefix(model: "BulkFormerModel") -> str:
     """Every file made with the demo model says so in its name."""
     return "DEMO_" if getattr(model, "is_demo", False) else ""
 
 
-def output_name(model: Any, what: str) -> str:
+def output_name(model: "BulkFormerModel", what: str) -> str:
     """File name for a download: ``[DEMO_]<table name>_<what>``, e.g. ``DEMO_demo_counts_umap.csv``."""
     data = dataset()
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(data.table.name).name.split(".")[0]) if data else ""
@@ -138,14 +142,16 @@ DEMO_ON_OWN_DATA = (
 )
 
 
-def model_badge(model: Any) -> None:
-    """The demo banner; stronger, with the way to a published model, when the table is the user's own."""
+def model_badge(model: "BulkFormerModel", *, on_model_page: bool = False) -> None:
+    """The demo banner; stronger, with the way to a published model, when the table is the user's own
+    (no link on the Model page itself: the section is below)."""
     if not getattr(model, "is_demo", False):
         return
     data = dataset()
     if data is not None and data.origin == "upload":
         st.warning(DEMO_ON_OWN_DATA, icon=":material/report:")
-        st.page_link(PAGES["model"], label="Get the published model (Model page)", icon=":material/download:")
+        if not on_model_page:
+            st.page_link(PAGES["model"], label="Get the published model (Model page)", icon=":material/download:")
     else:
         st.warning(DEMO_BANNER, icon=":material/science:")
 
@@ -169,7 +175,7 @@ def open_page(title: str, caption: str | None = None, *, needs_data: bool = True
     return model, prepared
 
 
-def require_prepared(model: Any) -> Any | None:
+def require_prepared(model: "BulkFormerModel") -> "PreparedInput | None":
     """The prepared input, or ``None`` after telling the user where to go first."""
     if dataset() is None:
         st.info("No data yet. Upload a table, or try the demo data.", icon=":material/upload_file:")

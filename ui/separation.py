@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
-from ui import frame, keys, session
+from ui import frame, keys, session, verdicts
 
 if TYPE_CHECKING:
     from bulkformer.inputs._align import AlignedMatrix
@@ -74,7 +74,9 @@ def show_box(column: str, result: GroupSeparation) -> None:
     box.markdown(f"**How clearly do the {column} groups separate?**")
     box.metric("BulkFormer embeddings", f"{result.model_silhouette:.2f}", help=SILHOUETTE_HELP)
     box.metric("PCA of expression (baseline)", f"{result.expression_silhouette:.2f}", help=SILHOUETTE_HELP)
-    box.markdown(result.verdict)
+    from bulkformer.analysis._separation import TONES
+
+    verdicts.show(TONES[result.kind], result.verdict, where=box)
     left = f"; {result.n_left_out} without a label or alone in their group left out" if result.n_left_out else ""
     box.caption(f"Silhouette, −1 to 1, higher = more apart. {result.n_samples:,} samples in "
                 f"{result.n_groups} groups{left}. A description, not a test: the Predict page tests whether "

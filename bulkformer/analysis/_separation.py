@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bulkformer.analysis.predict.targets import MAX_NUMBER_CLASSES
+from bulkformer.choices import Tone
 from bulkformer.analysis._projection import Projection
 
 BASELINE_COMPONENTS = 20
@@ -158,11 +159,18 @@ def group_separation(embedding: np.ndarray, baseline: ExpressionBaseline,
                            int(sizes.min()), kind, verdict)
 
 
+TONES: dict[str, Tone] = {"model better": "good", "about the same": "neutral", "expression better": "bad",
+                          "overlap": "neutral"}
+"""How each kind of separation verdict reads for the model: good, neutral or bad news."""
+
+
 def separation_verdict(model: float, expression: float) -> tuple[Kind, str]:
     """The comparison of the two silhouettes in words, with the thresholds it used."""
     if max(model, expression) < OVERLAP:
-        return "overlap", (f"The groups overlap in both: neither the model's embeddings nor a PCA of the "
-                           f"expression keeps them apart (both silhouettes below {OVERLAP}).")
+        return "overlap", (f"The groups overlap in both on this map's measure: neither the model's embeddings "
+                           f"nor a PCA of the expression forms separate clusters of them (both silhouettes below "
+                           f"{OVERLAP}). That is not the same as unpredictable: a column can follow from the samples "
+                           "without forming clusters — the Predict page tests that.")
     if model - expression > MARGIN:
         kind: Kind = "model better"
         words = "better than"

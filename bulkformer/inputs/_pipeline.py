@@ -60,13 +60,59 @@ def prepare(
     gene_lengths: str | GeneLengthTable = UPSTREAM,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> PreparedInput:
-    """Read an expression table (path, or bytes plus ``filename``) and turn it into
-    log1p TPM in ``gene_order`` (Ensembl IDs without version).
+    """Read an expression table and turn it into the model's input: log1p TPM in ``gene_order``.
 
-    ``orientation`` (``genes_in_rows``/``genes_in_columns``), ``id_type``
-    (``ensembl``/``symbol``) and ``value_type`` (``counts``/``tpm``/``fpkm``/``log1p_tpm``/
-    ``log2_tpm``) override the guesses. Raises :class:`~bulkformer.errors.InputError` for
-    every problem with the files.
+    Every guess (orientation, gene-ID type, value type, the sample sheet's ID column) is made
+    once here, recorded with its reason in :attr:`PreparedInput.guesses` and the QC report, and
+    can be overridden.
+
+    Parameters
+    ----------
+    source
+        A path, or the file's bytes with ``filename`` (CSV/TSV/TXT, Excel, Parquet, h5ad,
+        featureCounts, RSEM, salmon; gzip too).
+    gene_order
+        The model's genes (Ensembl IDs without version): ``BulkFormerModel.gene_ids``.
+    filename
+        The file's name when ``source`` is bytes (its extension helps to tell the format).
+    orientation
+        ``"auto"``, ``"genes_in_rows"`` or ``"genes_in_columns"`` (:data:`bulkformer.choices.ORIENTATION`).
+    id_type
+        ``"auto"``, ``"ensembl"``, ``"symbol"`` or ``"entrez"`` (:data:`bulkformer.choices.ID_TYPE`).
+    value_type
+        ``"auto"``, ``"counts"``, ``"tpm"``, ``"fpkm"``, ``"log1p_tpm"`` or ``"log2_tpm"``
+        (:data:`bulkformer.choices.VALUE_TYPE`).
+    sample_sheet, sample_sheet_filename, sample_id_column
+        An optional sample sheet (one row per sample), its file name when given as bytes, and
+        the column holding the sample names (default: found).
+    annotation
+        The gene annotation IDs are mapped with (default: the shipped one).
+    gene_lengths
+        The gene-length table counts are divided by: the model's (``BulkFormerModel.gene_lengths``).
+    max_bytes
+        The largest file read.
+
+    Returns
+    -------
+    The aligned matrix ``[samples, genes]`` (``-10`` where a gene was not measured), the QC
+    report, the sample sheet indexed by sample ID, and the guesses made.
+
+    Raises
+    ------
+    bulkformer.InputError
+        For every problem with the files, with a hint saying what to do.
+
+    Examples
+    --------
+    >>> import bulkformer
+    >>> from bulkformer import paths
+    >>> model = bulkformer.BulkFormerModel.load("demo", device="cpu")
+    >>> prepared = bulkformer.prepare(paths.demo_dir() / "demo_panel_counts.csv.gz",
+    ...                               gene_order=model.gene_ids, gene_lengths=model.gene_lengths)
+    >>> prepared.aligned.values.shape == (len(prepared.aligned.sample_ids), len(model.gene_ids))
+    True
+    >>> prepared.guesses.value_type.value
+    'counts'
     """
     VALUE_TYPE.check(value_type, error=InputError)
     annotation = annotation or genes.load_annotation()

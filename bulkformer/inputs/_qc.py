@@ -20,6 +20,11 @@ LOW_COVERAGE = 0.25
 LOW_DEPTH_READS = 1_000_000
 #: |robust z-score| above this marks an outlier (Iglewicz & Hoaglin's modified z-score).
 OUTLIER_Z = 3.5
+#: ... and only when it matters: detected genes at least this share away from the cohort's
+#: median, library size at least this fold away. A robust z on a nearly constant quantity
+#: (10,080 vs a median of 10,099 detected genes) is noise, not an outlier.
+MIN_DETECTED_SHARE = 0.10
+MIN_LIBRARY_FOLD = 3.0
 #: Fewer samples than this give no meaningful between-sample spread.
 MIN_SAMPLES_FOR_OUTLIERS = 5
 _EXAMPLES = 5
@@ -190,14 +195,17 @@ def _flag_samples(per_sample: pd.DataFrame, *, is_counts: bool) -> tuple[list[st
     if outliers_checkable(len(per_sample)):
         per_sample["library_size_z"] = robust_z(np.log10(library + 1)) if is_counts else np.nan
         per_sample["detected_genes_z"] = robust_z(detected.astype(np.float64))
+        far = {"library_size_z": _fold_from_median(library) >= MIN_LIBRARY_FOLD if is_counts else False,
+               "detected_genes_z": _share_from_median(detected) >= MIN_DETECTED_SHARE}
         for column, what in (("library_size_z", "library size"),
                              ("detected_genes_z", "detected genes")):
-            odd = per_sample.index[per_sample[column].abs() > OUTLIER_Z]
+            odd = per_sample.index[(per_sample[column].abs() > OUTLIER_Z).to_numpy() & far[column]]
             flags[odd] += f"outlying {what}; "
         outliers = flags.index[flags.str.contains("outlying")]
         if len(outliers):
             warnings.append(f"{len(outliers)} sample(s) look like outliers (robust z-score beyond "
-                            f"±{OUTLIER_Z} on log library size or detected genes): "
+                            f"±{OUTLIER_Z} on log library size or detected genes, and at least "
+                            f"{MIN_LIBRARY_FOLD:g}-fold or {MIN_DETECTED_SHARE:.0%} from the cohort's median): "
                             f"{_examples(outliers)}.")
     else:
         per_sample["library_size_z"] = np.nan
@@ -207,6 +215,20 @@ def _flag_samples(per_sample: pd.DataFrame, *, is_counts: bool) -> tuple[list[st
     per_sample["flags"] = flags.str.removesuffix("; ")
     per_sample["outlier"] = per_sample["flags"] != ""
     return warnings, notes
+
+
+def _fold_from_median(x: np.ndarray) -> np.ndarray:
+    """How many times larger or smaller than the median each value is (≥ 1)."""
+    x = np.maximum(np.asarray(x, dtype=np.float64), 1.0)
+    ratio = x / max(float(np.median(x)), 1.0)
+    return np.maximum(ratio, 1.0 / ratio)
+
+
+def _share_from_median(x: np.ndarray) -> np.ndarray:
+    """|x − median| as a share of the median."""
+    x = np.asarray(x, dtype=np.float64)
+    median = float(np.median(x))
+    return np.abs(x - median) / max(abs(median), 1.0)
 
 
 def _sheet_messages(missing: Sequence[str], unused: Sequence[str],

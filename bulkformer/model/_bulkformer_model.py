@@ -218,11 +218,39 @@ class BulkFormerModel:
     ) -> InferenceResult:
         """Sample embeddings, imputed expression and chosen gene embeddings in one pass.
 
-        ``options`` (:class:`~bulkformer.model._run_options.RunOptions`) say what to compute and how;
-        ``overrides`` replace its fields by name (``model.run(values, ids, embed=False)``).
+        Parameters
+        ----------
+        values
+            ``[samples, genes]`` float32 log1p TPM aligned to :attr:`gene_ids`, ``-10`` where a
+            gene was not measured (``prepare(...).aligned.values``).
+        sample_ids
+            The samples' names, in row order.
+        options
+            What to compute and how (:class:`~bulkformer.model.RunOptions`; default: all defaults).
+        progress, should_stop
+            ``progress(samples_done, samples_total)`` after each batch; ``should_stop()`` is
+            asked between batches (a true answer raises ``InferenceCancelled``).
+        **overrides
+            Fields of ``options`` replaced by name: ``model.run(values, ids, embed=False)``.
 
-        Shapes:
-            values: ``[samples, genes]`` aligned to :attr:`gene_ids`, ``-10`` where missing.
+        Returns
+        -------
+        :class:`InferenceResult`: ``sample_embedding`` ``[samples, d]`` (d = dim, + 3 sample
+        features for v2), ``imputed`` ``[samples, genes]`` log1p TPM in model gene order,
+        ``gene_embedding`` ``[samples, k, d]``; ``None`` for what was not asked for.
+
+        Examples
+        --------
+        >>> import bulkformer
+        >>> from bulkformer import paths
+        >>> model = bulkformer.BulkFormerModel.load("demo", device="cpu")
+        >>> prepared = model.prepare(paths.demo_dir() / "demo_panel_counts.csv.gz")
+        >>> result = model.run(prepared.aligned.values[:4], prepared.aligned.sample_ids[:4],
+        ...                    bulkformer.RunOptions(precision="fp32", compile="off"))
+        >>> result.sample_embedding.shape == (4, len(model.config.feature_names()))
+        True
+        >>> result.imputed.shape == (4, len(model.gene_ids))
+        True
         """
         options = RunOptions.build(options, **overrides)
         outputs = list(self.iter_batches(values, options, progress=progress, should_stop=should_stop))

@@ -26,21 +26,50 @@ _SPEED_ONLY = ("batch_size", "compile")
 class RunOptions:
     """One run's choices; every field is checked when the options are made.
 
-    Attributes:
-        embed: pool the per-gene embeddings into one vector per sample (sample embeddings).
-        impute: predict log1p TPM for every model gene (the expression head).
-        aggregate: how genes are pooled: ``max | mean | median | all`` (``all`` = max + mean +
-            median, as upstream defines it).
-        aggregate_genes: Ensembl IDs (model genes) pooled into the sample embedding; ``None``:
-            all genes.
-        gene_embedding_genes: Ensembl IDs whose per-gene embeddings are returned; ``None``: none.
-        with_esm2: append each returned gene's ESM2 protein embedding (gene embeddings only).
-        batch_size: samples per forward pass; ``None`` chooses one from free memory (a batch
-            that runs out of memory is retried at half the size either way).
-        precision: ``auto`` (fp16 on a GPU; on a CPU bf16 where it runs natively, else fp32),
-            ``fp32``, ``bf16`` or ``fp16``.
-        compile: ``auto`` (``torch.compile`` the Performer layers when the run is long enough
-            to repay the one-off compile), ``on`` or ``off``.
+    Frozen: a run's options are one value, passed from the app or the CLI through the
+    workflows to inference, and named in result-cache keys (:meth:`key`).
+
+    Parameters
+    ----------
+    embed
+        Pool the per-gene embeddings into one vector per sample (sample embeddings).
+    impute
+        Predict log1p TPM for every model gene (the expression head).
+    aggregate
+        How genes are pooled (:data:`bulkformer.choices.AGGREGATION`): ``"mean"``, ``"max"``,
+        ``"median"`` or ``"all"`` (max + mean + median, as upstream defines it).
+    aggregate_genes
+        Ensembl IDs (model genes) pooled into the sample embedding; ``None``: all genes.
+    gene_embedding_genes
+        Ensembl IDs whose per-gene embeddings are returned; ``None``: none.
+    with_esm2
+        Append each returned gene's ESM2 protein embedding (gene embeddings only).
+    batch_size
+        Samples per forward pass; ``None`` chooses one from free memory (a batch that runs out
+        of memory is retried at half the size either way).
+    precision
+        ``"auto"`` (fp16 on a GPU; on a CPU bf16 where it runs natively, else fp32), ``"fp32"``,
+        ``"bf16"`` or ``"fp16"`` (:data:`bulkformer.choices.PRECISION`).
+    compile
+        ``"auto"`` (``torch.compile`` the Performer layers when the run is long enough to repay
+        the one-off compile), ``"on"`` or ``"off"``.
+
+    Raises
+    ------
+    bulkformer.BulkFormerError
+        A choice outside its list, or a batch size that is not a positive whole number.
+
+    Examples
+    --------
+    >>> from bulkformer import RunOptions
+    >>> options = RunOptions(aggregate="max", precision="fp32")
+    >>> options.embed, options.aggregate
+    (True, 'max')
+    >>> RunOptions(aggregate="sum")
+    Traceback (most recent call last):
+    ...
+    bulkformer.errors.BulkFormerError: Unknown aggregation 'sum'.
+    → Use one of mean, max, median, all.
     """
 
     embed: bool = True

@@ -54,7 +54,7 @@ def test_label_from_embedding_dimensions_is_found_and_embeddings_beat_pca() -> N
     assert e.p_value < 0.05  # at the permutation floor: no shuffle did as well
     assert p.p_value > 0.05 and abs(p.score("balanced_accuracy").value - 0.5) < 0.15  # expression is noise
     assert result.comparison.difference > 0.3 and result.comparison.p_value < 0.05
-    assert result.verdict.startswith("Embeddings beat PCA on label")
+    assert result.verdict.startswith("Embeddings beat PCA on label") and result.tone == "good"
     assert result.plan.description.startswith("stratified 5-fold over 100 samples")
     table = result.table()
     assert list(table.index) == ["BulkFormer embeddings", "PCA of log1p TPM", "both together"]
@@ -69,7 +69,7 @@ def test_label_from_a_few_genes_is_found_by_pca_not_by_unrelated_embeddings() ->
     assert result.summary("pca").score("balanced_accuracy").value > 0.85
     assert result.summary("pca").p_value < 0.05
     assert result.summary("embeddings").p_value > 0.05
-    assert "no better than chance" in result.verdict
+    assert "no better than chance" in result.verdict and result.tone == "bad"
     assert "PCA of the expression does better than chance" in result.verdict
     assert result.best in ("pca", "both")
 
@@ -84,6 +84,7 @@ def test_label_carried_by_both_feature_sets_is_no_better_than_pca() -> None:
         assert result.summary(features).p_value < 0.05
     assert result.comparison.p_value > 0.05
     assert "better than chance" in result.verdict and "but no better than PCA" in result.verdict
+    assert result.tone in ("neutral", "bad")  # no better than PCA is never shown as good news
 
 
 def test_random_label_is_no_better_than_chance() -> None:
@@ -154,6 +155,7 @@ def test_unlabelled_samples_are_predicted_by_the_model_fit_on_the_labelled() -> 
     assert (result.predictions["predicted"].to_numpy() == truth[:10])[clear].all()
     np.testing.assert_allclose(result.predictions[["p_case", "p_control"]].sum(axis=1), 1.0)
     assert "but 9 shuffles cannot show p < 0.05: run again with at least 19 shuffles" in result.verdict
+    assert result.tone == "neutral"
     assert set(result.out_of_fold["sample_id"]) == {f"S{i:03d}" for i in range(10, N + 10)}
     section = predict.report_section(result)
     assert "## Predicting label" in section and result.verdict in section and "Fitted models" in section

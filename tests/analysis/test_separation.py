@@ -136,3 +136,14 @@ def test_the_baseline_map_is_the_first_two_components_of_the_scored_space() -> N
     assert one.scores.shape == (1, 0) and one.projection().coords.tolist() == [[0.0, 0.0]]
     assert one.axis_titles() == ("PC 1", "PC 2")
     assert baseline.axis_titles()[0] == f"PC 1 ({s[0] ** 2 / total:.1%} of the variance)"
+
+
+def test_each_verdict_kind_has_the_tone_of_its_meaning() -> None:
+    """Colour follows meaning: PCA beating the embeddings is never shown as good news."""
+    from bulkformer.analysis._separation import TONES, separation_verdict
+
+    assert TONES[separation_verdict(0.6, 0.2)[0]] == "good"
+    assert TONES[separation_verdict(0.2, 0.6)[0]] == "bad"
+    assert TONES[separation_verdict(0.4, 0.42)[0]] == "neutral"
+    kind, words = separation_verdict(0.02, 0.05)
+    assert TONES[kind] == "neutral" and "Predict page" in words and "not the same as unpredictable" in words

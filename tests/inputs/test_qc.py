@@ -103,3 +103,27 @@ def test_former_ensembl_ids_are_counted() -> None:
                      duplicates=NO_DUPLICATES, aligned=align(table, gene_order=GENES[:3]), source_format="csv")
     assert any(n.startswith("2 former (GRCh37-era) Ensembl gene IDs were matched") for n in qc.notes)
     assert qc.n_genes_mapped == 5
+
+
+def _detected_cohort(detected: list[int], n_genes: int = 12_000) -> np.ndarray:
+    """Counts whose sample i has exactly ``detected[i]`` genes above zero (equal depth)."""
+    values = np.zeros((len(detected), n_genes))
+    for i, n in enumerate(detected):
+        values[i, :n] = 5e6 / n
+    return values
+
+
+def test_a_near_constant_cohort_flags_no_outlier() -> None:
+    """10,080 detected genes against a median of 10,099 (range 10,080–10,101) is noise: a robust z
+    on a nearly constant quantity must not flag it (issue #26: a false QC outlier)."""
+    detected = [10_099, 10_101, 10_100, 10_098, 10_099, 10_100, 10_080, 10_101, 10_097, 10_099]
+    qc = report(_detected_cohort(detected))
+    assert abs(qc.per_sample.loc["S6", "detected_genes_z"]) > 3.5  # the z alone would flag it
+    assert not qc.per_sample["outlier"].any() and not any("outliers" in w for w in qc.warnings)
+
+
+def test_a_sample_far_from_the_median_is_still_flagged() -> None:
+    detected = [10_099, 10_101, 10_100, 10_098, 10_099, 10_100, 5_000, 10_101, 10_097, 10_099]
+    qc = report(_detected_cohort(detected))
+    assert list(qc.per_sample.index[qc.per_sample["outlier"]]) == ["S6"]
+    assert "outlying detected genes" in qc.per_sample.loc["S6", "flags"]

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from bulkformer.choices import Tone
 from bulkformer.errors import InputError
 from bulkformer.analysis.predict.metrics import (
     METRIC_LABELS,
@@ -101,10 +102,10 @@ def evaluate(
             _check_stop(stop)
             finals[features] = _final_model(target, matrices[features], features, plan, n_embedding=d, seed=seed)
             step()
-    verdict = make_verdict(target, summaries, comparison, n_permutations)
+    tone, verdict = make_verdict(target, summaries, comparison, n_permutations)
     return PredictionResult(
         target=target, plan=plan, n_permutations=n_permutations, seed=seed, summaries=summaries,
-        comparison=comparison, verdict=verdict, best=best,
+        comparison=comparison, verdict=verdict, tone=tone, best=best,
         folds=_folds_frame(target, plan, fits, per_fold),
         out_of_fold=_oof_frame(target, plan, fits),
         predictions=_predictions_frame(target, matrices[best], finals[best], best),
@@ -260,8 +261,9 @@ def _compare(target: Target, plan: CVPlan, per_fold: dict[str, list[dict[str, fl
 
 
 def make_verdict(target: Target, summaries: Sequence[FeatureSummary], comparison: Comparison,
-                 n_permutations: int) -> str:
-    """The result in words: is it better than chance, and do the embeddings beat PCA?"""
+                 n_permutations: int) -> tuple[Tone, str]:
+    """The result in words, and what it means for the embeddings (its tone: the page's colour):
+    is it better than chance, and do the embeddings beat PCA?"""
     by = {s.features: s for s in summaries}
     emb, pca = by["embeddings"], by["pca"]
     primary = PRIMARY[target.kind]
@@ -272,7 +274,7 @@ def make_verdict(target: Target, summaries: Sequence[FeatureSummary], comparison
     chance_text = f", chance ≈ {chance:.2f}" if chance is not None else ""
     floor = 1.0 / (n_permutations + 1)
     if floor >= ALPHA and emb.p_value <= floor + 1e-12:
-        return (f"No shuffle of the labels scored as well as the embeddings ({label} {e:.2f}{chance_text}), "
+        return "neutral", (f"No shuffle of the labels scored as well as the embeddings ({label} {e:.2f}{chance_text}), "
                 f"but {n_permutations} shuffles cannot show p < {ALPHA:g}: run again with at least "
                 f"{round(1 / ALPHA) - 1} shuffles to judge {column}.")
     if not emb.p_value < ALPHA:
@@ -284,18 +286,18 @@ def make_verdict(target: Target, summaries: Sequence[FeatureSummary], comparison
                      f"{p_text(pca.p_value, n_permutations)}).")
         else:
             text += " Neither does PCA of the expression: this column does not seem to follow from the expression."
-        return text
+        return "bad", text
     chance_part = f"better than chance ({label} {e:.2f}{chance_text}; {p_text(emb.p_value, n_permutations)})"
     folds = (f"better in {comparison.n_better} of {comparison.n_folds} folds, " if comparison.n_folds > 1 else "")
     detail = f"{e:.2f} vs {p:.2f}; {folds}p = {comparison.p_value:.2g}"
     if comparison.p_value < ALPHA and comparison.difference > 0:
-        return (f"Embeddings beat PCA on {column} by {comparison.difference:.2f} {label} ({detail}). "
+        return "good", (f"Embeddings beat PCA on {column} by {comparison.difference:.2f} {label} ({detail}). "
                 f"They predict it {chance_part}.")
     if comparison.p_value < ALPHA and comparison.difference < 0:
-        return (f"PCA of the expression beats the embeddings on {column} by {-comparison.difference:.2f} "
+        return "bad", (f"PCA of the expression beats the embeddings on {column} by {-comparison.difference:.2f} "
                 f"{label} ({p:.2f} vs {e:.2f}; p = {comparison.p_value:.2g}). The embeddings predict it "
                 f"{chance_part}, but no better than PCA.")
-    return (f"Embeddings predict {column} {chance_part}, but no better than PCA "
+    return "neutral", (f"Embeddings predict {column} {chance_part}, but no better than PCA "
             f"({detail}: the difference {comparison.difference:+.2f} is within the noise).")
 
 

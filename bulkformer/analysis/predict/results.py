@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
+from bulkformer.choices import Tone
 from bulkformer.analysis.predict.metrics import METRIC_LABELS, PRIMARY, format_p
 from bulkformer.analysis.predict.models import FEATURE_LABELS, CVPlan
 from bulkformer.analysis.predict.targets import Target
@@ -86,6 +87,7 @@ class PredictionResult:
     summaries: tuple[FeatureSummary, ...]
     comparison: Comparison
     verdict: str
+    tone: Tone
     best: str
     folds: pd.DataFrame
     out_of_fold: pd.DataFrame
