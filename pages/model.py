@@ -56,7 +56,10 @@ if model is not None:
     st.markdown("#### Loaded model")
     m = st.columns(3)
     m[0].metric("Model", "demo" if model.is_demo else model.name)
-    m[1].metric("Genes", f"{len(model.gene_ids):,}")
+    m[1].metric("Genes", f"{len(model.gene_ids):,}",
+                help="The genes the model reads, in its own order. The published models read the 20,010 genes "
+                     "of their gene table; the demo model the 19,944 protein-coding genes of the gene "
+                     "annotation shipped with the app (GENCODE v36), which it was trained on.")
     m[2].metric("Runs on", model.device.type.upper())
     st.markdown(f"**Description:** {model.describe()}")
     st.markdown("**Checksum (sha256 of the weights)** — quote it to say exactly which model you used:")
@@ -64,7 +67,15 @@ if model is not None:
     st.caption(f"Loaded from `{model.source}`")
     expected = expected_time_per_sample(model.name, model.device.type)
     if expected:
-        st.markdown(f"**Expected time per sample:** {expected}")
+        st.markdown(f"**The model's own compute per sample:** {expected}.")
+        st.caption("That is the forward pass alone, on a quiet machine. A whole run also reads your table, "
+                   "aligns it and draws the maps, and a server busy with other work is slower: your own runs "
+                   "below say what this server does.")
+    last = runs.current("main", model)
+    if last is not None and not last.run.from_cache:
+        n = len(last.run.result.sample_ids)
+        st.markdown(f"**Your last run on this server:** {n:,} samples in {progress.format_seconds(last.run.seconds)} "
+                    f"({last.run.seconds / max(n, 1):.2g} s per sample, reading and maps included).")
 
 st.markdown("#### Get the published model")
 st.markdown(

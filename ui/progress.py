@@ -94,19 +94,37 @@ def format_seconds(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def time_left_words(seconds: float | None) -> str:
-    """The run's own estimate of the time left, rounded as people say it ("about 2 minutes left")."""
-    if seconds is None or not math.isfinite(seconds):
+def time_left_words(left: float | tuple[float, float] | None) -> str:
+    """The run's own estimate of the time left, rounded as people say it: "about 2 minutes left",
+    or for a (shortest, longest) range whose ends round apart, "about 2–5 minutes left"."""
+    if left is None:
         return "estimating the time left…"
+    low, high = left if isinstance(left, tuple) else (left, left)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "estimating the time left…"
+    low_words, high_words = _rounded(low), _rounded(high)
+    if low_words == high_words:
+        return f"{_words(low_words)} left"
+    if isinstance(low_words, tuple) and isinstance(high_words, tuple):
+        return f"about {low_words[0]}–{high_words[0]} minutes left"
+    return f"{_words(low_words)} to {_words(high_words)} left"
+
+
+def _rounded(seconds: float) -> tuple[int, str] | str:
+    """``(n, "minutes")`` for a count of minutes, else the words for under a minute or hours."""
     if seconds < 45:
-        return "less than a minute left"
+        return "less than a minute"
     minutes = seconds / 60
     if minutes < 1.5:
-        return "about a minute left"
+        return "about a minute"
     if minutes < 60:
-        return f"about {round(minutes)} minutes left"
+        return round(minutes), "minutes"
     hours, rest = divmod(round(minutes / 10) * 10, 60)
-    return f"about {hours} hour{'s' if hours > 1 else ''}" + (f" {rest} minutes left" if rest else " left")
+    return f"about {hours} hour{'s' if hours > 1 else ''}" + (f" {rest} minutes" if rest else "")
+
+
+def _words(rounded: tuple[int, str] | str) -> str:
+    return f"about {rounded[0]} {rounded[1]}" if isinstance(rounded, tuple) else rounded
 
 
 def job_panel(kind: str, *, finishing_text: str = "Finishing up…", where: str = "", unit: str = "samples") -> None:
@@ -133,7 +151,7 @@ def job_panel(kind: str, *, finishing_text: str = "Finishing up…", where: str 
         elif total and done >= total:
             text = f"{entry.label}: {finishing_text}"
         elif total:
-            text = f"{entry.label}: {done:,} of {total:,} {unit} · {time_left_words(job.eta_seconds)}"
+            text = f"{entry.label}: {done:,} of {total:,} {unit} · {time_left_words(job.eta_range)}"
         else:
             text = f"{entry.label}: starting…" + (f" {entry.starting_note}" if entry.starting_note else "")
         with st.container(border=True):

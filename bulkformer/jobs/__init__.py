@@ -12,7 +12,7 @@ from bulkformer._lazy import exports
 __all__, __getattr__, __dir__ = exports(__name__, {
     "_job": (
         "Status", "ProgressFn", "StopFn", "GENERIC_ERROR", "OUT_OF_MEMORY", "OUT_OF_MEMORY_HINT",
-        "ETA_AFTER_REPORTS", "Job",
+        "ETA_AFTER_REPORTS", "PACE_WINDOW", "Job",
     ),
     "_result_cache": (
         "content_key", "DEFAULT_CACHE_MAX_BYTES", "CACHE_MAX_BYTES_ENV", "cache_max_bytes",

@@ -29,6 +29,8 @@ OUT_OF_MEMORY_HINT = "Use fewer samples at once (a smaller batch size), or a sma
 #: Progress reports (batches) after the first one needed before the time left is estimated:
 #: the first batch carries one-off costs, and one more batch is a poor guide to the pace.
 ETA_AFTER_REPORTS = 2
+#: How many recent batches the range of the time left is read from.
+PACE_WINDOW = 20
 
 
 class Job(Generic[T]):
@@ -49,6 +51,8 @@ class Job(Generic[T]):
         self._started_at: float | None = None
         self._first_report: tuple[int, float] | None = None
         self._reports_since_first = 0
+        #: (samples done, time) of every report from the first on: the pace of each batch.
+        self._marks: list[tuple[int, float]] = []
         self._result: T | None = None
         self._error: str | None = None
 
@@ -96,6 +100,24 @@ class Job(Generic[T]):
         return max(0.0, per_step * (total - done))
 
     @property
+    def eta_range(self) -> tuple[float, float] | None:
+        """(shortest, longest) plausible seconds left: the time left at the pace of the faster and
+        of the slower quarter of the recent batches (at most :data:`PACE_WINDOW`), around
+        :attr:`eta_seconds`. A machine whose load changes mid-run widens it; ``None`` as for
+        :attr:`eta_seconds`."""
+        central = self.eta_seconds
+        if central is None:
+            return None
+        done, total = self._progress
+        marks = self._marks[-(PACE_WINDOW + 1):]
+        paces = sorted((t1 - t0) / (d1 - d0) for (d0, t0), (d1, t1) in zip(marks, marks[1:]) if d1 > d0)
+        if not paces:
+            return central, central
+        low, high = paces[len(paces) // 4], paces[(3 * len(paces)) // 4 if len(paces) > 1 else 0]
+        left = total - done
+        return min(central, low * left), max(central, high * left)
+
+    @property
     def result(self) -> T | None:
         return self._result
 
@@ -113,6 +135,8 @@ class Job(Generic[T]):
             self._first_report = (int(done), time.monotonic())
         elif self._first_report is not None and done > self._progress[0]:
             self._reports_since_first += 1
+        if self._first_report is not None and (not self._marks or done > self._marks[-1][0]):
+            self._marks.append((int(done), time.monotonic()))
         self._progress = (int(done), int(total))
 
     def _run(self) -> None:

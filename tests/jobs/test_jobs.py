@@ -245,3 +245,31 @@ def test_session_folders_of_ended_sessions_are_swept(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names[1], names[3], names[5], "notes", "f" * 32])
     # names[5] belongs to another server (not ours) and is recent: kept; the live ones too
     assert sweep_session_folders(tmp_path / "absent", live=(), ours=(), now=0.0, stale_after_s=1) == []
+
+
+def test_the_time_left_is_a_range_that_widens_when_the_pace_changes(monkeypatch) -> None:
+    """After the first batch: 10 s, 10 s, then 30 s, 30 s a sample (the machine got busy), 10 left.
+    The range runs from the faster quarter's pace to the slower's: 10 × 10 s to 10 × 30 s, with
+    the average pace (20 s → 200 s) inside it."""
+    from bulkformer.jobs import _job as jobs
+
+    clock = [0.0]
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: clock[0])
+    reports = [(1, 40.0), (2, 50.0), (3, 60.0), (4, 90.0), (5, 120.0)]
+    done_reporting, finish = threading.Event(), threading.Event()
+
+    def work(progress, should_stop):
+        for done, at in reports:
+            clock[0] = at
+            progress(done, 15)
+        done_reporting.set()
+        finish.wait(60)
+
+    job = Job(work).start()
+    assert done_reporting.wait(60)
+    assert job.eta_seconds == pytest.approx(20.0 * 10)
+    assert job.eta_range == pytest.approx((10.0 * 10, 30.0 * 10))
+    finish.set()
+    assert job.wait(60)
+    assert job.eta_range is None  # finished: nothing left to estimate
+
