@@ -309,6 +309,14 @@ def main() -> None:
     st.title(":material/upload_file: Upload & QC")
     frame.show_flash()
     data = upload_section()
+    # Everything below sits in one placeholder: a run for a new table clears what the last table
+    # showed (its error, its choices) as soon as it gets here, not after the slow reading below.
+    with st.empty().container():
+        show_table(data)
+
+
+def show_table(data: uploads.Dataset) -> None:
+    """The model, then the sample sheet, the reading choices and the QC report of ``data``."""
     model = frame.get_model()
     if model is None:
         st.stop()
