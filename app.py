@@ -10,7 +10,7 @@ import logging
 
 import streamlit as st
 
-from ui import frame, progress, keys, reload, session, uploads
+from ui import frame, keys, progress, reload, session, uploads
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

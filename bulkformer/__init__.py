@@ -38,12 +38,18 @@ _PUBLIC = {
     "read_table": "bulkformer.io",
     "load_annotation": "bulkformer.genes",
     "simulate_cohort": "bulkformer.simulate",
+    "read": "bulkformer._read",
 }
 
-__all__ = [*_PUBLIC, "__version__"]
+#: Subpackages reached as attributes, scanpy style (``bf.tl.embed``); imported on first use.
+_SUBPACKAGES = ("tl",)
+
+__all__ = [*_PUBLIC, *_SUBPACKAGES, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"bulkformer.{name}")
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'bulkformer' has no attribute {name!r}")

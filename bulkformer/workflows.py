@@ -25,12 +25,12 @@ import numpy as np
 from bulkformer.model._run_options import RunOptions
 
 if TYPE_CHECKING:  # torch and the rest load when a workflow runs, not when the app's pages import this
-    from bulkformer.export import RunFacts
     from bulkformer.analysis._holdout import HoldoutComparison, Verdict
-    from bulkformer.model._inference import ProgressFn
-    from bulkformer.inputs._pipeline import PreparedInput
     from bulkformer.analysis._projection import Projection
+    from bulkformer.export import RunFacts
+    from bulkformer.inputs._pipeline import PreparedInput
     from bulkformer.model._bulkformer_model import BulkFormerModel, InferenceResult
+    from bulkformer.model._inference import ProgressFn
 
 #: The maps :func:`run_cohort` draws unless told otherwise (the app offers both).
 MAP_METHODS: tuple[str, ...] = ("umap", "pca")
@@ -99,8 +99,8 @@ def run_cohort(model: BulkFormerModel, prepared: PreparedInput, options: RunOpti
                should_stop: Callable[[], bool] | None = None, cache: CacheSlot | None = None) -> CohortOutcome:
     """The model over the prepared table as ``options`` say, then a map per method in ``maps``
     (``()``: none, as the CLI wants) when sample embeddings were made."""
-    from bulkformer.model._inference import InferenceCancelled
     from bulkformer.analysis._projection import project
+    from bulkformer.model._inference import InferenceCancelled
 
     options = options or RunOptions()
     t0 = time.perf_counter()
@@ -120,7 +120,11 @@ def holdout_check(model: BulkFormerModel, prepared: PreparedInput, options: RunO
     """Hide ``fraction`` of each sample's measured genes (``seed`` picks which), impute them with
     the model (imputation only; ``options`` give batch size, precision, compile) and score it
     against the gene-mean and kNN baselines on the same values."""
-    from bulkformer.analysis._holdout import compare_with_baselines, hide_measured, verdict
+    from bulkformer.analysis._holdout import (
+        compare_with_baselines,
+        hide_measured,
+        verdict,
+    )
 
     options = dataclasses.replace(options or RunOptions(), embed=False, impute=True, aggregate_genes=None,
                                   gene_embedding_genes=None, with_esm2=False)

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bulkformer.export import embedding_frame
 from bulkformer.choices import AGGREGATION, PRECISION
+from bulkformer.export import embedding_frame
 from bulkformer.model._config import V2_SAMPLE_FEATURES
 from bulkformer.model._run_options import RunOptions
-from ui import frame, progress, keys, plots, runs, separation, session, uploads
+from ui import frame, keys, plots, progress, runs, separation, session, uploads
 
 #: The precisions offered on this page (the others are for GPUs and the command line).
 PAGE_PRECISIONS = ("fp32", "bf16")

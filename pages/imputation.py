@@ -11,7 +11,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from bulkformer.analysis import _holdout as ho
-from bulkformer.export import expression_frame, file_notes, to_bytes, too_wide_for_excel
+from bulkformer.export import (
+    EXPRESSION_LAYOUT,
+    FileInfo,
+    expression_frame,
+    file_notes,
+    to_bytes,
+)
 from bulkformer.model._run_options import RunOptions
 from ui import frame, plots, progress, runs, session, uploads, verdicts
 
@@ -168,12 +174,13 @@ def holdout_per_sample(model: BulkFormerModel, comparison: ho.HoldoutComparison,
                               for metric, method in per_sample.columns]
         st.dataframe(per_sample.rename_axis("sample"), width="stretch", height=300,
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in per_sample.columns})
-        st.download_button("Download the whole table: overall, per level, per sample (CSV)",
-                           to_bytes(table, notes=notes),
-                           file_name=frame.output_name(model, "holdout.csv"), mime="text/csv",
-                           key="dl_holdout", icon=":material/download:", on_click="ignore",
-                           help="One row per method and group; lines starting with # say what the check "
-                                "found (read with pandas.read_csv(path, comment='#')).")
+        plots.download_with_report(
+            "Download the whole table: overall, per level, per sample (CSV)", to_bytes(table, notes=notes),
+            frame.output_name(model, "holdout.csv"), key="dl_holdout", notes=notes,
+            info=FileInfo(("Rows: one per method (model, gene mean, kNN) and group (overall, each expression "
+                           "level of the hidden values, each sample); columns: Pearson r, Spearman, mean "
+                           "absolute error and the number of values, on log(TPM + 1).",)),
+            help="One row per method and group; what the check found is in the run report beside it.")
 
 
 def need_main_run(model: BulkFormerModel, prepared: PreparedInput, where: str) -> None:
@@ -304,23 +311,23 @@ def missing_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.H
                                                      ("min", "Lowest value"), ("max", "Highest value"))})
         c1, c2 = st.columns(2)
         with c1:
-            st.download_button("Download this summary (CSV)", to_bytes(summary, notes=notes), mime="text/csv",
-                               file_name=frame.output_name(model, "missing_genes_summary.csv"),
-                               key="dl_missing_summary",
-                               icon=":material/download:", on_click="ignore")
+            plots.download_with_report(
+                "Download this summary (CSV)", to_bytes(summary, notes=notes),
+                frame.output_name(model, "missing_genes_summary.csv"), key="dl_missing_summary", notes=notes,
+                info=FileInfo(("Rows: the model's genes your table did not measure; columns: symbol, Ensembl "
+                               "ID, and the mean, SD, lowest and highest of the model's estimates across your "
+                               "samples, log(TPM + 1).",)))
         with c2:
             result = outcome.run.result
-            layout = ("Rows are the genes your table did not measure (Ensembl ID, symbol), columns the samples: "
-                      "too many genes for Excel's columns otherwise." if too_wide_for_excel(n_missing) else
-                      "Rows are samples, columns the genes your table did not measure.")
-            st.download_button(
+            plots.download_with_report(
                 "Download estimated values, all samples (CSV)",
                 lambda: to_bytes(expression_frame(result, measured_values=aligned.values, observed=observed,
                                                   mode="missing", symbols=symbols), notes=notes),
-                mime="text/csv", file_name=frame.output_name(model, "imputed_missing_genes.csv"),
-                key="dl_missing_values",
-                icon=":material/download:", on_click="ignore", help=layout,
-            )
+                frame.output_name(model, "imputed_missing_genes.csv"), key="dl_missing_values", notes=notes,
+                info=FileInfo((EXPRESSION_LAYOUT, "Values: the model's estimates, log(TPM + 1), of the genes "
+                               "your table did not measure.")),
+                help="Rows are the genes your table did not measure (SYMBOL_ENSG…), columns the samples: "
+                     "expression files always run genes as rows.")
 
 
 def main() -> None:

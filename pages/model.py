@@ -10,9 +10,9 @@ import streamlit as st
 from bulkformer import paths
 from bulkformer.fetch import _published as model_fetch
 from bulkformer.fetch import _registry as registry
-from bulkformer.model._speed import expected_time_per_sample
 from bulkformer.fetch.zenodo import human_size
-from ui import frame, progress, keys, runs, session
+from bulkformer.model._speed import expected_time_per_sample
+from ui import frame, keys, progress, runs, session
 
 st.title(":material/memory: Model")
 session.show_flash()

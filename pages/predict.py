@@ -12,10 +12,20 @@ import streamlit as st
 from bulkformer.analysis import predict
 from bulkformer.export import file_notes, to_bytes
 from ui import frame, keys, plots, progress, runs, verdicts
+from ui.uploads import Upload
 
 NOT_SURVIVAL = "(none: not a survival outcome)"
 KINDS = {"auto": "Decide from the values", "classification": "Classes", "regression": "Numbers (regression)"}
 PERMUTATIONS = (99, 199, 499)
+BOOTSTRAPS = (1000, 200, 2000)
+WITHIN_COHORT = (
+    "A within-cohort score **can** say that the column follows from the expression in these samples, and how "
+    "well a model would predict *more samples like these*: from the same lab, protocol, batch and way of "
+    "labelling. It **cannot** say how well the model carries to another study or lab: whatever this cohort's "
+    "samples share with their labels (a batch processed on one day, one site per group, a protocol) is learned "
+    "along with the biology and counts as skill here. Only a second cohort, scored once by models fitted on "
+    "this one, says that."
+)
 
 model, prepared = frame.open_page(
     ":material/model_training: Predict",
@@ -25,6 +35,7 @@ model, prepared = frame.open_page(
 )
 progress.collect("main")
 progress.collect("predict")
+progress.collect("predict_external")
 main = runs.current("main", model)
 if main is None:
     st.info("Prediction uses the sample embeddings: run BulkFormer on the Embeddings page first, "
@@ -32,6 +43,24 @@ if main is None:
     st.page_link(keys.PAGES["embeddings"], label="Go to Embeddings", icon=":material/scatter_plot:")
     progress.job_panel("main")
     st.stop()
+with st.expander("Apply a saved predictor to this table", icon=":material/input:"):
+    st.caption("A predictor saved on this page (.zip) or by `bulkformer predict --save-predictor` (its folder, "
+               "zipped) predicts every sample of this table from the embeddings above and / or the table's "
+               "expression. It must come from the same BulkFormer model; one that reads genes (PCA) needs this "
+               "table to measure them.")
+    saved_file = st.file_uploader("Saved predictor (.zip)", type=["zip"], key="pred_apply_file")
+    if saved_file is not None:
+        with frame.guarded("applying the saved predictor"):
+            saved = predict.load_predictor(saved_file.getvalue())
+            st.markdown(saved.words())
+            aligned = prepared.aligned
+            applied = saved.apply(main.run.result.sample_embedding, aligned.values, aligned.sample_ids,
+                                  aligned.gene_ids, aligned.observed, model_checksum=model.checksum)
+            st.dataframe(applied, width="stretch")
+            plots.download("Its predictions (CSV)", to_bytes(applied.reset_index(), notes=(saved.words(),)),
+                           frame.output_name(model, "predict_" + re.sub(r"[^A-Za-z0-9_-]+", "_", saved.column) + "_applied.csv"), mime="text/csv",
+                           key="pred_dl_applied")
+
 metadata = prepared.metadata
 columns = [] if metadata is None else [c for c in metadata.columns if metadata[c].notna().any()]
 if not columns:
@@ -186,3 +215,81 @@ with c3:
                    key="pred_dl_report")
 with st.expander("Fitted models"):
     st.markdown(report)
+
+# ------------------------------------------------------------------------------ across cohorts
+st.markdown("#### What this score can and cannot say")
+st.markdown(WITHIN_COHORT)
+
+
+def fitted_predictor(features: str) -> bytes:
+    """The chosen feature set's model fitted on all labelled samples, as a .zip of plain numbers."""
+    aligned = prepared.aligned
+    summary = result.summary(features)
+    cv_scores = {s.metric: {"value": s.value, "spread": s.spread} for s in summary.scores}
+    cv_scores["p_value"] = summary.p_value
+    genes = tuple(g for g, keep in zip(aligned.gene_ids, aligned.observed, strict=True) if keep)
+    fitted, _ = predict.fit_predictor(
+        target, main.run.result.sample_embedding, predict.expression_features(aligned.values, aligned.observed),
+        features=features, genes=genes, model_checksum=model.checksum, model_gene_ids=aligned.gene_ids,
+        seed=result.seed, cv_scores=cv_scores,
+        options={"seed": result.seed, "n_permutations": result.n_permutations, "plan": result.plan.description,
+                 "n_labelled": target.n_labelled})
+    return predict.predictor_zip(fitted)
+
+
+c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
+keep = c1.selectbox("Model to keep", predict.FEATURE_SETS, index=predict.FEATURE_SETS.index(result.best),
+                    format_func=predict.FEATURE_LABELS.get, key="pred_save_features",
+                    help="The best-scoring feature set is chosen first.")
+with c2:
+    plots.download("Save this predictor (.zip)", lambda: fitted_predictor(keep),
+                   frame.output_name(model, f"predict_{name}_{keep}_predictor.zip"), mime="application/zip",
+                   key="pred_dl_predictor",
+                   help="The model fitted on all labelled samples, with the model checksum, its genes, the options "
+                        "and the cross-validated scores: JSON + NumPy arrays, no pickle (opening it runs no code).")
+st.caption("Apply it later to new samples at the top of this page (with the same BulkFormer model) or with "
+           "`bulkformer predict-apply PREDICTOR TABLE --output predictions.csv`.")
+
+st.markdown("#### Score on a second cohort (external validation)")
+st.caption("Upload another study's table and sample sheet (with the same column). The models are chosen and "
+           "fitted on this cohort exactly as above, then scored once on the second one; its PCA is this cohort's, "
+           "applied to the genes both measured. The BulkFormer embeddings need no shared genes.")
+with st.form("predict_external", border=True):
+    c1, c2, c3 = st.columns([3, 3, 1])
+    test_table = c1.file_uploader("Expression table of the second cohort", key="pred_test_table")
+    test_sheet = c2.file_uploader("Its sample sheet", key="pred_test_sheet")
+    n_boot = c3.selectbox("Resamples", BOOTSTRAPS, key="pred_bootstrap",
+                          help="Bootstrap resamples of the second cohort's samples for the 95 % intervals.")
+    score_it = st.form_submit_button("Score on this cohort", icon=":material/play_arrow:",
+                                     disabled=progress.is_running("predict_external"))
+if score_it:
+    if test_table is None or test_sheet is None:
+        st.warning("Upload both the second cohort's table and its sample sheet.", icon=":material/warning:")
+    else:
+        with frame.guarded("starting the external validation"):
+            runs.start_external_run(model, prepared, main, outcome, Upload.of(test_table.name, test_table.getvalue()),
+                                    Upload.of(test_sheet.name, test_sheet.getvalue()), n_bootstrap=int(n_boot))
+progress.job_panel("predict_external", finishing_text="scoring the second cohort…", unit="samples")
+held_external = runs.current("predict_external", model)
+if held_external is not None and held_external.run[1] == outcome.key:
+    external = held_external.run[0]
+    verdicts.show(external.tone, f"**On the second cohort:** {external.verdict}")
+    st.dataframe(external.table(), width="stretch")
+    st.caption(f"Scores on the second cohort's {external.target.n_labelled} labelled samples, with 95 % intervals "
+               f"from {external.n_bootstrap} bootstrap resamples of them, beside the within-cohort cross-validated "
+               f"score. Genes: {external.gene_note}")
+    for warning in external.warnings:
+        st.warning(warning, icon=":material/warning:")
+    for note in external.notes:
+        st.caption(note)
+    with st.expander("The second cohort's predictions"):
+        st.dataframe(external.predictions, width="stretch", hide_index=True)
+    c1, c2 = st.columns(2)
+    with c1:
+        plots.download("Second cohort's predictions (CSV)", to_bytes(external.predictions, notes=(external.verdict,)),
+                       frame.output_name(model, f"predict_{name}_external_predictions.csv"), mime="text/csv",
+                       key="pred_dl_external")
+    with c2:
+        plots.download("Report on the second cohort (Markdown)", external.report_section().encode("utf-8"),
+                       frame.output_name(model, f"predict_{name}_external_report.md"), mime="text/markdown",
+                       key="pred_dl_external_report")

@@ -216,7 +216,7 @@ class SampleMarks:
     color: np.ndarray
 
     @classmethod
-    def of(cls, prepared: PreparedInput) -> "SampleMarks":
+    def of(cls, prepared: PreparedInput) -> SampleMarks:
         per_sample = prepared.qc.per_sample
         flag_color = np.where(per_sample.get("outlier", pd.Series(False, index=per_sample.index)).to_numpy(bool),
                               "#dc2626", plots.PALETTE[0])

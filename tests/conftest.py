@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from bulkformer.model._graph import GeneGraph
-from bulkformer.model import MISSING, BulkFormer, BulkFormerConfig
 from bulkformer.analysis._projection import use_numba_cache
+from bulkformer.model import MISSING, BulkFormer, BulkFormerConfig
+from bulkformer.model._graph import GeneGraph
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 # UMAP's compiled code goes to the real per-user cache, not the temporary cache folder a test

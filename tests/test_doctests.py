@@ -12,6 +12,7 @@ MODULES = [
     "bulkformer.inputs._pipeline",
     "bulkformer.model._run_options",
     "bulkformer.model._bulkformer_model",
+    "bulkformer.export._files",
 ]
 
 

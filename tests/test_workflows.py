@@ -10,13 +10,18 @@ import pandas as pd
 import pytest
 
 from bulkformer import workflows as runs
+from bulkformer.analysis._holdout import (
+    MODEL,
+    compare_with_baselines,
+    hide_measured,
+    verdict,
+)
+from bulkformer.analysis._projection import project
 from bulkformer.export import embedding_frame
 from bulkformer.genes import load_annotation
-from bulkformer.analysis._holdout import MODEL, compare_with_baselines, hide_measured, verdict
-from bulkformer.model._inference import InferenceCancelled
-from bulkformer.analysis._projection import project
-from bulkformer.model._run_options import RunOptions
 from bulkformer.model._bulkformer_model import BulkFormerModel
+from bulkformer.model._inference import InferenceCancelled
+from bulkformer.model._run_options import RunOptions
 from tests.conftest import random_graph, tiny_network
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
@@ -61,7 +61,7 @@ def guarded(what: str = "") -> Iterator[None]:
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
-def _load_model(spec: str, device: str) -> "BulkFormerModel":
+def _load_model(spec: str, device: str) -> BulkFormerModel:
     """One shared, eval-mode, thread-safe model per (spec, device) for the whole server."""
     from bulkformer.model._bulkformer_model import BulkFormerModel
 
@@ -83,7 +83,7 @@ def device_choices() -> dict[str, str]:
     return devices
 
 
-def get_model(*, quiet: bool = False) -> "BulkFormerModel | None":
+def get_model(*, quiet: bool = False) -> BulkFormerModel | None:
     """The chosen model, or ``None`` after showing why it could not be loaded."""
     spec, device = model_choice()
     try:
@@ -123,12 +123,12 @@ def available_models() -> dict[str, str]:
     return choices
 
 
-def file_prefix(model: "BulkFormerModel") -> str:
+def file_prefix(model: BulkFormerModel) -> str:
     """Every file made with the demo model says so in its name."""
     return "DEMO_" if getattr(model, "is_demo", False) else ""
 
 
-def output_name(model: "BulkFormerModel", what: str) -> str:
+def output_name(model: BulkFormerModel, what: str) -> str:
     """File name for a download: ``[DEMO_]<table name>_<what>``, e.g. ``DEMO_demo_counts_umap.csv``."""
     data = dataset()
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(data.table.name).name.split(".")[0]) if data else ""
@@ -142,7 +142,7 @@ DEMO_ON_OWN_DATA = (
 )
 
 
-def model_badge(model: "BulkFormerModel", *, on_model_page: bool = False) -> None:
+def model_badge(model: BulkFormerModel, *, on_model_page: bool = False) -> None:
     """The demo banner; stronger, with the way to a published model, when the table is the user's own
     (no link on the Model page itself: the section is below)."""
     if not getattr(model, "is_demo", False):
@@ -175,7 +175,7 @@ def open_page(title: str, caption: str | None = None, *, needs_data: bool = True
     return model, prepared
 
 
-def require_prepared(model: "BulkFormerModel") -> "PreparedInput | None":
+def require_prepared(model: BulkFormerModel) -> PreparedInput | None:
     """The prepared input, or ``None`` after telling the user where to go first."""
     if dataset() is None:
         st.info("No data yet. Upload a table, or try the demo data.", icon=":material/upload_file:")

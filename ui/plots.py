@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -172,3 +173,22 @@ def download(label: str, data: bytes | Callable[[], bytes], file_name: str, *, m
              help: str | None = None) -> None:
     st.download_button(label, data=data, file_name=file_name, mime=mime, key=key, help=help,
                        icon=":material/download:", on_click="ignore")
+
+
+def download_with_report(label: str, data: bytes | Callable[[], bytes], file_name: str, *, key: str,
+                         info: Any, notes: Sequence[str], facts: Any = None, help: str | None = None) -> None:
+    """A file's download button and, beside it, its run report (``<name>.report.md``: what the
+    file holds, which way it runs, the notes about this run, and the run report when ``facts``
+    are known), as the CLI writes beside its files. ``info``: the file's
+    :class:`~bulkformer.export.FileInfo`, or a function that makes it (when the file is big)."""
+    from bulkformer.export import FileInfo, mime_of, sidecar_report
+
+    download(label, data, file_name, mime=mime_of(Path(file_name).suffix), key=key, help=help)
+
+    def report() -> bytes:
+        held = info() if callable(info) else info
+        return sidecar_report(file_name, FileInfo(held.contents, tuple(notes)), facts).encode("utf-8")
+
+    download("Its run report (.md)", report, f"{file_name}.report.md", mime="text/markdown", key=f"{key}_report",
+             help="What this file holds, which way it runs, the scale of its values and the notes about this "
+                  "run (demo model, low coverage, the hold-out verdict).")

@@ -12,8 +12,12 @@ import streamlit as st
 from ui import frame, keys, session, verdicts
 
 if TYPE_CHECKING:
+    from bulkformer.analysis._separation import (
+        ExpressionBaseline,
+        GroupSeparation,
+        NotGroups,
+    )
     from bulkformer.inputs._align import AlignedMatrix
-    from bulkformer.analysis._separation import ExpressionBaseline, GroupSeparation, NotGroups
 
 SILHOUETTE_HELP = (
     "The silhouette of the groups: for each sample, how much nearer it is to the samples of its own group "

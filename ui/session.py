@@ -26,10 +26,25 @@ import streamlit as st
 
 from bulkformer import paths
 from ui.keys import (
-    K_BATCH, K_DEVICE, K_FLASH, K_FOLDER, K_IMAGE_FORMAT, K_JOBS, K_MEMO, K_MODEL_SPEC, K_OVERRIDES,
-    K_RESULTS, K_SID,
+    K_BATCH,
+    K_DEVICE,
+    K_FLASH,
+    K_FOLDER,
+    K_IMAGE_FORMAT,
+    K_JOBS,
+    K_MEMO,
+    K_MODEL_SPEC,
+    K_OVERRIDES,
+    K_RESULTS,
+    K_SID,
 )
-from ui.reload import keep_for_reload, Kept, prune, reload_registry, take_over_after_reload
+from ui.reload import (
+    Kept,
+    keep_for_reload,
+    prune,
+    reload_registry,
+    take_over_after_reload,
+)
 
 log = logging.getLogger("bulkformer.app")
 
@@ -44,11 +59,21 @@ class _SessionFolder:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.mkdir(parents=True, exist_ok=True)
+        make_private(path)
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(path), True)
 
     def remove(self) -> None:
         self._finalizer()
+
+
+def make_private(folder: Path) -> None:
+    """Make ``folder`` readable by this server's user only (0700): a session's uploads and
+    results are no one else's business on a shared machine. The cache root is made 0700 when
+    it is made here; one that exists is left as it is (it may be a folder an admin chose)."""
+    folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)  # made earlier, or under a umask that mkdir's mode cannot widen past
 
 
 @dataclass
@@ -214,7 +239,7 @@ def init_session() -> None:
 def session_folder() -> Path:
     init_session()
     folder: _SessionFolder = st.session_state[K_FOLDER]
-    folder.path.mkdir(parents=True, exist_ok=True)
+    make_private(folder.path)
     return folder.path
 
 

@@ -10,13 +10,22 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from bulkformer import paths
 from bulkformer.errors import BulkFormerError
-from ui.keys import K_DATASET, K_JOBS, K_MEMO, K_OVERRIDES, K_PREPARED, K_RESULTS, K_SHEET_ERROR, K_SHEET_ID_COLUMN
+from ui.keys import (
+    K_DATASET,
+    K_JOBS,
+    K_MEMO,
+    K_OVERRIDES,
+    K_PREPARED,
+    K_RESULTS,
+    K_SHEET_ERROR,
+    K_SHEET_ID_COLUMN,
+)
 from ui.session import init_session, memo
 
 if TYPE_CHECKING:  # for the reader and type checkers only: pages paint before torch is loaded
@@ -157,7 +166,7 @@ def set_overrides(**changes: str) -> None:
         _drop_derived(keep_runs=True)  # runs are keyed by the overrides; old ones are kept for reuse
 
 
-def table_fingerprint(model: "BulkFormerModel") -> str:
+def table_fingerprint(model: BulkFormerModel) -> str:
     """The one identity of the numbers the model sees: a content key of the upload's bytes
     (sha256), the reading choices and the model's checksum. Prepared tables and results are
     kept under it."""
@@ -168,7 +177,7 @@ def table_fingerprint(model: "BulkFormerModel") -> str:
     return content_key("table", data.table.sha, json.dumps(overrides(), sort_keys=True), model.checksum)
 
 
-def get_prepared(model: "BulkFormerModel") -> tuple["PreparedInput | None", BaseException | None]:
+def get_prepared(model: BulkFormerModel) -> tuple[PreparedInput | None, BaseException | None]:
     """The session's table read, mapped and aligned to ``model``'s genes (cached per session)."""
     data = dataset()
     if data is None:
@@ -203,7 +212,7 @@ def get_prepared(model: "BulkFormerModel") -> tuple["PreparedInput | None", Base
     return prepared, error
 
 
-def _prepare_without_sheet(model: "BulkFormerModel", data: Dataset, opts: Mapping[str, str]) -> tuple["PreparedInput | None", BaseException | None]:
+def _prepare_without_sheet(model: BulkFormerModel, data: Dataset, opts: Mapping[str, str]) -> tuple[PreparedInput | None, BaseException | None]:
     """The table prepared on its own: tells a sample sheet's error apart from the table's."""
     try:
         with st.spinner("Reading your table without the sample sheet…"):
@@ -219,7 +228,7 @@ def _sheet_kwargs(sheet: Upload | None) -> dict[str, Any]:
     return {"sample_sheet": sheet.data, "sample_sheet_filename": sheet.name, "sample_id_column": sheet_id_column()}
 
 
-def guess_items(prepared: "PreparedInput") -> dict[str, Any]:
+def guess_items(prepared: PreparedInput) -> dict[str, Any]:
     """The pipeline's guesses as ``{name: Guess(value, reason)}``, whatever container holds them."""
     guesses = getattr(prepared, "guesses", None)
     if guesses is None:

@@ -15,13 +15,17 @@ import torch
 from sklearn.impute import KNNImputer
 from sklearn.metrics import silhouette_score
 
+from bulkformer.analysis._projection import project
+from bulkformer.analysis._separation import (
+    NotGroups,
+    expression_baseline,
+    group_separation,
+)
+from bulkformer.analysis.predict import expression_features
 from bulkformer.errors import InputError
 from bulkformer.model import MISSING
-from bulkformer.analysis.predict import expression_features
-from bulkformer.analysis._projection import project
-from bulkformer.analysis._separation import NotGroups, expression_baseline, group_separation
-from bulkformer.model._training import mask_measured, pearson
 from bulkformer.model._bulkformer_model import BulkFormerModel
+from bulkformer.model._training import mask_measured, pearson
 
 
 @dataclass(frozen=True)

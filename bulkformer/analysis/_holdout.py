@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bulkformer.model._config import MISSING
 from bulkformer.errors import BulkFormerError
+from bulkformer.model._config import MISSING
 from bulkformer.model._masking import hidden_count
 
 METRIC_COLUMNS = ("pearson", "spearman", "mae", "n")

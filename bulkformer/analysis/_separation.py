@@ -26,9 +26,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from bulkformer.analysis._projection import Projection
 from bulkformer.analysis.predict.targets import MAX_NUMBER_CLASSES
 from bulkformer.choices import Tone
-from bulkformer.analysis._projection import Projection
 
 BASELINE_COMPONENTS = 20
 """Principal components of the expression the baseline keeps (fewer with fewer samples)."""

@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import typer
 
-from bulkformer.cli import download, extract, holdout, predict, train, verify
+from bulkformer.cli import (
+    cohort,
+    download,
+    extract,
+    holdout,
+    predict,
+    predict_apply,
+    train,
+    verify,
+)
 from bulkformer.cli._common import (
     DEMO_NOTE,
     DataDirOption,
@@ -39,6 +48,13 @@ app.command()(extract.extract)
 app.command("holdout")(holdout.holdout_check)
 app.command()(train.train)
 app.command()(predict.predict)
+app.command("predict-apply")(predict_apply.predict_apply)  # a predictor saved by `predict --save-predictor`
+# Cohorts too large for memory (issue #23): planned once, streamed, resumable, spread by Snakemake.
+app.command("extract-cohort")(cohort.extract_cohort)
+app.command("plan")(cohort.plan)
+app.command("run-shard")(cohort.run_shard)
+app.command("gather")(cohort.gather)
+app.add_typer(cohort.workflow_app, name="workflow")
 
 
 def main() -> None:

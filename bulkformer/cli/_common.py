@@ -3,19 +3,26 @@ the model, preparing the input, the progress bar and the OUTPUT checks."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from bulkformer.choices import VALUE_TYPE, ValueType
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from bulkformer.fetch import _registry as registry
 from bulkformer.errors import BulkFormerError
+from bulkformer.fetch import _registry as registry
 
 if TYPE_CHECKING:  # heavy imports (torch) happen inside the functions that need them
     from bulkformer.inputs._pipeline import PreparedInput
@@ -94,11 +101,35 @@ def check_output(output: Path, *, inputs: Sequence[Path | None]) -> None:
     if existing is not None and not existing.is_dir():
         raise BulkFormerError(f"Cannot write {output}: {existing} is a file, not a folder.",
                               hint="Choose an OUTPUT in a folder (a new folder is made for you).")
+    if output.is_dir():
+        raise BulkFormerError(f"Cannot write {output}: it is a folder.",
+                              hint="Give OUTPUT a file name, for example results.csv.")
+    check_writable(output)
     for source in inputs:
         for target in targets:
             if source is not None and target.exists() and target.samefile(source):
                 raise BulkFormerError(f"OUTPUT {target} is the input file {source}: writing it would "
                                       "overwrite your data.", hint="Choose another OUTPUT name.")
+
+
+def check_writable(target: Path) -> None:
+    """Refuse, before any work, a ``target`` (file or folder to be made) that cannot be written:
+    a file is created and removed in the nearest folder that exists (asking is not enough: as
+    root, ``os.access`` says yes to ``/proc/1``), and an existing file must be writable."""
+    target = Path(target).absolute()
+    folder = next((p for p in target.parents if p.exists()), None)
+    if folder is None or not folder.is_dir():
+        return  # a file where a folder should be: check_output / check_model_folder word it
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".bulkformer-write-check-"):
+            pass
+        if target.is_file() and not os.access(target, os.W_OK):
+            raise PermissionError(13, "the file is read-only")
+    except OSError as exc:
+        raise BulkFormerError(
+            f"Cannot write {target}: {'it' if target.is_file() else folder} is not writable "
+            f"({exc.strerror or exc}).",
+            hint="Choose a place in a folder of your own (your home or project folder).") from None
 
 
 def load_model(spec: str, *, device: str, model_dir: Path | None, data_dir: Path | None) -> BulkFormerModel:

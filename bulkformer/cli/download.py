@@ -19,10 +19,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bulkformer.fetch import zenodo as dl
 from bulkformer import paths
-from bulkformer.fetch import _registry as registry
 from bulkformer.cli._common import out, user_errors
+from bulkformer.fetch import _registry as registry
+from bulkformer.fetch import zenodo as dl
 
 download_app = typer.Typer(
     help=(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+from rich.markup import escape
 
 from bulkformer.choices import (
     AGGREGATION,
@@ -20,53 +21,49 @@ from bulkformer.choices import (
     ImputeMode,
     Precision,
 )
-from rich.markup import escape
-
-from bulkformer.fetch import zenodo as dl
 from bulkformer.cli._common import (
     DataDirOption,
     ModelDirOption,
     ModelOption,
     ValueTypeOption,
-    TABLE_SUFFIXES,
     check_output,
+    err,
     id_files,
     load_model,
+    out,
     prepare_input,
     progress_bar,
     remind_if_demo,
-    err,
-    out,
     user_errors,
 )
 from bulkformer.errors import BulkFormerError
+from bulkformer.fetch import zenodo as dl
 
 if TYPE_CHECKING:  # heavy imports (torch) happen inside the functions that need them
     import numpy as np
 
     from bulkformer.export import RunFacts
     from bulkformer.inputs._pipeline import PreparedInput
-    from bulkformer.model._run_options import RunOptions
     from bulkformer.model._bulkformer_model import BulkFormerModel, InferenceResult
+    from bulkformer.model._run_options import RunOptions
 
 ExtractType = Literal["transcriptome_level", "gene_level", "expression_imputation"]
-_ARRAY_NAMES = {"transcriptome_level": "embedding", "expression_imputation": "imputed",
-                "gene_level": "gene_embedding"}
 
 # The command's arguments and options, one alias each, so that the command itself stays short.
 InputArgument = Annotated[Path, typer.Argument(
     metavar="INPUT", help="Expression table (CSV, TSV, Excel, Parquet, h5ad, featureCounts, "
     "salmon, RSEM …), genes × samples or samples × genes.", exists=True, dir_okay=False)]
 OutputArgument = Annotated[Path, typer.Argument(
-    metavar="OUTPUT", help="Result file; its extension picks the format: .csv .tsv .parquet "
-    ".pt .npy .h5ad. Written only when complete.", dir_okay=False)]
+    metavar="OUTPUT", help=f"Result file; its extension picks the format: {' '.join(OUTPUT_FORMAT.names)}. "
+    "Written only when complete, with its run report beside it (OUTPUT.report.md).", dir_okay=False)]
 TypeOption = Annotated[ExtractType, typer.Option(
     "--type", "-t", help="transcriptome_level: one embedding per sample; gene_level: one "
     "embedding per sample and gene (give --genes); expression_imputation: log1p TPM for "
     "every model gene (see --impute-mode).")]
 ImputeModeOption = Annotated[ImputeMode, typer.Option(
-    "--impute-mode", help=f"expression_imputation: {IMPUTE_MODE.cli_help()} An .h5ad "
-    "holds all: X = filled, layers 'measured' and 'bulkformer'.")]
+    "--impute-mode", help=f"expression_imputation: {IMPUTE_MODE.cli_help()} Tables run "
+    "genes as rows (row key SYMBOL_ENSG…), samples as columns, log1p TPM. An .h5ad holds all: "
+    "X = filled, layers 'measured' and 'bulkformer'.")]
 AggregateOption = Annotated[Aggregate, typer.Option(
     help=f"How gene embeddings are pooled into a sample embedding: {AGGREGATION.cli_help()}")]
 BatchSizeOption = Annotated[int | None, typer.Option(
@@ -79,8 +76,8 @@ GenesOption = Annotated[Path | None, typer.Option(
     "gene_level output, for pooling into sample embeddings, and for imputation output.",
     exists=True, dir_okay=False, show_default=False)]
 MetadataOption = Annotated[Path | None, typer.Option(
-    "--metadata", help="Sample sheet (one row per sample); stored with the results in "
-    ".csv/.tsv/.parquet (extra columns) and .h5ad (obs).", exists=True, dir_okay=False,
+    "--metadata", help="Sample sheet (one row per sample; CSV, TSV, Excel, Parquet, h5ad, "
+    "gzipped too); stored in an .h5ad's obs (tables hold results only).", exists=True, dir_okay=False,
     show_default=False)]
 PrecisionOption = Annotated[Precision, typer.Option(help=PRECISION.cli_help())]
 CompileOption = Annotated[Compile, typer.Option(
@@ -135,13 +132,12 @@ def extract(
                 result = None
             else:
                 result = runs.run_cohort(loaded, prepared, options, maps=(), progress=report).result
+        extra = _facts_extra(kind, input_path, prepared, compile_mode, genes_file)
+        facts = runs.run_facts(loaded, prepared, options, extra=extra)
         if result is None:
-            _write_id_files(output, samples=prepared.aligned.sample_ids, genes=loaded.gene_ids)
-            out.print(f"[green]Wrote[/green] {escape(str(output))} (array {' × '.join(map(str, shape))})")
+            _finish_stream(output, facts, samples=prepared.aligned.sample_ids, genes=loaded.gene_ids, shape=shape)
         else:
-            extra = _facts_extra(kind, input_path, prepared, compile_mode, genes_file)
-            _write_result(result, prepared, output, kind=kind, genes=chosen, mode=impute_mode,
-                          facts=runs.run_facts(loaded, prepared, options, extra=extra),
+            _write_result(result, prepared, output, kind=kind, genes=chosen, mode=impute_mode, facts=facts,
                           columns=loaded.config.feature_names())
         remind_if_demo(loaded, "these results")
 
@@ -241,91 +237,64 @@ def _stream_gene_embeddings(loaded: BulkFormerModel, values: np.ndarray, output:
     return shape
 
 
+def _finish_stream(output: Path, facts: RunFacts, *, samples: Sequence[str], genes: Sequence[str],
+                   shape: tuple[int, ...]) -> None:
+    """The streamed all-genes .npy is written: its sample and gene IDs and its run-report sidecar
+    beside it (removed with it if these cannot be written)."""
+    from bulkformer import export
+    from bulkformer.export import FileInfo
+
+    try:
+        export.write_ids(id_files(output), samples=samples, genes=genes)
+        info = FileInfo(((f"Array: per-gene embeddings [samples, genes, features], shape "
+                          f"{' × '.join(map(str, shape))}; row order in {id_files(output)[0].name}, gene order "
+                          f"in {id_files(output)[1].name}."),))
+        with export.written_in_full(export.sidecar_path(output)) as tmp:
+            tmp.write_text(export.sidecar_report(output.name, info, facts), encoding="utf-8")
+    except BaseException:
+        output.unlink(missing_ok=True)
+        _remove_id_files(output)
+        raise
+    out.print(f"[green]Wrote[/green] {escape(str(output))} (array {' × '.join(map(str, shape))}); "
+              f"run report: {escape(export.sidecar_path(output).name)}")
+    _say_id_files(output, genes=True)
+
+
 def _write_result(result: InferenceResult, prepared: PreparedInput, output: Path, *, kind: str,
                   genes: list[str] | None, facts: RunFacts, columns: Sequence[str], mode: str = "filled") -> None:
-    """Write one run's result in the format OUTPUT's extension names; ``columns``: the sample
-    embedding's column names (``BulkFormerConfig.feature_names``)."""
+    """Write one run's result in the format OUTPUT's extension names (:func:`bulkformer.export.result_file`),
+    with its run-report sidecar; ``columns``: the sample embedding's column names
+    (``BulkFormerConfig.feature_names``)."""
     import dataclasses
 
     import numpy as np
 
     from bulkformer import export
 
-    ext = output.suffix.lower()
     aligned = prepared.aligned
     observed_values, observed = aligned.values, aligned.observed
     if kind == "expression_imputation" and genes is not None:  # keep only the genes asked for
         index = np.array([aligned.gene_ids.index(g) for g in genes])
         result = dataclasses.replace(result, gene_ids=tuple(genes), imputed=result.imputed[:, index])
         observed_values, observed = observed_values[:, index], observed[index]
-    if ext == ".h5ad":
-        data = export.to_anndata(result, measured_values=observed_values, observed=observed,
-                                 metadata=prepared.metadata, symbols=_symbols(result.gene_ids), facts=facts,
-                                 embedding_columns=columns)
-    elif ext in TABLE_SUFFIXES:
-        if kind == "expression_imputation":  # genes as rows when they would not fit in Excel's columns
-            frame = export.expression_frame(result, measured_values=observed_values, observed=observed, mode=mode,
-                                            symbols=_symbols(result.gene_ids))
-        else:
-            frame = (export.embedding_frame(result, column_names=columns) if kind == "transcriptome_level"
-                     else export.gene_embedding_frame(result))
-        if prepared.metadata is not None and kind != "gene_level" and frame.index.name == "sample_id":
-            sheet = prepared.metadata
-            sheet = sheet.set_axis([f"{c} (sample sheet)" if c in frame.columns else c for c in sheet.columns],
-                                   axis=1)
-            frame = frame.join(sheet)
-        data = frame
-    else:
-        if kind == "expression_imputation":
-            array, genes_out = export.expression_values(result, measured_values=observed_values,
-                                                        observed=observed, mode=mode)
-        else:
-            array, genes_out = {"transcriptome_level": (result.sample_embedding, None),
-                                "gene_level": (result.gene_embedding, result.gene_embedding_ids)}[kind]
-        if ext == ".pt":
-            data = {"sample_ids": list(result.sample_ids), _ARRAY_NAMES[kind]: array,
-                    **({"gene_ids": list(genes_out)} if genes_out is not None else {})}
-        else:
-            data = array
-            _write_id_files(output, samples=result.sample_ids, genes=genes_out)
-    try:
-        export.write_output(data, output, notes=facts.notes)
-    except BaseException:
-        if ext == ".npy":
-            _remove_id_files(output)
-        raise
-    out.print(f"[green]Wrote[/green] {escape(str(output))} ({_describe(data)})")
+    file = export.result_file(result, output.suffix, kind=kind, measured_values=observed_values, observed=observed,
+                              metadata=prepared.metadata, symbols=_symbols(result.gene_ids), facts=facts,
+                              embedding_columns=columns, mode=mode)
+    export.write_result(file, output, facts=facts, id_paths=id_files(output))
+    out.print(f"[green]Wrote[/green] {escape(str(output))} ({escape(file.describe())}); "
+              f"run report: {escape(export.sidecar_path(output).name)}")
+    if file.sample_ids is not None:
+        _say_id_files(output, genes=file.gene_ids is not None)
 
 
-def _describe(data: object) -> str:
-    """Size of what was written, in words."""
-    import anndata
-    import pandas as pd
-
-    if isinstance(data, pd.DataFrame):
-        return f"{data.shape[0]} rows × {data.shape[1]} columns"
-    if isinstance(data, anndata.AnnData):
-        return f"{data.n_obs} samples × {data.n_vars} genes"
-    array = next(v for v in data.values() if not isinstance(v, list)) if isinstance(data, dict) else data
-    return "array " + " × ".join(map(str, array.shape))
-
-
-def _write_id_files(output: Path, *, samples: Sequence[str], genes: Sequence[str] | None) -> None:
-    """Row and column IDs of a .npy output, which cannot hold them itself."""
-    import pandas as pd
-
-    from bulkformer.export import write_output
-
+def _say_id_files(output: Path, *, genes: bool) -> None:
     samples_path, genes_path = id_files(output)
-    write_output(pd.DataFrame({"sample_id": list(samples)}), samples_path)
-    if genes is not None:
-        write_output(pd.DataFrame({"gene_id": list(genes)}), genes_path)
-    out.print(f"Row order: {samples_path.name}" + (f"; gene order: {genes_path.name}" if genes is not None else ""),
+    out.print(f"Row order: {samples_path.name}" + (f"; gene order: {genes_path.name}" if genes else ""),
               markup=False)
 
 
 def _remove_id_files(output: Path) -> None:
-    """Undo :func:`_write_id_files` when the main output could not be written."""
+    """Undo the ID files of a .npy output when it could not be finished."""
     for path in id_files(output):
         path.unlink(missing_ok=True)
 

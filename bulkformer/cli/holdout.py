@@ -11,17 +11,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from bulkformer.cli._common import (
+    TABLE_SUFFIXES,
     DataDirOption,
     ModelDirOption,
     ModelOption,
     ValueTypeOption,
-    TABLE_SUFFIXES,
     check_output,
     load_model,
+    out,
     prepare_input,
     progress_bar,
     remind_if_demo,
-    out,
     user_errors,
 )
 from bulkformer.errors import BulkFormerError
@@ -42,7 +42,8 @@ def holdout_check(
     model_dir: ModelDirOption = None,
     data_dir: DataDirOption = None,
     value_type: ValueTypeOption = "auto",
-    seed: Annotated[int, typer.Option(help="Which genes are hidden (the same seed hides the same ones).")] = 0,
+    seed: Annotated[int, typer.Option(
+        min=0, max=2**32 - 1, help="Which genes are hidden (the same seed hides the same ones).")] = 0,
     batch_size: Annotated[int | None, typer.Option(
         min=1, help="Samples per forward pass (default: chosen from free memory).", show_default=False)] = None,
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option()] = "auto",

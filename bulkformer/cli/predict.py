@@ -4,32 +4,39 @@ models on BulkFormer embeddings against a PCA baseline."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+from bulkformer.cli import predict_apply as across
 from bulkformer.cli._common import (
+    TABLE_SUFFIXES,
     DataDirOption,
     ModelDirOption,
     ModelOption,
     ValueTypeOption,
-    TABLE_SUFFIXES,
     check_output,
     load_model,
+    out,
     prepare_input,
     progress_bar,
     remind_if_demo,
-    out,
     user_errors,
 )
 from bulkformer.errors import BulkFormerError
 
 if TYPE_CHECKING:  # heavy imports (torch) happen inside the command
-    from bulkformer.inputs._align import AlignedMatrix
     from bulkformer.analysis.predict import PredictionResult, Target
+    from bulkformer.inputs._align import AlignedMatrix
     from bulkformer.model._bulkformer_model import BulkFormerModel
 
 
@@ -60,31 +67,46 @@ def predict(
         show_default=False)] = None,
     permutations: Annotated[int, typer.Option(
         min=9, help="Label shuffles of the permutation test (p-values down to 1/(n+1)).")] = 99,
-    seed: Annotated[int, typer.Option(help="Folds and shuffles (the same seed gives the same result).")] = 0,
+    seed: Annotated[int, typer.Option(
+        min=0, max=2**32 - 1, help="Folds and shuffles (the same seed gives the same result).")] = 0,
     model_dir: ModelDirOption = None,
     data_dir: DataDirOption = None,
     value_type: ValueTypeOption = "auto",
     batch_size: Annotated[int | None, typer.Option(
         min=1, help="Samples per forward pass (default: chosen from free memory).", show_default=False)] = None,
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option()] = "auto",
+    test_counts: across.TestCountsOption = None,
+    test_samples: across.TestSamplesOption = None,
+    test_predictions: across.TestPredictionsOption = None,
+    bootstrap: across.BootstrapOption = 1000,
+    save_predictor: across.SavePredictorOption = None,
+    save_features: across.SaveFeaturesOption = "best",
 ) -> None:
     """Does a sample-sheet column follow from the expression? Cross-validated models on the
     BulkFormer sample embeddings, on PCA of the expression (the usual baseline) and on both,
-    compared on the same folds, with permutation p-values and a verdict in words."""
+    compared on the same folds, with permutation p-values and a verdict in words. With
+    --test-counts/--test-samples the models are then scored once on a second cohort; with
+    --save-predictor the fitted model is kept for `bulkformer predict-apply`."""
     with user_errors():
         from bulkformer.analysis import predict as pr
 
         _check_tables((output, predictions), inputs=(input_path, samples))
+        across.check_across(test_counts=test_counts, test_samples=test_samples, test_predictions=test_predictions,
+                            save_predictor=save_predictor, inputs=(input_path, samples))
         loaded = load_model(model, device=device, model_dir=model_dir, data_dir=data_dir)
         prepared = prepare_input(input_path, loaded.gene_ids, gene_lengths=loaded.gene_lengths, value_type=value_type,
                             metadata=samples)
         target = pr.make_target(prepared.metadata, column, event_column=event_column, kind=kind)
         out.print(f"Task: {target.kind} of {target.name} ({target.reason}); {target.n_labelled} labelled "
                   f"samples, {len(target.sample_ids) - target.n_labelled} to predict.", markup=False)
-        result = _cross_validate(loaded, prepared.aligned, target, batch_size=batch_size,
-                                 permutations=permutations, seed=seed)
+        result, embedding = _cross_validate(loaded, prepared.aligned, target, batch_size=batch_size,
+                                            permutations=permutations, seed=seed)
         _print_prediction(result)
         _write_tables(result, loaded, prepared.aligned, output=output, predictions=predictions)
+        across.across_cohorts(loaded, prepared, embedding, result, test_counts=test_counts,
+                              test_samples=test_samples, test_predictions=test_predictions,
+                              save_predictor=save_predictor, save_features=save_features, value_type=value_type,
+                              batch_size=batch_size, bootstrap=bootstrap, seed=seed)
         remind_if_demo(loaded, "these embeddings")
 
 
@@ -99,8 +121,9 @@ def _check_tables(paths: tuple[Path | None, ...], *, inputs: tuple[Path, ...]) -
 
 
 def _cross_validate(loaded: BulkFormerModel, aligned: AlignedMatrix, target: Target, *, batch_size: int | None,
-                    permutations: int, seed: int) -> PredictionResult:
-    """The samples' embeddings, then :func:`bulkformer.analysis.predict.evaluate`, each under a progress bar."""
+                    permutations: int, seed: int) -> tuple[PredictionResult, Any]:
+    """The samples' embeddings, then :func:`bulkformer.analysis.predict.evaluate`, each under a
+    progress bar; returns the result and the embeddings (external validation reuses them)."""
     from bulkformer.analysis import predict as pr
 
     with progress_bar() as report:
@@ -112,7 +135,7 @@ def _cross_validate(loaded: BulkFormerModel, aligned: AlignedMatrix, target: Tar
         task = bar.add_task("cv", total=None)
         return pr.evaluate(embedding, pr.expression_features(aligned.values, aligned.observed), target,
                            n_permutations=permutations, seed=seed,
-                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+                           progress=lambda done, total: bar.update(task, completed=done, total=total)), embedding
 
 
 def _write_tables(result: PredictionResult, loaded: BulkFormerModel, aligned: AlignedMatrix, *,

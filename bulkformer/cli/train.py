@@ -6,16 +6,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
-from bulkformer.cli._common import ValueTypeOption, prepare_input, out, user_errors
+from bulkformer.cli._common import (
+    ValueTypeOption,
+    check_writable,
+    out,
+    prepare_input,
+    user_errors,
+)
 from bulkformer.errors import check_choice
 
 if TYPE_CHECKING:  # heavy imports (torch) happen inside the command
-    from bulkformer.model import BulkFormerConfig
     from bulkformer.inputs._pipeline import PreparedInput
-    from bulkformer.model._training import TrainingConfig, TrainingResult
+    from bulkformer.model import BulkFormerConfig
     from bulkformer.model._bulkformer_model import BulkFormerModel
+    from bulkformer.model._training import TrainingConfig, TrainingResult
 
 
 def train(
@@ -46,7 +58,7 @@ def train(
         "(teaches imputation from targeted panels; 0 = the paper's objective).")] = 0.0,
     graph_k: Annotated[int, typer.Option(min=1, help="From scratch: co-expression neighbours per gene.")] = 20,
     warmup_steps: Annotated[int, typer.Option(min=0)] = 50,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1)] = 0,
     device: Annotated[Literal["auto", "cpu", "cuda"], typer.Option()] = "auto",
     value_type: ValueTypeOption = "auto",
     demo: Annotated[bool, typer.Option(
@@ -55,16 +67,21 @@ def train(
 ) -> None:
     """Train BulkFormer on your cohort by masked expression modelling, or fine-tune a model."""
     with user_errors():
+        from bulkformer.genes import protein_coding_ids
         from bulkformer.model._checkpoint import check_model_folder
-        from bulkformer.model._training import TrainingConfig
+        from bulkformer.model._training import TrainingConfig, check_trainable
 
         check_model_folder(output_dir)  # before minutes of work, and before any file is touched
-        base, prepared = _base_and_cohort(input_path, start_from, device=device, value_type=value_type)
-        architecture = None if base else _architecture(size, dim=dim, layers=layers, heads=heads,
-                                                       n_genes=len(prepared.aligned.gene_ids), demo=demo)
+        check_writable(output_dir)
         config = TrainingConfig(epochs=epochs, batch_size=batch_size, lr=lr, mask_fraction=mask_fraction,
                                 panel_fraction=panel_fraction, val_fraction=val_fraction, graph_k=graph_k, warmup_steps=warmup_steps,
                                 seed=seed, device=device)
+        if not start_from:  # the shape fits in memory, before the input is read
+            check_trainable(_architecture(size, dim=dim, layers=layers, heads=heads,
+                                          n_genes=len(protein_coding_ids()), demo=demo), config)
+        base, prepared = _base_and_cohort(input_path, start_from, device=device, value_type=value_type)
+        architecture = None if base else _architecture(size, dim=dim, layers=layers, heads=heads,
+                                                       n_genes=len(prepared.aligned.gene_ids), demo=demo)
         result = _train_with_progress(prepared, output_dir, base=base, architecture=architecture, config=config,
                                       resume=resume, demo=demo, source_file=input_path.name)
         out.print(f"[green]Saved[/green] {result.model.describe()} to {output_dir}")

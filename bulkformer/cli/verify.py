@@ -7,10 +7,17 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from bulkformer.fetch import zenodo as dl
 from bulkformer import paths
-from bulkformer.cli._common import DataDirOption, ModelDirOption, ModelOption, err, out, user_errors
+from bulkformer.cli._common import (
+    DataDirOption,
+    ModelDirOption,
+    ModelOption,
+    err,
+    out,
+    user_errors,
+)
 from bulkformer.errors import BulkFormerError
+from bulkformer.fetch import zenodo as dl
 
 CHECKSUMS_NAME = dl.CHECKSUMS_NAME
 
@@ -26,9 +33,14 @@ def verify(model: ModelOption = "demo", model_dir: ModelDirOption = None,
            data_dir: DataDirOption = None) -> None:
     """Check the installation, the downloaded files and the model, and say what to fix."""
     with user_errors():
+        problems: list[str] = []
+        for option, given in (("--model-dir", model_dir), ("--data-dir", data_dir)):
+            if given is not None and not given.is_dir():  # never "All checks passed" for a typo
+                problems.append(f"The {option} folder {given} "
+                                f"{'is a file' if given.exists() else 'does not exist'}: give the folder "
+                                f"the files were downloaded to, or leave {option} out for the usual one.")
         model_dir = model_dir or paths.model_dir()
         data_dir = data_dir or paths.data_dir()
-        problems: list[str] = []
         _check_libraries(problems)
         _show_devices()
         _check_assets(model_dir, data_dir, problems)
@@ -120,8 +132,8 @@ def _check_model(spec: str, model_dir: Path, data_dir: Path, problems: list[str]
 
     import numpy as np
 
-    from bulkformer.model._config import MISSING
     from bulkformer.model._bulkformer_model import BulkFormerModel
+    from bulkformer.model._config import MISSING
 
     out.print(f"[bold]Model[/bold] {escape(spec)}")
     folder = paths.demo_model_dir() if spec == "demo" else Path(spec)

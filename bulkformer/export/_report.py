@@ -146,3 +146,23 @@ def facts_dict(facts: RunFacts) -> dict[str, object]:
         **{f"version_{name}": version for name, version in package_versions()},
     }
 
+
+
+def sidecar_report(name: str, info: object, facts: RunFacts | None = None) -> str:
+    """The run-report sidecar of the file ``name`` (``<name>.report.md``): what the file holds
+    and which way it runs, the notes about its run, then the whole run report when ``facts`` are
+    known. ``info`` is the file's :class:`~bulkformer.export.FileInfo`."""
+    contents = tuple(getattr(info, "contents", ()))
+    notes = tuple(getattr(info, "notes", ()))
+    lines = [f"# {name}", ""]
+    if facts is not None and facts.is_demo or any(note == DEMO_NOTICE for note in notes):
+        lines += [DEMO_WARNING, ""]
+    if contents:
+        lines += ["## What this file holds", "", *(f"- {line}" for line in contents), ""]
+    shown = [note for note in notes if note != DEMO_NOTICE]
+    if shown:
+        lines += ["## Notes", "", *(f"- {note}" for note in shown), ""]
+    if facts is not None:
+        report = run_report(facts).split("\n", 1)[1]  # without its title: this file's name is the title
+        lines += ["## Run", report.replace("\n## ", "\n### ").replace(DEMO_WARNING + "\n", "")]
+    return "\n".join(lines).rstrip() + "\n"

@@ -8,13 +8,21 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from bulkformer.analysis._projection import Projection
 from bulkformer.choices import IMPUTE_MODE
 from bulkformer.errors import BulkFormerError
-from bulkformer.analysis._projection import Projection
 from bulkformer.model._bulkformer_model import InferenceResult
 
-#: Excel's column limit: a wider gene table is written genes as rows.
+#: Excel's column limit (a model's ~20,000 genes do not fit in a row).
 EXCEL_MAX_COLUMNS = 16_384
+
+#: The one orientation rule of expression files, in words (README, Downloads page, sidecars).
+EXPRESSION_LAYOUT = ("Expression tables (CSV, TSV, Parquet) always run genes as rows and samples as "
+                     "columns, for every kind of values (filled, model, missing genes only): a model's "
+                     "~20,000 genes do not fit in a spreadsheet's 16,384 columns, and genes as rows is "
+                     "how count matrices are shared in R and Bioconductor. The row key `gene` is "
+                     "SYMBOL_ENSG… (e.g. TP53_ENSG00000141510); every other column is a sample. "
+                     "An .h5ad runs samples as rows (obs) and genes as columns (var), as AnnData does.")
 
 
 def embedding_frame(result: InferenceResult, *, column_names: Sequence[str] | None = None) -> pd.DataFrame:
@@ -58,29 +66,24 @@ def expression_frame(
     observed: np.ndarray,
     mode: str = "filled",
     symbols: Mapping[str, str] | None = None,
-    genes_as_rows: bool | None = None,
+    genes_as_rows: bool = True,
 ) -> pd.DataFrame:
     """Expression of one of the :data:`~bulkformer.choices.IMPUTE_MODE` as a table (log1p TPM).
 
-    Samples as rows with gene columns (named as in the module notes), or, when
-    ``genes_as_rows`` (default: when the genes would not fit in Excel's columns), genes as rows:
-    index ``ensembl_id``, column ``symbol``, then one column per sample.
+    Genes as rows (:data:`EXPRESSION_LAYOUT`, the same for every mode and every table format):
+    index ``gene`` (:func:`gene_labels`: ``SYMBOL_ENSG…``), one numeric column per sample
+    (columns named ``sample_id``). ``genes_as_rows=False`` gives the transpose (samples as rows),
+    for code that wants it; no file is written that way.
     """
     values, genes = expression_values(result, measured_values=measured_values, observed=observed, mode=mode)
-    if genes_as_rows is None:
-        genes_as_rows = too_wide_for_excel(len(genes))
-    if not genes_as_rows:
-        return pd.DataFrame(values, index=sample_index(result.sample_ids),
-                            columns=pd.Index(gene_labels(genes, symbols), name="gene"))
-    frame = pd.DataFrame(values.T, index=pd.Index(list(genes), name="ensembl_id"),
-                         columns=[str(s) for s in result.sample_ids])
-    frame.insert(0, "symbol", [(symbols or {}).get(g) or "" for g in genes])
-    return frame
+    frame = pd.DataFrame(values.T, index=pd.Index(gene_labels(genes, symbols), name="gene"),
+                         columns=pd.Index([str(s) for s in result.sample_ids], name="sample_id"))
+    return frame if genes_as_rows else frame.T
 
 
 def too_wide_for_excel(n_genes: int) -> bool:
     """Whether a samples-as-rows table of ``n_genes`` gene columns (plus the sample ID) would not
-    open in full in Excel."""
+    open in full in Excel (one reason expression tables run genes as rows)."""
     return n_genes + 1 > EXCEL_MAX_COLUMNS
 
 
@@ -117,10 +120,23 @@ def projection_frame(
 
 
 def gene_labels(gene_ids: Sequence[str], symbols: Mapping[str, str] | None = None) -> list[str]:
-    """Column names for genes: the Ensembl ID, or ``SYMBOL (ENSG…)`` where a symbol is known."""
+    """Names for genes in tables: ``SYMBOL_ENSG…`` where a symbol is known (``TP53_ENSG00000141510``),
+    else the Ensembl ID: unique (the Ensembl ID is always part of it), readable, and left as is
+    by R's ``check.names``, by spreadsheets and by pandas. The Ensembl ID is the text after the
+    last ``_``."""
     if symbols is None:
         return [str(g) for g in gene_ids]
-    return [f"{symbols[g]} ({g})" if symbols.get(g) else str(g) for g in gene_ids]
+    return [f"{symbols[g]}_{g}" if symbols.get(g) else str(g) for g in gene_ids]
+
+
+def unique_symbols(gene_ids: Sequence[str], symbols: Mapping[str, str] | None) -> list[str]:
+    """One symbol per gene, unique (so it can become ``var_names``): the symbol where only one
+    gene has it, else :func:`gene_labels`' ``SYMBOL_ENSG…``; the Ensembl ID where none is known."""
+    found = [(symbols or {}).get(g) or "" for g in gene_ids]
+    seen: dict[str, int] = {}
+    for symbol in found:
+        seen[symbol] = seen.get(symbol, 0) + 1
+    return [s if s and seen[s] == 1 else (f"{s}_{g}" if s else str(g)) for s, g in zip(found, gene_ids, strict=True)]
 
 
 def require_array(array: np.ndarray | None, what: str) -> np.ndarray:

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from bulkformer.fetch import zenodo as dl
 from bulkformer import paths
+from bulkformer.errors import DownloadError
 from bulkformer.fetch import _gdrive as drive
 from bulkformer.fetch import _registry as registry
-from bulkformer.errors import DownloadError
+from bulkformer.fetch import zenodo as dl
 from bulkformer.fetch._registry import PublishedModel
 
 if TYPE_CHECKING:  # jobs imports torch: only the app's download slot needs it

@@ -15,12 +15,12 @@ import pandas as pd
 
 from bulkformer import genes, io
 from bulkformer.choices import VALUE_TYPE
+from bulkformer.errors import InputError
 from bulkformer.inputs import _normalise as normalise
 from bulkformer.inputs._align import AlignedMatrix, align, require_enough_genes
-from bulkformer.errors import InputError
 from bulkformer.inputs._gene_lengths import UPSTREAM, GeneLengthTable, load_gene_lengths
-from bulkformer.io import DEFAULT_MAX_BYTES, Guess, Source
 from bulkformer.inputs._qc import QCReport, make_report
+from bulkformer.io import DEFAULT_MAX_BYTES, Guess, Source
 
 
 @dataclass(frozen=True)

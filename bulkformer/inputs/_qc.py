@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bulkformer.inputs._align import AlignedMatrix
 from bulkformer.genes import GeneMapping
+from bulkformer.inputs._align import AlignedMatrix
 
 #: Below this share of the model's genes, the input is mostly imputation: the QC report, the
 #: hold-out verdict and every output file carry :func:`low_coverage_warning`.

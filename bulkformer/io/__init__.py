@@ -15,6 +15,7 @@ RSEM, salmon), ``_excel``, ``_parquet``, ``_h5ad``, ``_table`` (:func:`read_tabl
 from __future__ import annotations
 
 from bulkformer.io._budget import (
+    ARROW_COLUMN_CELLS,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_CELLS,
     LABEL_CELLS,
@@ -28,6 +29,7 @@ from bulkformer.io._source import Source
 from bulkformer.io._table import read_table
 
 __all__ = [
+    "ARROW_COLUMN_CELLS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_CELLS",
     "LABEL_CELLS",

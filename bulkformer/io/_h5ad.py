@@ -6,6 +6,7 @@ import io
 from typing import BinaryIO
 
 import numpy as np
+import scipy.sparse
 
 from bulkformer.errors import InputError
 from bulkformer.io._budget import _check_budget, check_cells
@@ -32,6 +33,8 @@ def _read_h5ad(inp: _Input) -> RawTable:
     if matrix is None or adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"{inp.name} holds no expression matrix.",
                          hint="Store the values in X (samples × genes).")
+    if scipy.sparse.issparse(matrix):
+        _check_sparse(inp.name, matrix)
     dense = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
     try:
         values = np.asarray(dense, dtype=np.float32)
@@ -49,6 +52,39 @@ def _read_h5ad(inp: _Input) -> RawTable:
                     layout=Guess("genes_in_columns", "AnnData stores samples as observations "
                                                      "and genes as variables"),
                     value_hint=Guess("counts", "AnnData layers['counts']") if use_layer else None)
+
+
+def _check_sparse(name: str, matrix: scipy.sparse.spmatrix | scipy.sparse.sparray) -> None:
+    """Refuse a sparse matrix whose index arrays do not describe its shape (an index past the
+    end, ``indptr`` not rising, lengths that disagree), before scipy densifies it: its C++
+    code trusts them and writes out of bounds (signal 11 from a 3 × 3 matrix with a column
+    index of 10⁹)."""
+    try:
+        if isinstance(matrix, (scipy.sparse.csr_matrix, scipy.sparse.csc_matrix,
+                               scipy.sparse.csr_array, scipy.sparse.csc_array)):
+            _check_compressed(matrix)
+        if hasattr(matrix, "check_format"):
+            matrix.check_format(full_check=True)
+    except (ValueError, TypeError) as err:
+        raise InputError(f"{name}: the sparse expression matrix is damaged ({err}).",
+                         hint="Write it again with anndata's write_h5ad.") from err
+
+
+def _check_compressed(matrix: scipy.sparse.csr_matrix | scipy.sparse.csc_matrix) -> None:
+    """The CSR/CSC invariants, checked with numpy alone (never scipy's compiled code)."""
+    major, minor = matrix.shape if matrix.format == "csr" else matrix.shape[::-1]
+    indptr, indices = np.asarray(matrix.indptr), np.asarray(matrix.indices)
+    if indptr.ndim != 1 or len(indptr) != major + 1:
+        raise ValueError(f"indptr has {len(indptr)} entries for {major} "
+                         f"{'rows' if matrix.format == 'csr' else 'columns'}")
+    if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise ValueError("indptr does not rise from 0")
+    if indptr[-1] != len(indices) or len(indices) != len(np.asarray(matrix.data)):
+        raise ValueError(f"indptr ends at {indptr[-1]} but {len(indices)} indices and "
+                         f"{len(np.asarray(matrix.data))} values are stored")
+    if len(indices) and (indices.min() < 0 or indices.max() >= minor):
+        raise ValueError(f"an index ({int(indices.max())}) lies outside the {minor} "
+                         f"{'columns' if matrix.format == 'csr' else 'rows'}")
 
 
 def _check_h5ad_budget(name: str, readable: str | BinaryIO) -> None:

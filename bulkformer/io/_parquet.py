@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bulkformer.errors import InputError
-from bulkformer.io._budget import check_cells
+from bulkformer.io._budget import ARROW_COLUMN_CELLS, check_cells
 from bulkformer.io._raw import RawTable, _grid, _is_text
 from bulkformer.io._source import _Input
 
@@ -18,7 +18,7 @@ def _read_parquet(inp: _Input) -> RawTable:
     except (pa.ArrowException, OSError) as err:
         raise InputError(f"{inp.name} is not a readable Parquet file: {err}",
                          hint="Write it again with pandas.DataFrame.to_parquet.") from err
-    check_cells(inp.name, *shape)  # from the footer, before any value is decompressed
+    check_cells(inp.name, *shape, column_cells=ARROW_COLUMN_CELLS)  # from the footer, before any value is read
     try:
         table = file.read()
     except (pa.ArrowException, OSError) as err:

@@ -13,7 +13,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from bulkformer.errors import InputError
-from bulkformer.io._budget import _cells_cost, check_cells, max_cells
+from bulkformer.io._budget import (
+    ARROW_COLUMN_CELLS,
+    _cells_cost,
+    check_cells,
+    max_cells,
+)
 from bulkformer.io._raw import Guess, RawTable, _grid, _is_annotation, _lengths
 from bulkformer.io._source import _Input
 
@@ -59,6 +64,7 @@ def _sniff_text(inp: _Input, *, delimiter: str | None = None) -> _TextLayout:
     if not body:
         raise InputError(f"{inp.name} has no table in it, only comment lines.",
                          hint="Upload the file that holds the expression values.")
+    _check_header_width(inp.name, body[0], delimiter)
     if delimiter is None:
         delimiter = _sniff_delimiter(body, preferred="," if inp.suffix == ".csv" else "\t")
     rows = _split(body, delimiter)
@@ -78,6 +84,16 @@ def _sniff_text(inp: _Input, *, delimiter: str | None = None) -> _TextLayout:
         decimal = ","
     block_size = max(_BLOCK_BYTES, 4 * max(len(line.encode(encoding, "replace")) for line in body))
     return _TextLayout(encoding, delimiter, decimal, skip, tuple(header), block_size)
+
+
+def _check_header_width(name: str, header: str, delimiter: str | None) -> None:
+    """Refuse a header with more columns than the budget allows even for one row, before it is
+    split into Python strings (a 64 MB header line of ``a,a,a…`` is 32 million strings): the
+    separators are counted in the raw line, an upper bound on the columns."""
+    seps = (delimiter,) if delimiter else ("\t", ",", ";")
+    n_columns = 1 + max(header.count(d) for d in seps)
+    if _cells_cost(1, n_columns, column_cells=ARROW_COLUMN_CELLS) > max_cells():
+        check_cells(name, 1, n_columns, at_least=True, column_cells=ARROW_COLUMN_CELLS)
 
 
 def _sniff_delimiter(body: list[str], *, preferred: str) -> str:
@@ -168,14 +184,20 @@ def _check_text_budget(inp: _Input, n_columns: int) -> None:
     one byte, so content no longer than the budget passes at once; otherwise (large or
     gzipped files) lines are counted in one streaming pass, stopped once past the budget."""
     limit = max_cells()
+
+    def cost(rows: int) -> int:  # Arrow keeps ~9 KB of state per column, whatever the rows
+        return _cells_cost(rows, n_columns, column_cells=ARROW_COLUMN_CELLS)
+
     size = len(inp.source) if isinstance(inp.source, bytes) else inp.source.stat().st_size
-    if not inp.gzipped and _cells_cost(size, n_columns) <= limit:  # never more lines than bytes
+    if not inp.gzipped and cost(size) <= limit:  # never more lines than bytes
         return
     lines, chunk = 0, b"-"
     with inp.open() as stream:
-        while _cells_cost(lines, n_columns) <= limit and (chunk := stream.read(1 << 24)):
+        while cost(lines) <= limit and (chunk := stream.read(1 << 24)):
             lines += chunk.count(b"\n")
-    check_cells(inp.name, lines, n_columns, at_least=bool(chunk))
+    # a table has at least one data row: never "at least 0 rows" when the header alone is over
+    check_cells(inp.name, max(lines, 1), n_columns, at_least=bool(chunk),
+                column_cells=ARROW_COLUMN_CELLS)
 
 
 def _read_text(inp: _Input, *, delimiter: str | None = None) -> RawTable:

@@ -24,7 +24,12 @@ from bulkformer.inputs._pipeline import PreparedInput, prepare
 from bulkformer.io import Source
 from bulkformer.model._checkpoint import SavedModelInfo, save_pretrained
 from bulkformer.model._config import BulkFormerConfig
-from bulkformer.model._files import ModelParts, load_parts, parts_from_folder, parts_from_published
+from bulkformer.model._files import (
+    ModelParts,
+    load_parts,
+    parts_from_folder,
+    parts_from_published,
+)
 from bulkformer.model._graph import GeneGraph
 from bulkformer.model._inference import (
     BatchOutput,
@@ -37,7 +42,6 @@ from bulkformer.model._inference import (
 )
 from bulkformer.model._network import BulkFormer
 from bulkformer.model._run_options import Compile, RunOptions
-
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,7 @@ class BulkFormerModel:
         device: str = "auto",
         model_dir: Path | None = None,
         data_dir: Path | None = None,
-    ) -> "BulkFormerModel":
+    ) -> BulkFormerModel:
         """Load ``"demo"``, a published size (``"37M"`` … ``"147M"``, ``"v1"``), or a path.
 
         A path is either a folder saved by :meth:`save` or a published ``.pt`` checkpoint; for
@@ -157,7 +161,7 @@ class BulkFormerModel:
         return cls._from_parts(load_parts(spec, model_dir=model_dir, data_dir=data_dir), device=device)
 
     @classmethod
-    def from_folder(cls, folder: Path, *, device: str = "auto", is_demo: bool = False) -> "BulkFormerModel":
+    def from_folder(cls, folder: Path, *, device: str = "auto", is_demo: bool = False) -> BulkFormerModel:
         """A folder written by :meth:`save` (``model.safetensors`` + ``config.json`` + graph)."""
         return cls._from_parts(parts_from_folder(folder, is_demo=is_demo), device=device)
 
@@ -170,13 +174,13 @@ class BulkFormerModel:
         graph_names: tuple[str, str] | None = None,
         device: str = "auto",
         name: str | None = None,
-    ) -> "BulkFormerModel":
+    ) -> BulkFormerModel:
         """A published ``.pt`` state_dict plus ``bulkformer_gene_info.csv`` and a ``G_*.pt`` pair."""
         parts = parts_from_published(checkpoint, data_dir=data_dir, graph_names=graph_names, name=name)
         return cls._from_parts(parts, device=device)
 
     @classmethod
-    def _from_parts(cls, parts: ModelParts, *, device: str) -> "BulkFormerModel":
+    def _from_parts(cls, parts: ModelParts, *, device: str) -> BulkFormerModel:
         return cls(parts.network, parts.graph, parts.gene_ids, checksum=parts.checksum, source=parts.source,
                    is_demo=parts.is_demo, device=device, training=dict(parts.training),
                    gene_lengths=parts.gene_lengths, data_dir=parts.data_dir)

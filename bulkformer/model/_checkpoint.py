@@ -26,12 +26,12 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from bulkformer import paths
-from bulkformer.inputs import _gene_lengths as gene_lengths
 from bulkformer.errors import BulkFormerError, CheckpointError
+from bulkformer.fetch._registry import preset_name
+from bulkformer.inputs import _gene_lengths as gene_lengths
+from bulkformer.model._config import BulkFormerConfig
 from bulkformer.model._graph import GeneGraph
 from bulkformer.model._network import BulkFormer
-from bulkformer.fetch._registry import preset_name
-from bulkformer.model._config import BulkFormerConfig
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"

@@ -96,6 +96,6 @@ class BulkFormerConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BulkFormerConfig":
+    def from_dict(cls, data: dict[str, Any]) -> BulkFormerConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

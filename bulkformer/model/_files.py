@@ -17,7 +17,13 @@ import pandas as pd
 from bulkformer import paths
 from bulkformer.errors import CheckpointError
 from bulkformer.fetch._registry import GENE_INFO_NAME, MODELS, for_family
-from bulkformer.model._checkpoint import build_module, file_sha256, infer_config, read_pretrained, read_state_dict
+from bulkformer.model._checkpoint import (
+    build_module,
+    file_sha256,
+    infer_config,
+    read_pretrained,
+    read_state_dict,
+)
 from bulkformer.model._graph import GeneGraph, load_graph
 from bulkformer.model._network import BulkFormer
 

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from bulkformer.choices import AGGREGATION, COMPILE, PRECISION
 from bulkformer.errors import BulkFormerError
-from bulkformer.model._network import BulkFormer
 from bulkformer.model._config import BulkFormerConfig
 from bulkformer.model._layers import LayerRunner
-from bulkformer.choices import AGGREGATION, COMPILE, PRECISION
+from bulkformer.model._network import BulkFormer
 from bulkformer.model._run_options import RunOptions
 
 _HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

@@ -17,7 +17,6 @@ from torch_geometric.nn import GCNConv
 
 from bulkformer.model._config import MISSING
 
-
 LayerRunner = Callable[[nn.Module, Tensor], Tensor]
 """Runs one Performer layer on ``[batch, genes, dim]``; inference passes a compiled one."""
 

@@ -10,7 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from bulkformer.model._config import BulkFormerConfig
-from bulkformer.model._layers import MISSING, ExpressionEmbedding, GraphBlock, LayerRunner
+from bulkformer.model._layers import (
+    MISSING,
+    ExpressionEmbedding,
+    GraphBlock,
+    LayerRunner,
+)
 
 _EPS = 1e-8
 

@@ -15,7 +15,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bulkformer.choices import AGGREGATION, COMPILE, PRECISION, Aggregate, Compile, Precision
+from bulkformer.choices import (
+    AGGREGATION,
+    COMPILE,
+    PRECISION,
+    Aggregate,
+    Compile,
+    Precision,
+)
 from bulkformer.errors import BulkFormerError
 
 #: Fields that decide only how fast a run goes, not its numbers: left out of :meth:`RunOptions.key`.

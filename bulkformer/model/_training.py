@@ -26,14 +26,14 @@ import torch
 from torch import Tensor
 
 from bulkformer import __version__
-from bulkformer.model._checkpoint import check_model_folder
 from bulkformer.errors import BulkFormerError
 from bulkformer.inputs._gene_lengths import UPSTREAM
+from bulkformer.model import MISSING, BulkFormer, BulkFormerConfig
+from bulkformer.model._bulkformer_model import BulkFormerModel
+from bulkformer.model._checkpoint import check_model_folder
 from bulkformer.model._graph import GeneGraph, build_coexpression_graph
 from bulkformer.model._inference import choose_device
 from bulkformer.model._masking import hidden_count
-from bulkformer.model import MISSING, BulkFormer, BulkFormerConfig
-from bulkformer.model._bulkformer_model import BulkFormerModel
 
 
 class Cohort(Protocol):
@@ -42,6 +42,63 @@ class Cohort(Protocol):
     values: np.ndarray
     sample_ids: tuple[str, ...]
     gene_ids: tuple[str, ...]
+
+
+#: The highest learning rate accepted: AdamW's steps are ~lr per weight, and beyond 10 the
+#: first step already throws every weight far out of the range the network works in.
+MAX_LR = 10.0
+#: Neighbours per gene in a co-expression graph: the published graphs use 20; every gene's
+#: k edges are held in memory and on every GCN step.
+MAX_GRAPH_K = 1_000
+#: Seeds as numpy and torch both take them.
+MAX_SEED = 2**32 - 1
+#: What training holds per parameter: the weight, its gradient and AdamW's two moments (float32).
+_TRAINING_BYTES_PER_PARAMETER = 16
+
+
+def training_memory_bytes(architecture: BulkFormerConfig, *, batch_size: int) -> int:
+    """A lower bound on what training ``architecture`` needs, from its shape alone (nothing is
+    built): parameters ≈ 5·genes·dim + 13·layers·dim² + 25·dim² (fitted to the network's
+    count within 10 %), 16 bytes each, plus one batch's activations (4 bytes × genes × dim
+    per layer and sample)."""
+    dim, genes = architecture.dim, architecture.n_genes
+    layers = architecture.p_repeat * architecture.gb_repeat
+    parameters = 5 * genes * dim + 13 * layers * dim * dim + 25 * dim * dim
+    activations = 4 * batch_size * genes * dim * (layers + 2)
+    return parameters * _TRAINING_BYTES_PER_PARAMETER + activations
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the system can still hand out (Linux ``MemAvailable``), or ``None`` if unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_trainable(architecture: BulkFormerConfig, config: TrainingConfig, *,
+                    device: torch.device | None = None) -> None:
+    """Refuse, before anything is built, a shape whose training cannot fit in memory (a
+    ``--layers 100000000`` ran for minutes and died in a traceback)."""
+    need = training_memory_bytes(architecture, batch_size=config.batch_size)
+    if device is not None and device.type == "cuda":
+        have: int | None = torch.cuda.mem_get_info(device)[0]
+    else:
+        have = available_memory_bytes()
+    if have is not None and need > have:
+        raise BulkFormerError(
+            f"Training a model of width {architecture.dim:,} with "
+            f"{architecture.p_repeat * architecture.gb_repeat:,} layers on {architecture.n_genes:,} "
+            f"genes needs at least {need / 1e9:,.1f} GB of memory; {have / 1e9:,.1f} GB are free.",
+            hint="Choose a smaller --dim or --layers (for example --dim 32 --layers 2), a smaller "
+                 "--batch-size, or a published --size.")
 
 
 @dataclass(frozen=True)
@@ -78,6 +135,37 @@ class TrainingConfig:
     graph_k: int = 20
     seed: int = 0
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        """Refuse settings that would fail only after minutes of work, or that train nothing:
+        a learning rate of NaN, inf or ≤ 0 turns every weight into NaN."""
+        problems = []
+        for name in ("lr", "weight_decay", "grad_clip", "mask_fraction", "panel_fraction", "val_fraction"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                problems.append(f"{name} must be a finite number, not {value!r}")
+        if not problems:
+            if self.lr <= 0:
+                problems.append(f"the learning rate must be above 0, not {self.lr:g}")
+            if self.lr > MAX_LR:
+                problems.append(f"a learning rate of {self.lr:g} makes every weight NaN (at most {MAX_LR:g})")
+            if self.weight_decay < 0 or self.grad_clip <= 0:
+                problems.append("weight_decay must be ≥ 0 and grad_clip > 0")
+            if not 0 < self.mask_fraction < 1:
+                problems.append(f"mask_fraction must lie between 0 and 1, not {self.mask_fraction:g}")
+            if not 0 <= self.panel_fraction <= 1 or not 0 <= self.val_fraction < 1:
+                problems.append("panel_fraction must lie in [0, 1] and val_fraction in [0, 1)")
+        if self.batch_size < 1 or min(self.epochs, self.warmup_steps) < 0:  # 0 epochs: the untrained model
+            problems.append("batch_size must be at least 1, epochs and warmup_steps at least 0")
+        if not 1 <= self.graph_k <= MAX_GRAPH_K:
+            problems.append(f"graph_k must lie between 1 and {MAX_GRAPH_K:,} neighbours per gene, "
+                            f"not {self.graph_k:,}")
+        if not 0 <= self.seed <= MAX_SEED:
+            problems.append(f"the seed must lie between 0 and {MAX_SEED:,}, not {self.seed:,}")
+        if problems:
+            raise BulkFormerError(f"Cannot train with these settings: {'; '.join(problems)}.",
+                                  hint="Leave the options out for the defaults (learning rate 1e-3, "
+                                       "graph_k 20, seed 0).")
 
 
 @dataclass(frozen=True)
@@ -180,9 +268,11 @@ def train(
     gene_ids = tuple(cohort.gene_ids)
     n_genes = _check_cohort(values, gene_ids, start_from=start_from, architecture=architecture)
 
+    device = choose_device(config.device)
+    if architecture is not None:
+        check_trainable(architecture, config, device=device)
     torch.manual_seed(config.seed)
     val_idx, train_idx = _split(values.shape[0], config)
-    device = choose_device(config.device)
     run = _start_run(values[train_idx], start_from=start_from, architecture=architecture, config=config,
                      device=device)
     state_file = state_path_for(output_dir)
@@ -197,6 +287,7 @@ def train(
         train_loss = _train_epoch(run, adjacency, values, train_idx, config, device=device, progress=progress)
         val_loss, val_pcc = _evaluate(run.network, adjacency, val_x, val_masked, val_hidden, config.batch_size)
         report = EpochReport(epoch + 1, run.step, train_loss, val_loss, val_pcc, time.perf_counter() - began)
+        _check_finite(run, report)
         run.history.append(report)
         run.epoch = epoch + 1
         _save_state(state_file, run)
@@ -259,9 +350,34 @@ def _train_epoch(run: _Run, adjacency: Tensor, values: np.ndarray, train_idx: np
         x = torch.from_numpy(values[epoch_order[start : start + config.batch_size]]).to(device)
         losses.append(_optimiser_step(run, adjacency, x, config))
         run.step += 1
+        if not math.isfinite(losses[-1]):
+            raise _diverged(run, config, f"the loss of step {run.step} is {losses[-1]}")
         if progress is not None:
             progress(StepProgress(run.epoch + 1, config.epochs, run.step, run.total_steps, losses[-1]))
     return float(np.mean(losses))
+
+
+class TrainingDiverged(BulkFormerError):
+    """Training produced a non-finite loss or weight: it stopped, and nothing was saved."""
+
+
+def _diverged(run: _Run, config: TrainingConfig, what: str) -> TrainingDiverged:
+    return TrainingDiverged(
+        f"Training stopped in epoch {run.epoch + 1}: {what}, so the weights are no longer numbers. "
+        f"Nothing was saved.",
+        hint=f"Train again with a lower learning rate than {config.lr:g} (--lr; the default is "
+             f"1e-3) and --restart, so the run does not resume from the last saved epoch.")
+
+
+def _check_finite(run: _Run, report: EpochReport) -> None:
+    """Stop before an epoch whose weights are not all finite is kept (the last step's update
+    can turn them NaN after its loss was computed)."""
+    if not math.isfinite(report.train_loss) or not all(
+            bool(torch.isfinite(p).all()) for p in run.network.parameters()):
+        raise TrainingDiverged(
+            f"Training stopped after epoch {report.epoch}: its weights are no longer finite "
+            f"numbers. Nothing was saved.",
+            hint="Train again with a lower learning rate (--lr; the default is 1e-3) and --restart.")
 
 
 def _check_cohort(values: np.ndarray, gene_ids: tuple[str, ...], *, start_from: BulkFormerModel | None,

@@ -42,8 +42,8 @@ def test_separation_benchmark_scores_the_groups_as_the_app_does(monkeypatch: pyt
     from sklearn.metrics import silhouette_score
 
     import bulkformer.analysis._benchmark as evaluate
-    from bulkformer.model import MISSING
     from bulkformer.analysis._projection import project
+    from bulkformer.model import MISSING
 
     rng = np.random.default_rng(0)
     labels = np.repeat(["liver", "brain", "lung"], 10)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bulkformer.errors import BulkFormerError
 from bulkformer.analysis._holdout import hide_measured, score_imputation
+from bulkformer.errors import BulkFormerError
 
 
 def _cohort(n: int = 6, genes: int = 40, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -20,14 +20,7 @@ from bulkformer.errors import InputError
 N = 100  # ≥ REPEATS_BELOW: plain 5-fold, the cheapest honest plan
 PERMUTATIONS = 29  # p-value floor 1/30 ≈ 0.033 < 0.05
 
-
-@pytest.fixture(autouse=True)
-def small_grids(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two settings per hyperparameter instead of four or five: the same nested search, 5× fewer fits."""
-    monkeypatch.setattr(predict.models, "C_GRID", (0.1, 1.0))
-    monkeypatch.setattr(predict.models, "RIDGE_GRID", (10.0, 1.0))
-    monkeypatch.setattr(predict.models, "COX_GRID", (1.0, 0.1))
-    monkeypatch.setattr(predict.models, "PCA_GRID", (2, 5))
+pytestmark = pytest.mark.usefixtures("small_grids")
 
 
 def cohort(n: int = N, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

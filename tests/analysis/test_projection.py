@@ -11,8 +11,8 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from bulkformer.errors import BulkFormerError
 from bulkformer.analysis._projection import cluster, project
+from bulkformer.errors import BulkFormerError
 
 
 def _blobs(n_per_group: int = 25, groups: int = 3, dim: int = 32, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -40,3 +40,17 @@ def test_no_full_garbage_collection_after_every_script_run(where: str, tmp_path:
     is a full ``gc.collect()`` after every run: ~0.25 s holding the GIL over the server's
     objects, so 4 sessions' panels starved their jobs (17-50x slower runs, issue 14)."""
     assert served_option("runner.postScriptGC", cwd=ROOT if where == "checkout" else tmp_path) is False
+
+
+def test_the_readme_states_the_upload_limit_the_server_is_given() -> None:
+    """One number, one home (issue #28): the app's upload limit is ``server.maxUploadSize`` in
+    .streamlit/config.toml (the upload box reads it); the README must quote that number."""
+    import re
+    import tomllib
+
+    limit_mb = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
+    readme = (ROOT / "README.md").read_text()
+    quoted = re.search(r"an upload of at most ([\d,]+) MB", readme)
+    assert quoted, "README no longer states the app's upload limit"
+    assert int(quoted.group(1).replace(",", "")) == limit_mb
+    assert "`server.maxUploadSize`" in readme

@@ -17,10 +17,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bulkformer.model import _bulkformer_model as wrapper
 from bulkformer.cli import app
 from bulkformer.fetch.zenodo import verify_file
 from bulkformer.genes import load_annotation
+from bulkformer.model import _bulkformer_model as wrapper
 from bulkformer.model._bulkformer_model import BulkFormerModel
 from tests.conftest import random_graph, tiny_network
 
@@ -117,11 +117,13 @@ def test_expression_imputation_every_format(setup: dict, tmp_path: Path, ext: st
     expected = np.where(aligned.observed[None, :], aligned.values, model)  # independent of export's code
     assert (expected != model).any()
     genes = list(setup["model"].gene_ids)
-    if ext in (".csv", ".parquet"):
+    if ext in (".csv", ".parquet"):  # genes as rows, the Ensembl ID after the last "_"
         frame = _read_table(output)
-        assert list(frame.index) == SAMPLES
-        assert [c.rsplit("(", 1)[-1].rstrip(")") for c in frame.columns] == genes  # SYMBOL (ENSG…)
-        got = frame.to_numpy()
+        assert list(frame.columns) == SAMPLES and frame.index.name == "gene"
+        assert [g.rsplit("_", 1)[-1] for g in frame.index] == genes  # SYMBOL_ENSG…
+        symbols = load_annotation().symbols_of(genes)
+        assert frame.index[0] == (f"{symbols[genes[0]]}_{genes[0]}" if symbols.get(genes[0]) else genes[0])
+        got = frame.to_numpy().T
     elif ext == ".npy":
         got = np.load(output)
         assert list(pd.read_csv(tmp_path / "imputed.genes.csv")["gene_id"]) == genes
@@ -150,7 +152,7 @@ def test_impute_mode_model_and_missing(setup: dict, tmp_path: Path, mode: str, e
     model = _expected(setup, embed=False).imputed
     unmeasured = ~setup["aligned"].observed
     if mode == "model":
-        np.testing.assert_allclose(_read_table(output).to_numpy(), model, atol=1e-6, rtol=0)
+        np.testing.assert_allclose(_read_table(output).to_numpy().T, model, atol=1e-6, rtol=0)
     else:
         np.testing.assert_allclose(np.load(output), model[:, unmeasured], atol=1e-6, rtol=0)
         genes = np.asarray(setup["model"].gene_ids)[unmeasured]
@@ -176,10 +178,12 @@ def test_gene_level_with_gene_list(setup: dict, tmp_path: Path, ext: str) -> Non
         saved = torch.load(output, weights_only=True)
         assert saved["gene_ids"] == chosen
         got = saved["gene_embedding"].numpy()
-    else:
+    else:  # one row per (sample, gene), as the long table
         adata = anndata.read_h5ad(output)
         assert list(adata.uns["bulkformer"]["gene_embedding_ids"]) == chosen
-        got = adata.obsm["X_bulkformer_genes"]
+        assert list(adata.obs["sample_id"]) == [s for s in SAMPLES for _ in chosen]
+        assert list(adata.obs["gene_id"]) == chosen * N_SAMPLES and not adata.layers
+        got = adata.X.reshape(N_SAMPLES, len(chosen), -1)
     assert got.shape == expected.shape and got.shape[:2] == (N_SAMPLES, 3)
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
 
@@ -191,7 +195,7 @@ def test_gene_list_restricts_pooling_and_imputation(setup: dict, tmp_path: Path)
     np.testing.assert_allclose(_read_table(tmp_path / "e.csv").to_numpy(), expected, atol=1e-6, rtol=0)
     result = _extract(setup, tmp_path / "i.csv", "--type", "expression_imputation", "--genes", genes_file)
     assert result.exit_code == 0, result.output
-    assert [c.rsplit("(", 1)[-1].rstrip(")") for c in _read_table(tmp_path / "i.csv").columns] == setup["chosen"]
+    assert [g.rsplit("_", 1)[-1] for g in _read_table(tmp_path / "i.csv").index] == setup["chosen"]
 
 
 def test_gene_level_all_genes_streams_to_npy_only(setup: dict, tmp_path: Path) -> None:
@@ -206,7 +210,9 @@ def test_gene_level_all_genes_streams_to_npy_only(setup: dict, tmp_path: Path) -
     assert got.shape == expected.shape and got.shape[:2] == (N_SAMPLES, 150)
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
     assert list(pd.read_csv(tmp_path / "all.genes.csv")["gene_id"]) == list(model.gene_ids)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.genes.csv", "all.npy", "all.samples.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.genes.csv", "all.npy", "all.npy.report.md",
+                                                          "all.samples.csv"]
+    assert "per-gene embeddings" in (tmp_path / "all.npy.report.md").read_text()
 
 
 def test_interrupted_run_leaves_no_output(setup: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,7 +241,8 @@ def test_metadata_value_type_and_demo_warning(setup: dict, tmp_path: Path) -> No
     assert list(adata.obs["tissue"]) == list("aabbc")
     assert adata.uns["bulkformer"]["is_demo"] == 1
     result = _extract(setup, tmp_path / "e.csv", "--metadata", str(root / "sheet.csv"))
-    assert list(_read_table(tmp_path / "e.csv")["tissue"]) == list("aabbc")
+    assert result.exit_code == 0, result.output
+    assert "tissue" not in _read_table(tmp_path / "e.csv").columns  # the sheet stays out of result tables
 
 
 def test_user_errors_are_clean(setup: dict, tmp_path: Path) -> None:
@@ -256,8 +263,9 @@ def test_verify_passes_on_a_good_model(setup: dict, tmp_path: Path) -> None:
     data.mkdir()
     (data / "G_tcga.pt").write_bytes(b"graph")
     (data / "checksums.json").write_text(json.dumps({"G_tcga.pt": "5f47a0e7be6d2b1ab2f5bd6b8e0f0f32"}))
+    (tmp_path / "models").mkdir()  # an empty model folder is fine; a missing one is a problem of its own
     result = runner.invoke(app, ["verify", "--model", str(setup["root"] / "model"),
-                                 "--model-dir", str(tmp_path / "none"), "--data-dir", str(data)])
+                                 "--model-dir", str(tmp_path / "models"), "--data-dir", str(data)])
     assert "torch-geometric" in result.output and "performer-pytorch" in result.output
     assert "forward pass" in result.output and "OK" in result.output
     # The recorded md5 is wrong on purpose: the only problem is that file.
@@ -265,7 +273,7 @@ def test_verify_passes_on_a_good_model(setup: dict, tmp_path: Path) -> None:
     assert "1. " in result.output and "G_tcga.pt is damaged" in result.output and "2. " not in result.output
     (data / "checksums.json").write_text(json.dumps({"G_tcga.pt": _md5(data / "G_tcga.pt")}))
     result = runner.invoke(app, ["verify", "--model", str(setup["root"] / "model"),
-                                 "--model-dir", str(tmp_path / "none"), "--data-dir", str(data)])
+                                 "--model-dir", str(tmp_path / "models"), "--data-dir", str(data)])
     assert result.exit_code == 0, result.output
     assert "All checks passed" in result.output and "md5 OK" in result.output
 
@@ -334,12 +342,39 @@ def test_esm2_is_refused_clearly_when_missing_or_not_gene_level(setup: dict, tmp
     assert not (tmp_path / "g.npy").exists() and not (tmp_path / "e.csv").exists()
 
 
-def test_demo_model_csv_opens_with_the_demo_notice(setup: dict, tmp_path: Path) -> None:
+def test_demo_model_csv_is_plain_and_its_sidecar_says_demo(setup: dict, tmp_path: Path) -> None:
+    """The CSV is a header and data rows, read with the call users type; the notes are in the
+    run-report sidecar beside it, and the CLI warns."""
     root = setup["root"]
     result = runner.invoke(app, ["extract", str(root / "counts.csv"), str(tmp_path / "i.csv"), "--model",
                                  str(root / "demo_model"), "--type", "expression_imputation", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    first = (tmp_path / "i.csv").read_text().splitlines()[0]
-    assert first.startswith("# DEMO model trained on SIMULATED data") and "Get the published model" in first
-    back = pd.read_csv(tmp_path / "i.csv", comment="#", index_col=0)
-    assert list(back.index) == SAMPLES and back.shape[1] == 150
+    assert "DEMO model" in result.output and "i.csv.report.md" in result.output
+    assert not (tmp_path / "i.csv").read_text().startswith("#")
+    back = pd.read_csv(tmp_path / "i.csv", index_col=0)
+    assert list(back.columns) == SAMPLES and back.shape[0] == 150
+    assert all(dtype.kind == "f" for dtype in back.dtypes)
+    report = (tmp_path / "i.csv.report.md").read_text()
+    assert "DEMO model trained on SIMULATED data" in report and "log1p TPM" in report
+    assert "genes as rows" in report and "Weights checksum" in report
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv", ".parquet", ".h5ad", ".npy", ".pt"])
+def test_every_output_has_its_run_report_beside_it(setup: dict, tmp_path: Path, ext: str) -> None:
+    result = _extract(setup, tmp_path / f"e{ext}")
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / f"e{ext}.report.md").read_text()
+    assert report.startswith(f"# e{ext}") and "## Model" in report and "sample embeddings" in report
+
+
+def test_embeddings_h5ad_works_with_scanpys_defaults(setup: dict, tmp_path: Path) -> None:
+    """X holds the embeddings (emb_* var names), so scanpy's defaults work; use_rep is named."""
+    sc = pytest.importorskip("scanpy")
+    result = _extract(setup, tmp_path / "e.h5ad", "--metadata", str(setup["root"] / "sheet.csv"))
+    assert result.exit_code == 0, result.output
+    assert "use_rep='X_bulkformer'" in result.output.replace("\n", "")
+    adata = anndata.read_h5ad(tmp_path / "e.h5ad")
+    assert adata.X is not None and list(adata.var_names[:2]) == ["emb_0", "emb_1"] and not adata.layers
+    np.testing.assert_array_equal(adata.X, adata.obsm["X_bulkformer"])
+    sc.pp.neighbors(adata, n_neighbors=3)
+    assert adata.obsp["connectivities"].shape == (N_SAMPLES, N_SAMPLES)

@@ -61,7 +61,8 @@ def test_a_long_legal_output_name_works(root: Path, tmp_path: Path) -> None:
     result = _extract(root, output)
     assert result.exit_code == 0, result.output
     assert pd.read_csv(output, comment="#", index_col=0).shape[0] == len(SAMPLES)
-    assert [p.name for p in tmp_path.iterdir()] == [output.name]  # no temporary file left
+    report = "a" * 245 + ".report.md"  # its run report, the name shortened to 255 bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([output.name, report])  # no temporary file left
     # a .npy's sample and gene lists are named after it: over 255 bytes, refused up front
     result = _extract(root, tmp_path / ("b" * 246 + ".npy"))
     assert result.exit_code == 1 and "at most 255 bytes" in result.output and "shorter" in result.output
@@ -118,3 +119,64 @@ def test_holdout_output_that_is_its_input_is_refused(root: Path, tmp_path: Path)
     result = _run("holdout", str(copy), "--output", str(copy), "--model", str(root / "model"), "--device", "cpu")
     assert result.exit_code == 1 and "would overwrite your data" in result.output
     assert copy.read_bytes() == (root / "counts.csv").read_bytes()
+
+
+# --- second round (issue #28): no traceback from any option; outputs checked before any work ---
+
+def _train(root: Path, output: Path, *args: str) -> object:
+    return _run("train", str(root / "counts.csv"), str(output), "--epochs", "1", "--dim", "16",
+                "--layers", "1", "--batch-size", "2", "--device", "cpu", "--graph-k", "3", *args)
+
+
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("--lr", "nan", "finite number"),
+    ("--lr", "inf", "finite number"),
+    ("--lr", "-1", "above 0"),
+    ("--lr", "0", "above 0"),
+    ("--graph-k", "100000000", "graph_k must lie between"),
+    ("--dim", "1000000000", "GB of memory"),
+    ("--layers", "100000000", "GB of memory"),
+])
+def test_train_refuses_impossible_settings_before_reading_the_input(
+        root: Path, tmp_path: Path, option: str, value: str, says: str) -> None:
+    result = _train(root, tmp_path / "m", option, value)
+    assert result.exit_code == 1, result.output
+    assert says in result.output
+    assert "QC" not in result.output and "Saved" not in result.output  # no input read, nothing saved
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["holdout", "train", "predict"])
+def test_negative_seeds_are_a_usage_error(root: Path, tmp_path: Path, command: str) -> None:
+    args = {"holdout": ["holdout", str(root / "counts.csv")],
+            "train": ["train", str(root / "counts.csv"), str(tmp_path / "m")],
+            "predict": ["predict", str(root / "counts.csv"), str(root / "counts.csv"),
+                        "--column", "x"]}[command]
+    result = _run(*args, "--seed", "-1")
+    assert result.exit_code == 2 and "seed" in result.output
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_model_loads(root: Path) -> None:
+    """/proc/1 is a folder no one can create files in, root included (os.access says yes to root)."""
+    result = _extract(root, Path("/proc/1/nope.csv"))
+    assert result.exit_code == 1 and "not writable" in result.output
+    assert "Model:" not in result.output  # refused before the model was loaded
+    result = _run("holdout", str(root / "counts.csv"), "--output", "/proc/1/x.csv",
+                  "--model", str(root / "model"), "--device", "cpu")
+    assert result.exit_code == 1 and "not writable" in result.output and "Model:" not in result.output
+    result = _run("train", str(root / "counts.csv"), "/proc/1/m", "--epochs", "1", "--device", "cpu")
+    assert result.exit_code == 1 and "not writable" in result.output and "QC" not in result.output
+
+
+def test_outputs_in_missing_folders_are_made(root: Path, tmp_path: Path) -> None:
+    output = tmp_path / "missing" / "deeper" / "o.csv"
+    result = _extract(root, output)
+    assert result.exit_code == 0, result.output
+    assert output.is_file()
+
+
+@pytest.mark.parametrize("option", ["--model-dir", "--data-dir"])
+def test_verify_says_a_missing_folder_is_missing(tmp_path: Path, option: str) -> None:
+    result = _run("verify", option, str(tmp_path / "nonexistent"))
+    assert result.exit_code == 1
+    assert "does not exist" in result.output and "All checks passed" not in result.output

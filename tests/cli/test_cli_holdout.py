@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
+from bulkformer.analysis._holdout import GENE_MEAN, KNN, MODEL, TABLE_COLUMNS
 from bulkformer.cli import app
 from bulkformer.genes import load_annotation
-from bulkformer.analysis._holdout import GENE_MEAN, KNN, MODEL, TABLE_COLUMNS
 from bulkformer.model._bulkformer_model import BulkFormerModel
 from tests.conftest import random_graph, tiny_network
 
@@ -41,7 +41,9 @@ def test_holdout_prints_the_table_and_verdict_and_saves_it(tmp_path: Path) -> No
     for text in (MODEL, GENE_MEAN, KNN, "Pearson r", "Verdict:", "DEMO model", "SIMULATED"):
         assert text in result.output, text
     lines = output.read_text().splitlines()
-    assert lines[0].startswith("# DEMO model") and any(line.startswith("# Verdict:") for line in lines)
+    assert not any(line.startswith("#") for line in lines)  # a plain table; the notes are beside it
+    report = output.with_name(output.name + ".report.md").read_text()
+    assert "DEMO model" in report and "Verdict:" in report
     back = pd.read_csv(output, comment="#", keep_default_na=False, na_values=[""])
     assert tuple(back.columns) == TABLE_COLUMNS
     assert set(back["method"]) == {MODEL, GENE_MEAN, KNN}

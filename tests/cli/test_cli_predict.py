@@ -83,7 +83,8 @@ def test_predict_prints_the_api_table_and_verdict_and_saves_folds_and_prediction
     back = pd.read_csv(folds, comment="#")
     assert len(back) == 5 * 3 and set(back["features"]) == set(predict.FEATURE_SETS)
     np.testing.assert_allclose(back["balanced_accuracy"], expected.folds["balanced_accuracy"])
-    assert folds.read_text().startswith("# DEMO model")
+    assert not folds.read_text().startswith("#")  # a plain table; the notes are in the report beside it
+    assert "DEMO model" in folds.with_name(folds.name + ".report.md").read_text()
     saved = pd.read_csv(preds, comment="#")
     fresh = saved[saved["how"] == "model fitted on all labelled samples"]
     assert list(fresh["sample_id"]) == [f"S{i:03d}" for i in range(N_UNLABELLED)]

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from bulkformer import export
+from bulkformer.analysis._projection import Projection
 from bulkformer.errors import BulkFormerError
 from bulkformer.export import (
     RunFacts,
@@ -25,7 +26,6 @@ from bulkformer.export import (
     to_bytes,
     write_output,
 )
-from bulkformer.analysis._projection import Projection
 from bulkformer.model._bulkformer_model import InferenceResult
 
 GENES = ("ENSG00000141510", "ENSG00000012048", "ENSG00000146648")
@@ -58,11 +58,13 @@ def test_frames_have_sample_ids_as_row_key() -> None:
     measured = np.array([[1.0, -10.0, -10.0], [2.0, -10.0, -10.0]], dtype=np.float32)
     observed = np.array([True, False, False])
     imputed = expression_frame(result, measured_values=measured, observed=observed, mode="model", symbols=SYMBOLS)
-    assert list(imputed.columns) == ["TP53 (ENSG00000141510)", "BRCA1 (ENSG00000012048)", "ENSG00000146648"]
-    np.testing.assert_array_equal(imputed.to_numpy(), result.imputed)
+    # expression runs genes as rows in every mode: row key SYMBOL_ENSG…, one column per sample
+    assert list(imputed.index) == ["TP53_ENSG00000141510", "BRCA1_ENSG00000012048", "ENSG00000146648"]
+    assert imputed.index.name == "gene" and list(imputed.columns) == ["s1", "s2"]
+    np.testing.assert_array_equal(imputed.to_numpy(), result.imputed.T)
     missing = expression_frame(result, measured_values=measured, observed=observed, mode="missing")
-    assert list(missing.columns) == list(GENES[1:])
-    np.testing.assert_array_equal(missing.to_numpy(), result.imputed[:, 1:])
+    assert list(missing.index) == list(GENES[1:]) and list(missing.columns) == ["s1", "s2"]
+    np.testing.assert_array_equal(missing.to_numpy(), result.imputed[:, 1:].T)
     long = gene_embedding_frame(result)
     assert list(long.columns[:2]) == ["sample_id", "gene_id"] and len(long) == 4
     assert list(long["gene_id"]) == [GENES[0], GENES[1]] * 2
@@ -121,7 +123,8 @@ def test_to_anndata_contents(tmp_path: Path) -> None:
     result = _result()
     observed_values = np.array([[1.0, -10.0, 2.0], [3.0, -10.0, 0.0]], dtype=np.float32)
     observed = np.array([True, False, True])
-    sheet = pd.DataFrame({"tissue": ["liver", None], "mixed": [1, "two"]}, index=pd.Index(["s1", "s2"]))
+    sheet = pd.DataFrame({"tissue": ["liver", None], "mixed": [1, "two"], "is_outlier": [True, False],
+                          "flag": pd.array([True, None], dtype="boolean")}, index=pd.Index(["s1", "s2"]))
     projection = Projection(np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32), "umap", "")
     adata = to_anndata(result, measured_values=observed_values, observed=observed, metadata=sheet,
                        projection=projection, symbols=SYMBOLS, facts=_facts(is_demo=True))
@@ -142,7 +145,10 @@ def test_to_anndata_contents(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.obsm["X_bulkformer"], result.sample_embedding)
     np.testing.assert_array_equal(back.obsm["X_umap"], projection.coords)
     assert back.obsm["X_bulkformer_genes"].shape == (2, 2, 4)
-    assert list(back.var["symbol"]) == ["TP53", "BRCA1", ""] and list(back.var["measured"]) == [True, False, True]
+    assert list(back.var["symbol"]) == ["TP53", "BRCA1", "ENSG00000146648"]  # unique: usable as var_names
+    assert list(back.var["measured"]) == [True, False, True]
+    assert back.obs["is_outlier"].dtype == bool and (back.obs["is_outlier"] == True).sum() == 1
+    assert back.obs["flag"].iloc[0] == True and pd.isna(back.obs["flag"].iloc[1])
     assert back.var["measured"].dtype == bool
     assert back.obs.loc["s1", "tissue"] == "liver" and list(back.obs["mixed"]) == ["1", "two"]
     uns = back.uns["bulkformer"]
@@ -185,7 +191,9 @@ def test_no_partial_file_when_writing_fails(tmp_path: Path, monkeypatch: pytest.
         Path(path).write_bytes(b"PAR1")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", interrupted)
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(pq, "write_table", lambda table, path, *a, **k: interrupted(None, path))
     with pytest.raises(KeyboardInterrupt):
         write_output(embedding_frame(_result()), tmp_path / "emb.parquet")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.csv"]
@@ -241,7 +249,13 @@ def test_filled_keeps_measured_values_and_modes_differ() -> None:
         export.expression_values(result, measured_values=measured, observed=observed, mode="imputed")
 
 
-def test_twenty_thousand_genes_are_written_as_rows_and_read_back(tmp_path: Path) -> None:
+def test_expression_csv_is_plain_genes_as_rows_with_notes_beside_it(tmp_path: Path) -> None:
+    """20,000 genes: the CSV is a header and data rows, read with the calls users type; the notes
+    (demo, low coverage) and the layout go into the sidecar and Parquet's metadata."""
+    import json
+
+    import pyarrow.parquet as pq
+
     rng = np.random.default_rng(2)
     genes = tuple(f"ENSG{i:011d}" for i in range(20_000))
     model = rng.random((3, 20_000)).astype(np.float32)
@@ -249,22 +263,81 @@ def test_twenty_thousand_genes_are_written_as_rows_and_read_back(tmp_path: Path)
     measured = np.full((3, 20_000), -10.0, dtype=np.float32)
     measured[:, :500] = 7.0
     observed = np.arange(20_000) < 500
-    frame = expression_frame(result, measured_values=measured, observed=observed, symbols={genes[0]: "TP53"})
     notes = export.file_notes(is_demo=True, n_measured=500, n_model_genes=20_000)
-    write_output(frame, tmp_path / "filled.csv", notes=notes)
-    lines = (tmp_path / "filled.csv").read_text().splitlines()
-    assert lines[0].startswith("# DEMO model trained on SIMULATED data") and lines[1].startswith("# Low coverage")
-    back = pd.read_csv(tmp_path / "filled.csv", comment="#", index_col=0, keep_default_na=False)
-    assert back.shape == (20_000, 4) and back.index.name == "ensembl_id"
-    assert list(back.columns) == ["symbol", "a", "b", "c"]  # fits Excel's 16,384 columns
-    assert back.loc[genes[0], "symbol"] == "TP53" and back.loc[genes[1], "symbol"] == ""
-    assert list(back.index) == list(genes)
-    np.testing.assert_allclose(back.loc[list(genes[:500]), ["a", "b", "c"]].to_numpy(), 7.0)
-    np.testing.assert_allclose(back[["a", "b", "c"]].to_numpy()[500:], model.T[500:], rtol=1e-6)
-    small = expression_frame(_result(), measured_values=np.zeros((2, 3)), observed=np.ones(3, bool))
-    assert small.index.name == "sample_id"  # 3 genes: samples as rows, as before
-    parquet = pd.read_parquet(io.BytesIO(to_bytes(small, "parquet", notes=notes)))
-    assert parquet.attrs["notes"] == list(notes)
+    file = export.result_file(result, ".csv", kind="expression_imputation", measured_values=measured,
+                              observed=observed, symbols={genes[0]: "TP53"})
+    export.write_result(file, tmp_path / "filled.csv")
+    export.write_output(file.data, tmp_path / "noted.csv", notes=notes, info=file.info)
+    for name in ("filled.csv", "noted.csv"):
+        assert not (tmp_path / name).read_text().startswith("#")
+        back = pd.read_csv(tmp_path / name, index_col=0)  # exactly what users type
+        assert back.shape == (20_000, 3) and back.index.name == "gene" and list(back.columns) == ["a", "b", "c"]
+        assert back.index[0] == "TP53_ENSG00000000000" and list(back.index[1:]) == list(genes[1:])
+        assert all(dtype.kind == "f" for dtype in back.dtypes)
+        np.testing.assert_allclose(back.to_numpy()[:500], 7.0)
+        np.testing.assert_allclose(back.to_numpy()[500:], model.T[500:], rtol=1e-6)
+    report = (tmp_path / "noted.csv.report.md").read_text()
+    assert "DEMO model trained on SIMULATED data" in report and "Low coverage" in report
+    assert "genes as rows" in report and "log1p TPM" in report and "not counts" in report
+    parquet_file = export.result_file(result, ".parquet", kind="expression_imputation", measured_values=measured,
+                                      observed=observed, mode="missing")
+    write_output(parquet_file.data, tmp_path / "missing.parquet", notes=notes, info=parquet_file.info)
+    back = pd.read_parquet(tmp_path / "missing.parquet")
+    assert back.index.name == "gene" and back.columns.name == "sample_id" and back.shape == (19_500, 3)
+    meta = json.loads(pq.read_schema(tmp_path / "missing.parquet").metadata[b"bulkformer"])
+    assert meta["notes"] == list(notes) and any("log1p TPM" in line for line in meta["contents"])
+
+
+def test_format_table_agrees_with_the_choices() -> None:
+    from bulkformer.choices import OUTPUT_FORMAT
+
+    assert tuple(export.FORMATS) == OUTPUT_FORMAT.names
+    assert export.formats_for("table") == (".csv", ".tsv", ".parquet", ".h5ad", ".pt")
+    assert export.mime_of("csv") == "text/csv" and export.FORMATS[".h5ad"].mime == "application/x-hdf5"
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv", ".parquet", ".h5ad", ".npy", ".pt"])
+@pytest.mark.parametrize("kind", ["transcriptome_level", "expression_imputation", "gene_level"])
+def test_every_result_in_every_format_opens_plainly(tmp_path: Path, ext: str, kind: str) -> None:
+    """Each file read back with the default call of its reader; an h5ad holds only what it says."""
+    result = _result()
+    measured = np.array([[1.0, -10.0, 2.0], [3.0, -10.0, 0.0]], dtype=np.float32)
+    observed = np.array([True, False, True])
+    sheet = pd.DataFrame({"tissue": ["liver", "lung"], "is_outlier": [True, False]},
+                         index=pd.Index(["s1", "s2"], name="sample_id"))
+    file = export.result_file(result, ext, kind=kind, measured_values=measured, observed=observed,
+                              metadata=sheet, symbols=SYMBOLS, facts=_facts())
+    path = export.write_result(file, tmp_path / f"out{ext}", facts=_facts(),
+                               id_paths=(tmp_path / "out.samples.csv", tmp_path / "out.genes.csv"))
+    assert (tmp_path / f"out{ext}.report.md").read_text().startswith(f"# out{ext}")
+    if ext in (".csv", ".tsv"):
+        back = pd.read_csv(path, sep="," if ext == ".csv" else "\t", index_col=0)
+        assert "tissue" not in back.columns  # the sample sheet stays out of result tables
+        assert not path.read_text().startswith("#")
+        _opens_in_a_spreadsheet(path, sep="," if ext == ".csv" else "\t")
+    elif ext == ".parquet":
+        back = pd.read_parquet(path)
+        assert "tissue" not in back.columns
+    elif ext == ".h5ad":
+        adata = anndata.read_h5ad(path)
+        assert adata.X is not None and adata.obs["is_outlier"].dtype == bool
+        if kind == "expression_imputation":
+            assert set(adata.layers) == {"measured", "bulkformer"} and adata.shape == (2, 3)
+        else:
+            assert not adata.layers and "measured" not in adata.uns["bulkformer"]["values"]
+        if kind == "transcriptome_level":
+            assert list(adata.var_names) == [f"emb_{i}" for i in range(4)]
+            np.testing.assert_array_equal(adata.X, result.sample_embedding)
+            np.testing.assert_array_equal(adata.obsm["X_bulkformer"], result.sample_embedding)
+        if kind == "gene_level":
+            assert adata.shape == (4, 4) and list(adata.obs["gene_id"]) == list(GENES[:2]) * 2
+            np.testing.assert_array_equal(adata.X, result.gene_embedding.reshape(4, 4))
+    elif ext == ".npy":
+        assert np.load(path).shape[0] == 2
+        assert list(pd.read_csv(tmp_path / "out.samples.csv")["sample_id"]) == ["s1", "s2"]
+    else:
+        saved = torch.load(path, weights_only=True)
+        assert saved["sample_ids"] == ["s1", "s2"]
 
 
 def test_run_report_carries_the_verdict_and_low_coverage() -> None:
@@ -316,3 +389,70 @@ def test_a_v2_models_sample_features_are_named() -> None:
     assert list(emb.columns[:2]) == ["emb_0", "emb_1"]
     # names that do not fit the width are not used
     assert list(embedding_frame(result, column_names=["a"]).columns) == [f"emb_{i}" for i in range(d)]
+
+
+def _rscript(code: str, *args: str) -> str:
+    """Run R code with the default reading calls; skip, saying why, where R is not installed."""
+    import shutil
+    import subprocess
+
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        pytest.skip("R is not installed (Rscript not on PATH): the R reading checks need it")
+    done = subprocess.run([rscript, "--vanilla", "-e", code, *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_csv_and_tsv_open_in_r_with_the_default_calls(tmp_path: Path) -> None:
+    """R reads every table as users do: ``read.csv(f, row.names = 1, check.names = FALSE)``;
+    embedding column names survive R's ``check.names`` unchanged; gene row keys stay as written;
+    numbers stay numbers."""
+    result = _result()
+    measured = np.array([[1.0, -10.0, 2.0], [3.0, -10.0, 0.0]], dtype=np.float32)
+    observed = np.array([True, False, True])
+    expression = export.result_file(result, ".csv", kind="expression_imputation", measured_values=measured,
+                                    observed=observed, symbols={**SYMBOLS, GENES[2]: "HLA-A"})
+    write_output(expression.data, tmp_path / "expr.csv", info=expression.info)
+    names = [f"emb_{i}" for i in range(3)] + ["missing_share"]
+    write_output(embedding_frame(result, column_names=names), tmp_path / "emb.tsv")
+    out = _rscript(
+        "a <- commandArgs(TRUE); "
+        "e <- read.csv(a[1], row.names = 1, check.names = FALSE); "
+        "m <- read.delim(a[2], row.names = 1); "  # check.names left on: the names must survive it
+        "cat(rownames(e), sep = '\\n'); cat('--\\n'); cat(colnames(e), sep = '\\n'); cat('--\\n'); "
+        "cat(colnames(m), sep = '\\n'); cat('--\\n'); cat(all(sapply(e, is.numeric)), all(sapply(m, is.numeric)), "
+        "'\\n'); cat(sprintf('%.6f', e[1, 2]), sprintf('%.6f', m[2, 4]), '\\n')",
+        str(tmp_path / "expr.csv"), str(tmp_path / "emb.tsv"))
+    rows, columns, emb_columns, rest = out.split("--\n")
+    types, values = rest.strip().split("\n")
+    assert rows.split() == ["TP53_ENSG00000141510", "BRCA1_ENSG00000012048", "HLA-A_ENSG00000146648"]
+    assert columns.split() == ["s1", "s2"] and emb_columns.split() == names
+    assert types.split() == ["TRUE", "TRUE"]
+    expected_expr = measured[1, 0]  # gene TP53 (measured), sample s2
+    assert [float(v) for v in values.split()] == pytest.approx([expected_expr, result.sample_embedding[1, 3]],
+                                                               abs=1e-6)
+
+
+def _opens_in_a_spreadsheet(path: Path, *, sep: str) -> None:
+    """What a spreadsheet opening a text table with no options needs: one header row first, every
+    row as many cells as the header (no note line to split across cells), within the sheet's
+    16,384 columns and 1,048,576 rows."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle, delimiter=sep))
+    assert rows and all(len(row) == len(rows[0]) for row in rows)
+    assert len(rows[0]) <= export.EXCEL_MAX_COLUMNS and len(rows) <= 1_048_576
+    assert all(cell.strip() for cell in rows[0][1:])  # every column named
+
+
+def test_big_expression_csv_fits_a_spreadsheet(tmp_path: Path) -> None:
+    genes = tuple(f"ENSG{i:011d}" for i in range(20_000))
+    result = InferenceResult(("a", "b"), genes, None, np.ones((2, 20_000), dtype=np.float32), None, (), "mean")
+    file = export.result_file(result, ".csv", kind="expression_imputation",
+                              measured_values=np.full((2, 20_000), -10.0, dtype=np.float32),
+                              observed=np.zeros(20_000, dtype=bool))
+    export.write_result(file, tmp_path / "e.csv", facts=_facts(is_demo=True))
+    _opens_in_a_spreadsheet(tmp_path / "e.csv", sep=",")

@@ -15,6 +15,8 @@ import dataclasses
 import hashlib
 import io
 import json
+import select
+import socket
 import threading
 import time
 import urllib.parse
@@ -49,6 +51,10 @@ class FakeZenodo:
     drive: dict[str, bytes] = field(default_factory=dict)  # Drive file id -> content
     dribble: dict[str, float] = field(default_factory=dict)  # key -> seconds between bytes
     raw_listing: dict[str, bytes] = field(default_factory=dict)  # record id -> listing body
+    stall: dict[str, float] = field(default_factory=dict)  # key -> seconds of silence after half the body
+    left_during_stall: set[str] = field(default_factory=set)  # keys whose client hung up in the silence
+    stall_over: threading.Event = field(default_factory=threading.Event)  # set when a stall ends, either way
+    web_page: set[str] = field(default_factory=set)  # keys answered with a 200 HTML page
 
     def drive_gets(self, file_id: str) -> list[str | None]:
         """The Range header of every Drive request for one file id."""
@@ -117,6 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, b"not found")
 
     def _send_file(self, state: FakeZenodo, key: str, data: bytes) -> None:
+        if key in state.web_page:
+            return self._send(200, b"<!DOCTYPE html><html><body>Zenodo is under maintenance</body></html>",
+                              {"Content-Type": "text/html; charset=utf-8"})
         if key in state.corrupt:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
         start, status, headers = 0, 200, {}
@@ -138,13 +147,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Disposition", f'attachment; filename="{key}"')
         self.end_headers()
         pause = state.dribble.get(key)
-        if pause is not None:
+        silence = state.stall.get(key)
+        if silence is not None:  # half the body, then nothing for a long time, then hang up
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            if self._client_hangs_up_within(silence):
+                state.left_during_stall.add(key)
+            state.stall_over.set()
+            self.close_connection = True
+        elif pause is not None:
             self._dribble(body, pause)
         elif cut is None:
             self.wfile.write(body)
         else:  # announce the whole body, send part of it, hang up
             self.wfile.write(body[:cut])
             self.close_connection = True
+
+    def _client_hangs_up_within(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the client to close its end (it sends nothing more)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable:
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    return True
+        return False
 
     def _send_slowly(self, body: bytes, pause: float) -> None:
         self.send_response(200)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bulkformer.errors import DownloadError
 from bulkformer.fetch import _gdrive as drive
 from bulkformer.fetch import _registry as registry
 from bulkformer.fetch.zenodo import (
@@ -17,10 +18,10 @@ from bulkformer.fetch.zenodo import (
     drive_download_url,
     read_checksums,
 )
-from bulkformer.errors import DownloadError
 from tests.conftest import tiny_network
 from tests.fetch import fake_zenodo
 from tests.fetch.fake_zenodo import TINY_ID, FakeZenodo, _saved
+from tests.waiting import EVENT_WAIT_S
 
 _server = fake_zenodo._server
 zenodo = fake_zenodo.zenodo
@@ -134,3 +135,51 @@ def test_drive_http_error_is_a_clear_message(published: dict[str, bytes], zenodo
         _fetch_37m(tmp_path)
     assert "drive.google.com/file/d/" in info.value.hint or TINY_ID in info.value.hint
     assert not (tmp_path / "model" / "bulkformer_37M.pt").exists()
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.2:9/elsewhere", "https://example.org/x"])
+def test_drive_redirects_to_another_server_are_not_followed(published: dict[str, bytes], zenodo: FakeZenodo,
+                                                             tmp_path: Path, target: str) -> None:
+    """gdown followed a 302 to any host (issue #28); now the same-host rule holds for Drive too,
+    and the redirect is refused before any request goes to the other server."""
+    path = f"/uc?id={TINY_ID}&export=download"
+    zenodo.fail_next(path, 302, Location=target)
+    with pytest.raises(DownloadError, match="redirected the download to another server"):
+        _fetch_37m(tmp_path)
+    assert not (tmp_path / "model" / "bulkformer_37M.pt").exists()
+
+
+def test_a_drive_redirect_on_the_same_server_is_followed(published: dict[str, bytes], zenodo: FakeZenodo,
+                                                         tmp_path: Path) -> None:
+    path = f"/uc?id={TINY_ID}&export=download"
+    zenodo.fail_next(path, 302, Location=path)  # relative: the same server
+    assert _fetch_37m(tmp_path).read_bytes() == published["ckpt"]
+
+
+def test_drives_own_hosts_may_redirect_to_each_other() -> None:
+    allowed = drive._allowed_origins("https://drive.google.com/uc?id=x&export=download")
+    assert ("https", "drive.usercontent.google.com") in allowed
+    assert ("http", "drive.usercontent.google.com") not in allowed
+    assert drive._allowed_origins("http://127.0.0.1:8000/uc?id=x") == {("http", "127.0.0.1:8000")}
+
+
+def test_random_bytes_are_not_called_python_objects(published: dict[str, bytes], zenodo: FakeZenodo,
+                                                    tmp_path: Path) -> None:
+    zenodo.drive[TINY_ID] = bytes(range(256)) * 64
+    with pytest.raises(DownloadError, match="not a PyTorch file at all") as info:
+        _fetch_37m(tmp_path)
+    assert "Python objects" not in str(info.value)
+    assert not list((tmp_path / "model").glob("bulkformer_37M.pt*"))
+
+
+def test_a_drive_stall_mid_body_ends_at_the_deadline(published: dict[str, bytes], zenodo: FakeZenodo,
+                                                     tmp_path: Path) -> None:
+    """Half the file, then 20 s of silence: the 0.3 s deadline ends the read (the connection is
+    shut), not gdown's hour-long read timeout nor the server's hang-up; the half is kept."""
+    zenodo.stall[TINY_ID] = 20.0
+    with pytest.raises(DownloadError, match="too slow") as info:
+        drive.fetch_drive_checkpoint(registry.MODELS["37M"], tmp_path / "model", retries=0, timeout=3600,
+                                     pace=Pace(min_rate=1e9, grace_s=0.3))
+    assert zenodo.stall_over.wait(EVENT_WAIT_S)  # the server saw the end of its silence
+    assert TINY_ID in zenodo.left_during_stall  # the client hung up during the silence
+    assert "arrived" not in str(info.value) and "saved" in str(info.value)  # not "0 B arrived"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bulkformer.fetch.zenodo import CHECKSUMS_NAME, read_checksums
 from bulkformer.errors import BulkFormerError
 from bulkformer.fetch._published import (
     ModelFetcher,
@@ -16,8 +15,10 @@ from bulkformer.fetch._published import (
     plan_model,
     published_choices,
 )
+from bulkformer.fetch.zenodo import CHECKSUMS_NAME, read_checksums
 from tests.fetch import fake_zenodo
 from tests.fetch.fake_zenodo import FAST, TINY_ID, FakeZenodo
+from tests.waiting import EVENT_WAIT_S
 
 _server = fake_zenodo._server
 zenodo = fake_zenodo.zenodo
@@ -80,10 +81,10 @@ def test_one_download_at_a_time_per_server(zenodo: FakeZenodo, published: dict, 
     fetcher.forget()  # a running download is not forgotten
     assert fetcher.current is not None
     fetcher.cancel()
-    assert job.wait(30) and job.status == "cancelled"
+    assert job.wait(EVENT_WAIT_S) and job.status == "cancelled"
     del zenodo.dribble[TINY_ID]
     assert fetcher.start("37M") == "started"
-    assert fetcher.current.job.wait(60) and fetcher.current.job.status == "done", fetcher.current.job.error
+    assert fetcher.current.job.wait(EVENT_WAIT_S) and fetcher.current.job.status == "done", fetcher.current.job.error
     done, total = fetcher.current.job.progress
     assert done == total == sum(len(published[k]) for k in
                                 ("ckpt", "bulkformer_gene_info.csv", "G_tcga.pt", "G_tcga_weight.pt"))

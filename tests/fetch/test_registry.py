@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from bulkformer.fetch import zenodo as dl
-from bulkformer.fetch import _registry as registry
 from bulkformer.errors import BulkFormerError
+from bulkformer.fetch import _registry as registry
+from bulkformer.fetch import zenodo as dl
 
 # From ../shared/spec/bulkformer-format.md, typed in by hand: name → (family, dim, gb_repeat ×
 # p_repeat, checkpoint, graph, Zenodo record with gene table and graph, Drive file id).
@@ -44,8 +44,8 @@ def test_download_sizes_are_the_spec_ones_or_4_bytes_per_parameter() -> None:
 
 
 def test_presets_published_files_and_download_lists_derive_from_the_registry() -> None:
-    from bulkformer.model import PRESETS as from_package
     from bulkformer.fetch._registry import PRESETS, preset_name
+    from bulkformer.model import PRESETS as from_package
     from bulkformer.model._files import PUBLISHED_FILES
 
     assert PRESETS is registry.PRESETS is from_package

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from bulkformer.fetch import zenodo as dl
 from bulkformer import paths
-from bulkformer.fetch.zenodo import _fetch, _listing
 from bulkformer.errors import BulkFormerError, DownloadError
+from bulkformer.fetch import zenodo as dl
+from bulkformer.fetch.zenodo import _fetch, _listing
 from tests.fetch import fake_zenodo
 from tests.fetch.fake_zenodo import FAST, V1, V2, FakeZenodo
+from tests.waiting import EVENT_WAIT_S
 
 _server = fake_zenodo._server
 zenodo = fake_zenodo.zenodo
@@ -443,3 +444,62 @@ def test_pace_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(dl.MIN_RATE_ENV, "-3")
     with pytest.raises(DownloadError, match="not a positive number"):
         dl.Pace.from_env()
+
+
+def test_a_deeply_nested_listing_is_a_clear_error_not_a_recursion_error() -> None:
+    """200,000 nested ``[`` made json's parser raise RecursionError (issue #28)."""
+    from bulkformer.errors import DownloadError
+    from bulkformer.fetch.zenodo._listing import _parse_listing
+
+    with pytest.raises(DownloadError, match="not in the expected format"):
+        _parse_listing("15559368", b"[" * 200_000, "https://zenodo.org")
+
+
+def test_a_stall_mid_body_ends_at_the_deadline_not_a_read_timeout_later(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    """Half the file, then silence: the deadline (0.3 s here) ends it, although one read may
+    wait an hour. Before, a read blocked for its whole timeout past the deadline (188-201 s
+    against ~141 s); here the server's 20 s silence would end as an "interrupted" download."""
+    zenodo.stall["G_gtex.pt"] = 20.0
+    with pytest.raises(DownloadError, match="too slow") as info:
+        dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path, timeout=3600,
+                         pace=dl.Pace(1e9, 0.3), retries=0, backoff=0.001)
+    size = len(zenodo.files[V1]["G_gtex.pt"])
+    assert dl.human_size(size // 2) in str(info.value)  # what did arrive, not "0 B"
+    assert (tmp_path / "G_gtex.pt.part").stat().st_size == size // 2  # kept to resume
+    assert zenodo.stall_over.wait(EVENT_WAIT_S)  # the server saw the end of its silence
+    assert "G_gtex.pt" in zenodo.left_during_stall  # the client hung up in the silence, at its deadline
+
+
+def test_a_web_page_instead_of_the_file_is_not_kept_as_a_part(zenodo: FakeZenodo, tmp_path: Path) -> None:
+    zenodo.web_page.add("G_gtex.pt")
+    with pytest.raises(DownloadError, match="web page instead of the G_gtex.pt file") as info:
+        dl.download_file(_remote(zenodo, V1, "G_gtex.pt"), tmp_path, **FAST)
+    assert "interrupted" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_listing_is_given_a_listings_time_not_that_of_the_most_read(
+        zenodo: FakeZenodo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing's deadline counted 8 MB at 50 kB/s (a trickled listing ran 292 s)."""
+    asked: list[int] = []
+    real = dl.Pace.deadline
+
+    def recording(self: dl.Pace, n_bytes: int) -> float:
+        asked.append(n_bytes)
+        return real(self, n_bytes)
+
+    monkeypatch.setattr(dl.Pace, "deadline", recording)
+    dl.list_record(V1, **FAST)
+    from bulkformer.fetch.zenodo._pace import LISTING_BUDGET_BYTES
+
+    assert asked == [LISTING_BUDGET_BYTES]
+    assert dl.Pace().deadline(LISTING_BUDGET_BYTES) - time.monotonic() < 130
+
+
+def test_the_grace_is_settable_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(dl.GRACE_ENV, "7.5")
+    assert dl.Pace.from_env().grace_s == 7.5
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        monkeypatch.setenv(dl.GRACE_ENV, bad)
+        with pytest.raises(DownloadError, match="not a positive number of seconds"):
+            dl.Pace.from_env()

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bulkformer.errors import InputError
 from bulkformer.inputs._align import AlignedMatrix, align
 from bulkformer.model._config import MISSING
-from bulkformer.errors import InputError
 
 ORDER = ("G1", "G2", "G3", "G4", "G5")
 

@@ -8,8 +8,13 @@ import pytest
 
 from bulkformer import paths
 from bulkformer.errors import CheckpointError
-from bulkformer.inputs._gene_lengths import ANNOTATION, UPSTREAM, check_name, load_gene_lengths
 from bulkformer.genes import load_annotation
+from bulkformer.inputs._gene_lengths import (
+    ANNOTATION,
+    UPSTREAM,
+    check_name,
+    load_gene_lengths,
+)
 from tests.conftest import SHARED
 
 REFERENCE = SHARED / "reference" / "gene_length_df.csv"

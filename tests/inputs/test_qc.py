@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bulkformer.inputs._align import align
 from bulkformer.genes import map_genes
+from bulkformer.inputs._align import align
 from bulkformer.inputs._qc import QCReport, make_report, robust_z
 
 GENES = ["ENSG00000141510", "ENSG00000075624", "ENSG00000111640", "not_a_gene"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bulkformer.io import read_sample_sheet
 from bulkformer.inputs._sample_names import near_matches
+from bulkformer.io import read_sample_sheet
 
 AIRWAY = ["SRR1039508", "SRR1039509", "SRR1039512", "SRR1039513"]
 

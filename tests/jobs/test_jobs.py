@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from bulkformer.errors import BulkFormerError, InputError
-from bulkformer.model._inference import InferenceCancelled
 from bulkformer.jobs import GENERIC_ERROR, Job, ResultCache, content_key
 from bulkformer.model._bulkformer_model import InferenceResult
+from bulkformer.model._inference import InferenceCancelled
+from tests.waiting import EVENT_WAIT_S
 
 
 def test_content_key_is_length_prefixed_and_stable() -> None:
@@ -34,24 +35,24 @@ def test_eta_comes_from_the_runs_own_pace_after_the_first_batches(monkeypatch) -
 
     def work(progress, should_stop):
         for (done, at), go, told in zip([(1, 40.0), (3, 60.0), (5, 80.0)], steps, reported):
-            go.wait(5)
+            go.wait(EVENT_WAIT_S)
             clock[0] = at
             progress(done, 11)
             told.set()
-        steps[3].wait(5)
+        steps[3].wait(EVENT_WAIT_S)
 
     job = Job(work).start()
     steps[0].set()
-    assert reported[0].wait(5)
+    assert reported[0].wait(EVENT_WAIT_S)
     assert job.eta_seconds is None  # the first batch says nothing about the pace
     steps[1].set()
-    assert reported[1].wait(5)
+    assert reported[1].wait(EVENT_WAIT_S)
     assert job.eta_seconds is None  # one batch after it is too few
     steps[2].set()
-    assert reported[2].wait(5)
+    assert reported[2].wait(EVENT_WAIT_S)
     assert job.eta_seconds == pytest.approx(10.0 * 6)
     steps[3].set()
-    assert job.wait(5)
+    assert job.wait(EVENT_WAIT_S)
 
 
 def test_job_reports_progress_and_result() -> None:
@@ -60,18 +61,18 @@ def test_job_reports_progress_and_result() -> None:
     def work(progress, should_stop):
         progress(1, 2)
         halfway.set()
-        go_on.wait(5)
+        go_on.wait(EVENT_WAIT_S)
         progress(2, 2)
         return "finished"
 
     job = Job(work)
     assert job.status == "pending" and job.progress == (0, 0) and job.eta_seconds is None
     job.start()
-    assert halfway.wait(5)
+    assert halfway.wait(EVENT_WAIT_S)
     assert job.status == "running" and job.progress == (1, 2)
     assert job.eta_seconds is None  # no estimate from the first batch alone
     go_on.set()
-    assert job.wait(5)
+    assert job.wait(EVENT_WAIT_S)
     assert job.status == "done" and job.result == "finished" and job.error is None
     assert job.progress == (2, 2)
 
@@ -86,9 +87,9 @@ def test_cancel_stops_a_running_job() -> None:
         raise InferenceCancelled("The run was cancelled.")
 
     job = Job(work).start()
-    assert started.wait(5)
+    assert started.wait(EVENT_WAIT_S)
     job.cancel()
-    assert job.wait(5)
+    assert job.wait(EVENT_WAIT_S)
     assert job.status == "cancelled" and job.result is None
 
 
@@ -99,7 +100,7 @@ def test_a_cancelled_download_ends_as_cancelled_not_failed() -> None:
         raise DownloadCancelled("The download was cancelled.")
 
     job = Job(work).start()
-    assert job.wait(10)
+    assert job.wait(EVENT_WAIT_S)
     assert job.status == "cancelled" and job.error is None
 
 
@@ -108,7 +109,7 @@ def test_cancel_before_start() -> None:
     job = Job(lambda progress, should_stop: ran.append(1))
     job.cancel()
     job.start()
-    assert job.wait(1) and job.status == "cancelled" and ran == []
+    assert job.wait(EVENT_WAIT_S) and job.status == "cancelled" and ran == []
 
 
 def test_errors_become_messages(caplog: pytest.LogCaptureFixture) -> None:
@@ -116,7 +117,7 @@ def test_errors_become_messages(caplog: pytest.LogCaptureFixture) -> None:
         raise InputError("Sample 'x' has only zeros.", hint="Remove it.")
 
     job = Job(user_problem).start()
-    job.wait(5)
+    job.wait(EVENT_WAIT_S)
     assert job.status == "failed" and job.error == "Sample 'x' has only zeros.\n→ Remove it."
 
     def bug(progress, should_stop):
@@ -124,7 +125,7 @@ def test_errors_become_messages(caplog: pytest.LogCaptureFixture) -> None:
 
     with caplog.at_level(logging.ERROR, logger="bulkformer.jobs"):
         job = Job(bug).start()
-        job.wait(5)
+        job.wait(EVENT_WAIT_S)
     assert job.status == "failed" and job.error == GENERIC_ERROR
     assert "internal detail" not in job.error
     assert "KeyError" in caplog.text  # the traceback goes to the log
@@ -263,13 +264,13 @@ def test_the_time_left_is_a_range_that_widens_when_the_pace_changes(monkeypatch)
             clock[0] = at
             progress(done, 15)
         done_reporting.set()
-        finish.wait(60)
+        finish.wait(EVENT_WAIT_S)
 
     job = Job(work).start()
-    assert done_reporting.wait(60)
+    assert done_reporting.wait(EVENT_WAIT_S)
     assert job.eta_seconds == pytest.approx(20.0 * 10)
     assert job.eta_range == pytest.approx((10.0 * 10, 30.0 * 10))
     finish.set()
-    assert job.wait(60)
+    assert job.wait(EVENT_WAIT_S)
     assert job.eta_range is None  # finished: nothing left to estimate
 

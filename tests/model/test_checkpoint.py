@@ -8,6 +8,8 @@ import pickle
 import pytest
 import torch
 
+from bulkformer.errors import CheckpointError
+from bulkformer.model import PRESETS, BulkFormer
 from bulkformer.model._checkpoint import (
     SavedModelInfo,
     build_module,
@@ -16,8 +18,6 @@ from bulkformer.model._checkpoint import (
     read_state_dict,
     save_pretrained,
 )
-from bulkformer.errors import CheckpointError
-from bulkformer.model import PRESETS, BulkFormer
 from tests.conftest import random_graph, tiny_config, tiny_network
 
 

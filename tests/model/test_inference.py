@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from bulkformer.errors import BulkFormerError
+from bulkformer.model import PRESETS
 from bulkformer.model._inference import (
     ForwardPlan,
     InferenceCancelled,
@@ -25,7 +26,6 @@ from bulkformer.model._inference import (
     resolve_indices,
     resolve_precision,
 )
-from bulkformer.model import PRESETS
 from bulkformer.model._run_options import RunOptions
 from tests.conftest import random_expression, random_graph, tiny_network
 
@@ -99,8 +99,8 @@ def test_half_precision_keeps_the_accuracy_bounds_on_the_demo_model(half: str) -
     """Fast path vs float32 on realistic inputs (demo cohort, demo model):
     sample-embedding cosine >= 0.999, imputation PCC vs the hidden truth within 0.002."""
     from bulkformer import paths
-    from bulkformer.model._training import mask_measured
     from bulkformer.model._bulkformer_model import BulkFormerModel
+    from bulkformer.model._training import mask_measured
 
     model = BulkFormerModel.load("demo", device="cpu")
     prepared = model.prepare(paths.demo_dir() / "demo_counts.csv.gz")

@@ -56,7 +56,11 @@ def test_graph_conv_equals_dense_normalised_adjacency_in_upstream_direction() ->
 
 def test_lean_favor_attention_equals_performer_pytorch() -> None:
     """Our FAVOR+ forward against performer-pytorch's own softmax_kernel + linear_attention."""
-    from performer_pytorch.performer_pytorch import FastAttention, linear_attention, softmax_kernel
+    from performer_pytorch.performer_pytorch import (
+        FastAttention,
+        linear_attention,
+        softmax_kernel,
+    )
 
     from bulkformer.model._layers import Fp32FastAttention
 
@@ -79,7 +83,11 @@ def test_lean_favor_attention_equals_performer_pytorch() -> None:
 def test_favor_half_precision_products_stay_close_to_performer_pytorch(half: torch.dtype) -> None:
     """The GPU path's arithmetic, checked on the CPU: products in half precision, exponent and
     normaliser in float32, against performer-pytorch's float32 FAVOR+ (cosine per output row)."""
-    from performer_pytorch.performer_pytorch import FastAttention, linear_attention, softmax_kernel
+    from performer_pytorch.performer_pytorch import (
+        FastAttention,
+        linear_attention,
+        softmax_kernel,
+    )
 
     from bulkformer.model._layers import favor_attention
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from bulkformer.analysis._holdout import hide_measured
-from bulkformer.model._masking import hidden_count
 from bulkformer.model import MISSING
+from bulkformer.model._masking import hidden_count
 from bulkformer.model._training import mask_measured
 
 

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from bulkformer.model import MISSING, BulkFormer
-from tests.conftest import SHARED, random_expression, random_graph, tiny_config, tiny_network
+from tests.conftest import (
+    SHARED,
+    random_expression,
+    random_graph,
+    tiny_config,
+    tiny_network,
+)
 
 SPEC = SHARED / "spec"
 

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from bulkformer.model import MISSING
-from bulkformer.model._training import TrainingConfig, mask_measured, state_path_for, train
+from bulkformer.model._training import (
+    TrainingConfig,
+    mask_measured,
+    state_path_for,
+    train,
+)
 from tests.conftest import structured_cohort, tiny_config
 
 

@@ -18,7 +18,6 @@ import torch
 
 from bulkformer.fetch._registry import GENE_INFO_NAME
 from bulkformer.model import BulkFormerModel
-
 from tests.conftest import SHARED
 
 REFERENCE = SHARED / "reference" / "upstream_tiny"
@@ -84,8 +83,8 @@ def test_bf16_autocast_stays_within_the_stated_bounds_of_upstream(tmp_path: Path
 
 def test_v1_checkpoint_reads_as_three_blocks_of_performer_layers() -> None:
     """The first release is gb_repeat blocks of p_repeat layers; the v1 preset says 3 × 4."""
-    from bulkformer.model._checkpoint import infer_config, read_state_dict
     from bulkformer.model import PRESETS
+    from bulkformer.model._checkpoint import infer_config, read_state_dict
 
     config = infer_config(read_state_dict(REFERENCE / "ckpt_v1.pt"))
     assert (config.family, config.gb_repeat, config.p_repeat) == ("v1", 3, 1)

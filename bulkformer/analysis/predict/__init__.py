@@ -18,8 +18,14 @@ and the embeddings are compared with PCA fold by fold before a verdict is put in
 
 Samples whose label is empty are predicted by the model fitted on all labelled samples.
 
+Across cohorts: :func:`validate_external` fits each feature set's model on one cohort and scores
+it once on another (bootstrap intervals, a baseline, shift warnings); :func:`fit_predictor`,
+:func:`save_predictor` and :func:`load_predictor` keep a fitted model as plain numbers (JSON +
+NumPy arrays, no pickle) to apply to new samples later.
+
 Modules: ``targets`` (the task and its refusals), ``models`` (features, pipelines, folds),
-``metrics``, ``evaluation`` (:func:`evaluate`), ``results`` (tables, plots' numbers, report).
+``metrics``, ``evaluation`` (:func:`evaluate`), ``results`` (tables, plots' numbers, report),
+``external`` (scoring on a second cohort), ``saved`` (a predictor to keep and reuse).
 """
 
 from __future__ import annotations
@@ -31,6 +37,16 @@ from bulkformer.analysis.predict.evaluation import (
     StopFn,
     evaluate,
     make_verdict,
+)
+from bulkformer.analysis.predict.external import (
+    DEFAULT_BOOTSTRAP,
+    CohortData,
+    ExternalResult,
+    ExternalScore,
+    external_verdict,
+    read_test_target,
+    shift_warnings,
+    validate_external,
 )
 from bulkformer.analysis.predict.metrics import (
     METRIC_LABELS,
@@ -81,6 +97,14 @@ from bulkformer.analysis.predict.results import (
     risk_group_curves,
     roc,
 )
+from bulkformer.analysis.predict.saved import (
+    Predictor,
+    fit_predictor,
+    genes_digest,
+    load_predictor,
+    predictor_zip,
+    save_predictor,
+)
 from bulkformer.analysis.predict.targets import (
     KINDS,
     MAX_NUMBER_CLASSES,
@@ -95,6 +119,7 @@ __all__ = [
     "ALPHA",
     "COX_GRID",
     "C_GRID",
+    "DEFAULT_BOOTSTRAP",
     "DEFAULT_PERMUTATIONS",
     "FEATURE_LABELS",
     "FEATURE_SETS",
@@ -113,13 +138,17 @@ __all__ = [
     "REPEATS_BELOW",
     "RIDGE_GRID",
     "CVPlan",
+    "CohortData",
     "Comparison",
+    "ExternalResult",
+    "ExternalScore",
     "FeatureSummary",
     "FoldFit",
     "Kind",
     "MajorityBaseline",
     "ModelSummary",
     "PredictionResult",
+    "Predictor",
     "ProgressFn",
     "Score",
     "StopFn",
@@ -131,9 +160,13 @@ __all__ = [
     "confusion",
     "evaluate",
     "expression_features",
+    "external_verdict",
     "fit_fold",
+    "fit_predictor",
     "fold_metrics",
     "format_p",
+    "genes_digest",
+    "load_predictor",
     "majority_baseline",
     "make_pipeline",
     "make_target",
@@ -143,9 +176,14 @@ __all__ = [
     "param_grid",
     "plan_cv",
     "predictions_table",
+    "predictor_zip",
+    "read_test_target",
     "report_section",
     "risk_group_curves",
     "roc",
     "sample_space",
+    "save_predictor",
+    "shift_warnings",
+    "validate_external",
     "weighted_f1",
 ]

@@ -14,8 +14,6 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from bulkformer.choices import Tone
-from bulkformer.errors import InputError
 from bulkformer.analysis.predict.metrics import (
     METRIC_LABELS,
     PRIMARY,
@@ -47,6 +45,8 @@ from bulkformer.analysis.predict.results import (
     Score,
 )
 from bulkformer.analysis.predict.targets import Target
+from bulkformer.choices import Tone
+from bulkformer.errors import InputError
 
 DEFAULT_PERMUTATIONS = 99
 """Label shuffles of the permutation test: p-values down to 0.01 in seconds on 200 samples."""

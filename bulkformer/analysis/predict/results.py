@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
-from bulkformer.choices import Tone
 from bulkformer.analysis.predict.metrics import METRIC_LABELS, PRIMARY, format_p
 from bulkformer.analysis.predict.models import FEATURE_LABELS, CVPlan
 from bulkformer.analysis.predict.targets import Target
+from bulkformer.choices import Tone
 
 P_COLUMN = "p vs shuffled labels"
 """The comparison table's column of permutation p-values (:meth:`PredictionResult.table`)."""

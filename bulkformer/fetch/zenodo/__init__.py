@@ -39,7 +39,12 @@ from bulkformer.fetch.zenodo._checksums import (
     record_checksum,
     verify_file,
 )
-from bulkformer.fetch.zenodo._disk import check_free_space, human_size, make_dir, partial_bytes
+from bulkformer.fetch.zenodo._disk import (
+    check_free_space,
+    human_size,
+    make_dir,
+    partial_bytes,
+)
 from bulkformer.fetch.zenodo._fetch import FileProgressFn, download, download_file
 from bulkformer.fetch.zenodo._http import (
     DEFAULT_BACKOFF,
@@ -72,6 +77,7 @@ from bulkformer.fetch.zenodo._listing import (
     target_dir,
 )
 from bulkformer.fetch.zenodo._pace import (
+    GRACE_ENV,
     MIN_RATE_ENV,
     DownloadCancelled,
     Pace,
@@ -82,8 +88,8 @@ from bulkformer.fetch.zenodo._pace import (
 
 __all__ = [
     "CHECKSUMS_NAME", "DEFAULT_BACKOFF", "DEFAULT_DRIVE_URL", "DEFAULT_RETRIES", "DEFAULT_TIMEOUT",
-    "DEFAULT_ZENODO_URL", "DRIVE_CHECKPOINTS", "DRIVE_URL_ENV", "KNOWN_RECORDS", "LARGE_FILE_BYTES",
-    "MAX_LISTING_BYTES", "MAX_RETRY_AFTER_S", "MIN_RATE_ENV", "ZENODO_URL_ENV",
+    "DEFAULT_ZENODO_URL", "DRIVE_CHECKPOINTS", "DRIVE_URL_ENV", "GRACE_ENV", "KNOWN_RECORDS",
+    "LARGE_FILE_BYTES", "MAX_LISTING_BYTES", "MAX_RETRY_AFTER_S", "MIN_RATE_ENV", "ZENODO_URL_ENV",
     "DownloadCancelled", "FileKind", "FileProgressFn", "KnownRecord", "Pace", "ProgressFn", "Recorded",
     "RemoteFile",
     "check_free_space", "check_recorded", "classify", "download", "download_file", "drive_base_url",

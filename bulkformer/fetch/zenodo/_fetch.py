@@ -15,8 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bulkformer import paths
+from bulkformer.errors import DownloadError
 from bulkformer.fetch.zenodo._checksums import record_checksum, verify_file
-from bulkformer.fetch.zenodo._disk import DISK_FULL, check_free_space, human_size, make_dir
+from bulkformer.fetch.zenodo._disk import (
+    DISK_FULL,
+    check_free_space,
+    human_size,
+    make_dir,
+)
 from bulkformer.fetch.zenodo._http import (
     DEFAULT_BACKOFF,
     DEFAULT_RETRIES,
@@ -24,13 +30,25 @@ from bulkformer.fetch.zenodo._http import (
     OPENER,
     USER_AGENT,
     Transient,
+    bound_next_read,
     http_failure,
     unreachable,
     with_retries,
 )
-from bulkformer.fetch.zenodo._listing import RemoteFile, is_plain_name, record_page_url, select_files, target_dir
-from bulkformer.fetch.zenodo._pace import Pace, ProgressFn, progress_reporter, too_slow_error
-from bulkformer.errors import DownloadError
+from bulkformer.fetch.zenodo._listing import (
+    RemoteFile,
+    is_plain_name,
+    record_page_url,
+    select_files,
+    target_dir,
+)
+from bulkformer.fetch.zenodo._pace import (
+    Pace,
+    ProgressFn,
+    progress_reporter,
+    read_timeout,
+    too_slow_error,
+)
 
 FileProgressFn = Callable[["RemoteFile", int, int], None]
 """``progress(remote, bytes_done, bytes_total)``: like :data:`ProgressFn`, naming the file."""
@@ -109,8 +127,9 @@ def _fetch_into(remote: RemoteFile, part: Path, report: ProgressFn, timeout: flo
         f"download it by hand: open {record_page_url(remote.record_id)} in a web browser, "
         f"download {remote.key} and put it in {part.parent}."
     )
-    response = _open_from(remote, part, offset, timeout, what=what, by_hand=by_hand)
+    response = _open_from(remote, part, offset, read_timeout(timeout, deadline), what=what, by_hand=by_hand)
     with response:
+        _refuse_web_page(response, remote, part, by_hand)
         if response.status == 206:
             start = _content_range_start(response.headers.get("Content-Range"))
             if start != offset:
@@ -122,8 +141,23 @@ def _fetch_into(remote: RemoteFile, part: Path, report: ProgressFn, timeout: flo
                 )
         else:  # 200: the server ignored our Range request, so start again from zero
             offset = 0
-        done = _stream(response, part, offset, remote, report, deadline)
+        done = _stream(response, part, offset, remote, report, deadline, timeout)
     _check_received(remote, part, done, by_hand)
+
+
+def _refuse_web_page(response: http.client.HTTPResponse, remote: RemoteFile, part: Path, by_hand: str) -> None:
+    """A web page (an error or maintenance page answered with 200) is not the file: it is
+    refused at once, and never kept as a part to resume (issue #28: one was kept as an
+    "interrupted" part of 5.5 kB)."""
+    kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if kind in ("text/html", "application/xhtml+xml") and not remote.key.lower().endswith((".html", ".htm")):
+        if response.status != 206:  # a 200 would replace the part: keep nothing of it
+            part.unlink(missing_ok=True)
+        raise Transient(
+            f"Zenodo answered with a web page instead of the {remote.key} file (it may be down for "
+            "maintenance).",
+            f"Try again later, or {by_hand}",
+        )
 
 
 def _open_from(remote: RemoteFile, part: Path, offset: int, timeout: float, *,
@@ -182,11 +216,12 @@ def _stream(
     remote: RemoteFile,
     report: ProgressFn,
     deadline: float,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> int:
     """Append the body to ``part`` (truncating it first when ``offset`` is 0); bytes on disk.
 
-    ``read1`` returns whatever has arrived, so a server that dribbles bytes meets the
-    ``deadline`` check within one read timeout of it.
+    ``read1`` returns whatever has arrived, and no read waits past ``deadline``: a server that
+    dribbles bytes, or stalls mid-body, is ended at the deadline, not one read timeout later.
     """
     done = offset
     report(done, remote.size)
@@ -195,9 +230,12 @@ def _stream(
             while True:
                 if time.monotonic() > deadline:
                     raise too_slow_error(remote.key, done, remote.size)
+                bound_next_read(response, read_timeout(timeout, deadline))
                 try:
                     chunk = response.read1(_CHUNK)
                 except (OSError, http.client.HTTPException):
+                    if time.monotonic() >= deadline - 0.05:
+                        raise too_slow_error(remote.key, done, remote.size) from None
                     break  # a dropped connection: keep what we have, the caller resumes
                 if not chunk or done > remote.size:
                     break

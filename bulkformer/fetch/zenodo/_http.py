@@ -99,6 +99,19 @@ class _SameHostRedirect(urllib.request.HTTPRedirectHandler):
 OPENER = urllib.request.build_opener(_SameHostRedirect)
 
 
+def bound_next_read(response: object, seconds: float) -> None:
+    """Let the next read of ``response`` (an ``http.client.HTTPResponse``) block at most
+    ``seconds``: the socket's timeout, set again before every read so that an overall
+    deadline is a real bound. Responses without a socket (tests, closed ones) are left alone."""
+    raw = getattr(getattr(response, "fp", None), "raw", None)
+    sock = getattr(raw, "_sock", None)
+    if isinstance(sock, socket.socket):
+        try:
+            sock.settimeout(seconds)
+        except OSError:
+            pass  # closed meanwhile: the read itself reports it
+
+
 def http_failure(exc: urllib.error.HTTPError, what: str, hint: str) -> Exception:
     """A retryable :class:`Transient` for 429/5xx, a :class:`DownloadError` otherwise."""
     delay = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Literal
 
 from bulkformer import paths
+from bulkformer.errors import DownloadError
 from bulkformer.fetch import _registry as registry
+from bulkformer.fetch._registry import PublishedModel
 from bulkformer.fetch.zenodo._checksums import CHECKSUMS_NAME, MD5_HEX
 from bulkformer.fetch.zenodo._disk import human_size
 from bulkformer.fetch.zenodo._http import (
@@ -26,14 +28,18 @@ from bulkformer.fetch.zenodo._http import (
     OPENER,
     USER_AGENT,
     ZENODO_URL_ENV,
+    bound_next_read,
     http_failure,
     unreachable,
     with_retries,
     zenodo_base_url,
 )
-from bulkformer.fetch.zenodo._pace import Pace
-from bulkformer.errors import DownloadError
-from bulkformer.fetch._registry import PublishedModel
+from bulkformer.fetch.zenodo._pace import (
+    GRACE_ENV,
+    LISTING_BUDGET_BYTES,
+    Pace,
+    read_timeout,
+)
 
 FileKind = Literal["model", "data", "pretraining"]
 MAX_LISTING_BYTES = 8 * 2**20
@@ -134,7 +140,7 @@ def list_record(
     At most :data:`MAX_LISTING_BYTES` are read, within ``pace``'s deadline for that many.
     """
     record_id = resolve_record_id(record_id)
-    deadline = (pace or Pace.from_env()).deadline(MAX_LISTING_BYTES)
+    deadline = (pace or Pace.from_env()).deadline(LISTING_BUDGET_BYTES)
     base = zenodo_base_url(base_url)
     api_url = f"{base}/api/records/{record_id}"
     what = f"Zenodo record {record_id}"
@@ -150,8 +156,8 @@ def list_record(
             api_url, headers={"Accept": "application/json", "User-Agent": USER_AGENT}
         )
         try:
-            with OPENER.open(request, timeout=timeout) as response:
-                raw = _read_listing(response, deadline, what)
+            with OPENER.open(request, timeout=read_timeout(timeout, deadline)) as response:
+                raw = _read_listing(response, deadline, what, timeout)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 exc.close()
@@ -175,16 +181,25 @@ def list_record(
     return _parse_listing(record_id, raw, base)
 
 
-def _read_listing(response: http.client.HTTPResponse, deadline: float, what: str) -> bytes:
+def _read_listing(response: http.client.HTTPResponse, deadline: float, what: str,
+                  timeout: float = DEFAULT_TIMEOUT) -> bytes:
     """The body, up to one byte past :data:`MAX_LISTING_BYTES`, read as it arrives until the
-    deadline (a server that dribbles never trips the per-read timeout)."""
+    deadline (a server that dribbles never trips the per-read timeout; no read waits past it)."""
     chunks: list[bytes] = []
     n_bytes = 0
+    too_slow = DownloadError(f"The listing of {what} arrives too slowly; it was not read to its end.",
+                             hint=f"Try again later. To wait longer, set {GRACE_ENV} to more seconds "
+                                  "(default 120).")
     while n_bytes <= MAX_LISTING_BYTES:
         if time.monotonic() > deadline:
-            raise DownloadError(f"The listing of {what} arrives too slowly; it was not read to its end.",
-                                hint="Try again later.")
-        chunk = response.read1(MAX_LISTING_BYTES + 1 - n_bytes)
+            raise too_slow
+        bound_next_read(response, read_timeout(timeout, deadline))
+        try:
+            chunk = response.read1(MAX_LISTING_BYTES + 1 - n_bytes)
+        except TimeoutError:
+            if time.monotonic() >= deadline - 0.05:
+                raise too_slow from None
+            raise
         if not chunk:
             break
         chunks.append(chunk)
@@ -208,8 +223,8 @@ def _parse_listing(record_id: str, raw: bytes, base: str) -> list[RemoteFile]:
             key, size = str(entry["key"]), int(entry["size"])
             _check_listed(record_id, key, size, url, base)
             files.append(RemoteFile(record_id, key, size, digest.lower(), url, classify(key, size)))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise bad from None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        raise bad from None  # RecursionError: json's parser recurses once per nested [ or {
     return files
 
 
