@@ -121,6 +121,8 @@ def _write_h5ad(plan: CohortPlan, work: Path, tmp: Path, *, notes, sep, progress
     import anndata
     import h5py
 
+    from bulkformer.export import write_h5ad
+
     first = pd.read_parquet(part_path(work, 0))
     expression = plan.facts["output"]["kind"] == "expression"
     obs = pd.DataFrame(index=pd.Index(list(plan.sample_ids), name="sample_id"))
@@ -132,7 +134,7 @@ def _write_h5ad(plan: CohortPlan, work: Path, tmp: Path, *, notes, sep, progress
                                "values": "log1p TPM" if expression else "sample embeddings in obsm['X_bulkformer']"}
     if not expression:
         adata.uns["bulkformer"]["embedding_columns"] = [str(c) for c in first.columns]
-    adata.write_h5ad(tmp)
+    write_h5ad(adata, tmp)  # pandas 3's string arrays stored as every anndata reads them
     width = first.shape[1]
     with h5py.File(tmp, "a") as f:
         if expression:

@@ -57,6 +57,7 @@ from bulkformer.export._formats import (
     formats_for,
     mime_of,
     sidecar_path,
+    write_h5ad,
 )
 from bulkformer.export._report import (
     CITATION,
@@ -92,5 +93,5 @@ __all__ = [
     "formats_for", "gene_embedding_anndata", "gene_embedding_frame", "gene_labels", "methods_paragraph",
     "mime_of", "package_versions", "part_path", "projection_frame", "result_file", "run_report",
     "sidecar_path", "sidecar_report", "to_anndata", "to_bytes", "too_wide_for_excel", "unique_symbols",
-    "write_ids", "write_output", "write_result", "written_in_full",
+    "write_h5ad", "write_ids", "write_output", "write_result", "written_in_full",
 ]
