@@ -49,9 +49,8 @@ class Job(Generic[T]):
         self._status: Status = "pending"
         self._progress = (0, 0)
         self._started_at: float | None = None
-        self._first_report: tuple[int, float] | None = None
-        self._reports_since_first = 0
-        #: (samples done, time) of every report from the first on: the pace of each batch.
+        #: (samples done, time) of every report that moved on, from the first with samples done:
+        #: the first one, how many came after it, and the pace of each batch.
         self._marks: list[tuple[int, float]] = []
         self._result: T | None = None
         self._error: str | None = None
@@ -92,9 +91,9 @@ class Job(Generic[T]):
         (compiling the model takes ~30 s) that later batches do not repeat.
         """
         done, total = self._progress
-        first = self._first_report
+        first = self._marks[0] if self._marks else None
         if (self._status != "running" or first is None or total <= 0 or done <= first[0]
-                or self._reports_since_first < ETA_AFTER_REPORTS):
+                or len(self._marks) - 1 < ETA_AFTER_REPORTS):
             return None
         per_step = (time.monotonic() - first[1]) / (done - first[0])
         return max(0.0, per_step * (total - done))
@@ -131,11 +130,7 @@ class Job(Generic[T]):
         return self._finished.wait(timeout)
 
     def _report(self, done: int, total: int) -> None:
-        if self._first_report is None and done > 0:
-            self._first_report = (int(done), time.monotonic())
-        elif self._first_report is not None and done > self._progress[0]:
-            self._reports_since_first += 1
-        if self._first_report is not None and (not self._marks or done > self._marks[-1][0]):
+        if done > 0 and (not self._marks or done > self._marks[-1][0]):
             self._marks.append((int(done), time.monotonic()))
         self._progress = (int(done), int(total))
 
