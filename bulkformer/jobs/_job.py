@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Generic, Literal, TypeVar
 
 from bulkformer.errors import BulkFormerError
@@ -109,7 +110,7 @@ class Job(Generic[T]):
             return None
         done, total = self._progress
         marks = self._marks[-(PACE_WINDOW + 1):]
-        paces = sorted((t1 - t0) / (d1 - d0) for (d0, t0), (d1, t1) in zip(marks, marks[1:]) if d1 > d0)
+        paces = sorted((t1 - t0) / (d1 - d0) for (d0, t0), (d1, t1) in pairwise(marks))  # done only rises
         if not paces:
             return central, central
         low, high = paces[len(paces) // 4], paces[(3 * len(paces)) // 4 if len(paces) > 1 else 0]
