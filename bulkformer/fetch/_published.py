@@ -88,8 +88,11 @@ def plan_model(
     """List what :func:`download_model` fetches for the published model ``name``."""
     model = registry.get(name)
     record = model.data_record.record_id
-    listed = {r.key: r for r in dl.list_record(record, base_url=base_url, timeout=timeout, retries=retries,
-                                            backoff=backoff)}
+    try:
+        listed = {r.key: r for r in dl.list_record(record, base_url=base_url, timeout=timeout, retries=retries,
+                                                backoff=backoff)}
+    except DownloadError as exc:
+        raise DownloadError(exc.message, hint=by_hand(model, base_url)) from None
     wanted = model.data_files + ((model.checkpoint,) if model.source == "zenodo" else ())
     absent = [key for key in wanted if key not in listed]
     if absent:
@@ -103,6 +106,21 @@ def plan_model(
                                  dl.drive_download_url(model.drive_id, drive_url), "model", source="drive")
     return ModelFiles(model, tuple(listed[k] for k in wanted), on_drive,
                       Path(model_dir or paths.model_dir()), Path(data_dir or paths.data_dir()))
+
+
+def by_hand(model: PublishedModel, base_url: str | None = None) -> str:
+    """How to fetch ``model``'s own files in a web browser: which file from which page into
+    which folder (the record's other files are not needed)."""
+    page = dl.record_page_url(model.data_record.record_id, base_url)
+    from_record = model.data_files + ((model.checkpoint,) if model.source == "zenodo" else ())
+    words = (f"Check your internet connection and try again. To get {model.label} by hand, open {page} in a "
+             f"web browser and download {', '.join(from_record)}; put "
+             + (f"{model.checkpoint} in {paths.model_dir()} and the others in {paths.data_dir()}."
+                if model.source == "zenodo" else f"them in {paths.data_dir()}."))
+    if model.source == "drive":
+        words += (f" The checkpoint is on Google Drive: open {model.source_url} and put the file, keeping its name "
+                  f"{model.checkpoint}, in {paths.model_dir()}.")
+    return words
 
 
 def download_model(

@@ -57,6 +57,31 @@ def test_drive_model_with_its_family_files(published: dict[str, bytes], zenodo: 
     assert again == saved and len(zenodo.drive_gets(TINY_ID)) == 1
 
 
+def test_unreachable_zenodo_says_how_to_get_this_model_by_hand(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    """Offline, the Model page's download of BulkFormer-147M says which files to fetch from where
+    (gene table and graphs from the v2 record, the checkpoint from its Drive link) and where
+    each goes: the words a person follows in a browser."""
+    import socket
+
+    from bulkformer import paths
+    from bulkformer.errors import DownloadError
+
+    with socket.socket() as sock:  # a port that was free a moment ago: connection refused
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with pytest.raises(DownloadError) as info:
+        plan_model("147M", base_url=dead, retries=0, timeout=5)
+    hint = info.value.hint
+    assert f"{dead}/records/15744294" in hint  # the v2 record
+    assert "bulkformer_gene_info.csv, G_tcga.pt, G_tcga_weight.pt" in hint and str(paths.data_dir()) in hint
+    assert "https://drive.google.com/file/d/1UtqN_vCh3669Fs-GU5CTE7F7UnuQCAzN/view" in hint
+    assert f"bulkformer_147M.pt, in {paths.model_dir()}" in hint and "ckpt" not in hint
+    with pytest.raises(DownloadError) as info:
+        plan_model("v1", base_url=dead, retries=0, timeout=5)
+    assert "Bulkformer_ckpt_epoch_29.pt in" in info.value.hint and "Google Drive" not in info.value.hint
+
+
 def test_unknown_model_name_lists_the_published_ones() -> None:
     with pytest.raises(BulkFormerError, match="no published model called '12M'") as info:
         plan_model("12M")

@@ -99,6 +99,23 @@ def test_unreachable_zenodo_explains_manual_download(
     assert "could not be reached" in text
     assert f"{dead}/records/{V1}" in text
     assert str(paths.model_dir()) in text and str(paths.data_dir()) in text
+    assert "Bulkformer_ckpt_epoch_29.pt" in text  # v1's checkpoint by its name, not "a file with 'ckpt'"
+    assert "'ckpt' in its name" not in text and "Google Drive" not in text
+
+
+def test_unreachable_v2_record_says_its_checkpoints_are_on_google_drive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The v2 record holds gene tables and graphs only: the hint must not send people looking
+    for a checkpoint on its page, and must give each Drive link with the file's name."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv(dl.ZENODO_URL_ENV, dead)
+    with pytest.raises(DownloadError) as info:
+        dl.list_record(V2, retries=0)
+    hint = info.value.hint
+    assert "ckpt" not in hint and f"{dead}/records/{V2}" in hint and "Google Drive" in hint
+    for size, drive_id in (("37M", "1qY2qaXfKfDot9EMcOF9gr8T0jghrH7km"), ("147M", "1UtqN_vCh3669Fs-GU5CTE7F7UnuQCAzN")):
+        assert f"bulkformer_{size}.pt at https://drive.google.com/file/d/{drive_id}/" in hint
 
 
 # --- one file ----------------------------------------------------------------------------------

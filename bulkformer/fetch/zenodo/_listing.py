@@ -126,6 +126,26 @@ def drive_instructions(model_folder: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def by_hand(record_id: str, base: str) -> str:
+    """How to get a record's files in a web browser, naming the checkpoint it holds (v1's) or
+    saying that its release's checkpoints are on Google Drive (v2's), and where each file goes."""
+    page = f"{base}/records/{record_id}"
+    here = [m.checkpoint for m in registry.MODELS.values()
+            if m.source == "zenodo" and m.data_record.record_id == record_id]
+    on_drive = [f"{m.checkpoint} at {m.source_url}" for m in DRIVE_CHECKPOINTS
+                if m.data_record.record_id == record_id]
+    if here:
+        words = (f"To download by hand, open {page} in a web browser, put the model checkpoint "
+                 f"({', '.join(here)}) in {paths.model_dir()} and all other files in {paths.data_dir()}.")
+    else:
+        words = f"To download by hand, open {page} in a web browser and put its files in {paths.data_dir()}."
+    if on_drive:
+        words += (f" This release's checkpoints are not on Zenodo but on Google Drive: open the link of the "
+                  f"one you want and put the file, keeping its name, in {paths.model_dir()} "
+                  f"({'; '.join(on_drive)}).")
+    return words
+
+
 def list_record(
     record_id: str | int,
     *,
@@ -144,12 +164,7 @@ def list_record(
     base = zenodo_base_url(base_url)
     api_url = f"{base}/api/records/{record_id}"
     what = f"Zenodo record {record_id}"
-    hint = (
-        f"Check your internet connection and try again. To download by hand, open "
-        f"{base}/records/{record_id} in a web browser, put the model checkpoint (the .pt "
-        f"file with 'ckpt' in its name) in {paths.model_dir()} and all other files in "
-        f"{paths.data_dir()}."
-    )
+    hint = f"Check your internet connection and try again. {by_hand(record_id, base)}"
 
     def fetch() -> bytes:
         request = urllib.request.Request(
