@@ -74,7 +74,12 @@ class CohortOutcome:
 
 @dataclass(frozen=True, eq=False)
 class HoldoutOutcome:
-    """The hold-out check: the model and the baselines scored on the same hidden values."""
+    """The hold-out check: the model and the baselines scored on the same hidden values.
+
+    ``seconds``: wall time of the whole check (the model's pass and the baselines), so a page
+    can say what it cost; a check whose model output came from the cache (``from_cache``)
+    took only the baselines' time.
+    """
 
     options: RunOptions
     fraction: float
@@ -82,6 +87,7 @@ class HoldoutOutcome:
     comparison: HoldoutComparison
     verdict: Verdict
     from_cache: bool
+    seconds: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,13 +134,15 @@ def holdout_check(model: BulkFormerModel, prepared: PreparedInput, options: RunO
 
     options = dataclasses.replace(options or RunOptions(), embed=False, impute=True, aggregate_genes=None,
                                   gene_embedding_genes=None, with_esm2=False)
+    t0 = time.perf_counter()
     aligned = prepared.aligned
     hidden = hide_measured(aligned.values, aligned.observed, fraction=fraction, seed=seed)
     result, from_cache = _run(model, hidden.values, aligned.sample_ids, options, progress=progress,
                               should_stop=should_stop, cache=cache)
     comparison = compare_with_baselines(aligned.values, hidden, result.imputed, observed=aligned.observed,
                                         sample_ids=aligned.sample_ids)
-    return HoldoutOutcome(options, fraction, seed, comparison, verdict(comparison), from_cache)
+    return HoldoutOutcome(options, fraction, seed, comparison, verdict(comparison), from_cache,
+                          time.perf_counter() - t0)
 
 
 def gene_embeddings(model: BulkFormerModel, prepared: PreparedInput, genes: Sequence[str],

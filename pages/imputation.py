@@ -3,6 +3,7 @@ list of genes your table did not measure with the values the model gives them.""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,8 +50,19 @@ def show_verdict(judged: ho.Verdict, *, is_demo: bool) -> None:
             st.caption("This verdict is about the DEMO model (trained on simulated data), not BulkFormer itself.")
 
 
+def holdout_cost(n_samples: int, main: runs.Held | None) -> str:
+    """What the check costs, from what this server measured: the check is one more pass of the
+    model over every sample (imputation only, no maps), so the main run's own time is the
+    best guide; without one, the job's panel measures the pace once it starts."""
+    words = f"The check runs the model once more over all {n_samples:,} samples, filling in every gene (no maps)."
+    if main is not None and not main.run.from_cache:
+        return (f"{words} Your main run on this server took {progress.format_seconds(main.run.seconds)}, so expect "
+                "about as long, longer if the server is busy with other work.")
+    return f"{words} The time left appears below once the first samples are done, measured on this server."
+
+
 def holdout_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.Held | None,
-                notes: tuple[str, ...]) -> None:
+                main: runs.Held | None, notes: tuple[str, ...]) -> None:
     """(a) The hold-out check: start it, then the scores of the model and the baselines."""
     st.markdown(
         "The app hides some of the values you **did** measure, asks the model to fill them in, and "
@@ -72,9 +84,12 @@ def holdout_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.H
     if holdout is None:
         if not progress.is_running("holdout"):
             st.info("Press **Run the hold-out check** to see how well the model fills in your values, "
-                    "compared with two simple guesses from your other samples.", icon=":material/info:")
+                    "compared with two simple guesses from your other samples. "
+                    + holdout_cost(len(prepared.aligned.sample_ids), main), icon=":material/info:")
     else:
         comparison = holdout.run.comparison
+        st.caption("Shown from the cache: this check was computed earlier for this table with these settings."
+                   if holdout.run.from_cache else f"The check took {progress.format_seconds(holdout.run.seconds)}.")
         holdout_scores(comparison, fraction=holdout.run.fraction)
         holdout_methods(model, comparison)
         holdout_scatter(model, comparison)
@@ -206,34 +221,40 @@ def show_trust(holdout: runs.Held | None) -> None:
         st.warning(f"Hold-out check: {holdout.run.verdict.headline}. {holdout.run.verdict.meaning}", icon=":material/warning:")
 
 
+#: How a picker names a gene the table measured that is not part of the model.
+NOT_IN_MODEL = "measured, not in the model"
+
+
 def gene_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.Held | None,
              outcome: runs.Held | None) -> None:
-    """(b) One gene: the model's values against the measured ones, or its estimates."""
+    """(b) One gene: the model's values against the measured ones, or its estimates; for a measured
+    gene that is not part of the model (such as XIST), the measured values alone."""
     aligned, metadata = prepared.aligned, prepared.metadata
     gene_ids = list(aligned.gene_ids)
     observed = np.asarray(aligned.observed, dtype=bool)
+    others = prepared.other_genes if prepared.other_genes is not None else pd.DataFrame()
     if outcome is None:
         need_main_run(model, prepared, "gene")
     else:
         imputed = outcome.run.result.imputed
-        labels = uploads.gene_labels(gene_ids)
+        labels = uploads.gene_labels(gene_ids) + [f"{name} · {NOT_IN_MODEL}" for name in others.columns]
         c1, c2 = st.columns([2, 1])
-        choice = c1.selectbox("Gene", range(len(gene_ids)), format_func=labels.__getitem__, index=None,
+        choice = c1.selectbox("Gene", range(len(labels)), format_func=labels.__getitem__, index=None,
                               placeholder="Type a gene symbol, e.g. ALB", key="gene_pick",
-                              help="Type to search among the model's genes by symbol or Ensembl ID.")
-        c1.caption(f"Lists the model's {len(gene_ids):,} genes: the protein-coding genes it was trained on. A gene "
-                   "that is not protein-coding (a long non-coding RNA such as XIST, a pseudogene, a microRNA) "
-                   "is not part of the model, so it cannot be filled in here; its measured values stay in your "
-                   "own table.")
+                              help="Type to search by symbol or Ensembl ID among the model's genes, then the "
+                                   "other genes your table measured.")
+        c1.caption(gene_list_caption(len(gene_ids), others.shape[1]))
         columns = [] if metadata is None else [c for c in metadata.columns if metadata[c].notna().any()]
         group_by = c2.selectbox("Colour by", ["(no colour)", *columns], key="gene_group",
                                 index=1 if columns else 0,
                                 help="A sample-sheet column; the same colours as on the Embeddings page.")
-        if choice is not None:
+        color_values = metadata[group_by] if metadata is not None and group_by != "(no colour)" else None
+        if choice is not None and int(choice) >= len(gene_ids):
+            measured_only(model, prepared, others.columns[int(choice) - len(gene_ids)], color_values, group_by)
+        elif choice is not None:
             g = int(choice)
             ids = list(outcome.run.result.sample_ids)
             model_vals = imputed[:, g]
-            color_values = metadata[group_by] if metadata is not None and group_by != "(no colour)" else None
             hover = plots.hover_texts(ids, metadata)
             fig = go.Figure()
             if observed[g]:
@@ -249,17 +270,8 @@ def gene_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.Held
                 st.markdown(f"**{labels[g]}** was **not** measured in your table: these values are the "
                             "model's estimates, one per sample.")
                 show_trust(holdout)
-                rank = np.empty(len(ids))
-                rank[np.argsort(model_vals)] = np.arange(len(ids))
-                xs, ys, xt = rank, model_vals, "samples, lowest to highest"
-            if color_values is None or plots.is_continuous(color_values):
-                fig.add_trace(go.Scattergl(x=xs, y=ys, mode="markers", text=hover,
-                                           marker={"size": 7, "color": plots.PALETTE[0]},
-                                           hovertemplate="%{text}<br>model %{y:.2f}<extra></extra>"))
-            else:
-                plots.add_category_traces(fig, xs, ys, ids, hover, color_values, marker={"size": 7},
-                                          hovertemplate="%{text}<br>model %{y:.2f}<extra></extra>")
-                fig.update_layout(legend={"title": {"text": group_by}})
+                xs, ys, xt = ranks(model_vals), model_vals, "samples, lowest to highest"
+            add_sample_dots(fig, xs, ys, ids, hover, color_values, group_by=group_by, word="model")
             if observed[g]:
                 lo, hi = float(min(xs.min(), ys.min())), float(max(xs.max(), ys.max()))
                 fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", showlegend=False,
@@ -267,6 +279,57 @@ def gene_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.Held
             fig.update_layout(title=labels[g], height=460, xaxis_title=xt,
                               yaxis_title="model's value, log(TPM + 1)")
             plots.show_figure(fig, f"{frame.file_prefix(model)}gene_{gene_ids[g]}", key="gene_plot")
+
+
+def gene_list_caption(n_model: int, n_others: int) -> str:
+    """What the gene picker lists, and why a measured gene may not be part of the model."""
+    lists = (f"Lists the model's {n_model:,} genes: the protein-coding genes it was trained on. A gene that is "
+             "not protein-coding (a long non-coding RNA such as XIST, a pseudogene, a microRNA) is not part "
+             "of the model.")
+    if not n_others:
+        return lists + " Your table measured none of those."
+    which = "the 1 other gene" if n_others == 1 else f"the {n_others:,} other genes"
+    return (f"{lists} After them come {which} your table measured (marked “{NOT_IN_MODEL}”): for those you see "
+            "your own measured values; the model cannot fill them in or reproduce them.")
+
+
+def measured_only(model: BulkFormerModel, prepared: PreparedInput, name: str, color_values: pd.Series | None,
+                  group_by: str) -> None:
+    """A measured gene that is not part of the model: its measured values per sample, lowest to highest."""
+    assert prepared.other_genes is not None
+    values = prepared.other_genes[name].to_numpy()
+    ids = [str(s) for s in prepared.other_genes.index]
+    st.markdown(f"**{name}** was measured in your table but is **not part of the model**: these are your "
+                "measured values, one per sample; the model cannot fill it in or reproduce it.")
+    st.caption("Values are log(TPM + 1), the same scale as the model's input, worked out over every gene in "
+               "your table.")
+    fig = go.Figure()
+    add_sample_dots(fig, ranks(values), values, ids, plots.hover_texts(ids, prepared.metadata), color_values,
+                    group_by=group_by, word="measured")
+    fig.update_layout(title=f"{name}: measured values (not part of the model)", height=460,
+                      xaxis_title="samples, lowest to highest", yaxis_title="measured value, log(TPM + 1)")
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "gene"
+    plots.show_figure(fig, f"{frame.file_prefix(model)}measured_{safe}", key="gene_plot")
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Each sample's place from lowest (0) to highest value, for plots of samples in order."""
+    rank = np.empty(len(values))
+    rank[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return rank
+
+
+def add_sample_dots(fig: go.Figure, xs: np.ndarray, ys: np.ndarray, ids: list[str], hover: list[str],
+                    color_values: pd.Series | None, *, group_by: str, word: str) -> None:
+    """One dot per sample, coloured by the chosen sample-sheet column as on the Embeddings page."""
+    template = f"%{{text}}<br>{word} %{{y:.2f}}<extra></extra>"
+    if color_values is None or plots.is_continuous(color_values):
+        fig.add_trace(go.Scattergl(x=xs, y=ys, mode="markers", text=hover,
+                                   marker={"size": 7, "color": plots.PALETTE[0]}, hovertemplate=template))
+    else:
+        plots.add_category_traces(fig, xs, ys, ids, hover, color_values, marker={"size": 7},
+                                  hovertemplate=template)
+        fig.update_layout(legend={"title": {"text": group_by}})
 
 
 def missing_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.Held | None,
@@ -350,7 +413,7 @@ def main() -> None:
         [":material/fact_check: Hold-out check", ":material/search: One gene", ":material/playlist_add: Missing genes"]
     )
     with tab_check:
-        holdout_tab(model, prepared, holdout, notes)
+        holdout_tab(model, prepared, holdout, outcome, notes)
     with tab_gene:
         gene_tab(model, prepared, holdout, outcome)
     with tab_missing:

@@ -43,6 +43,13 @@ class PreparedInput:
     guesses: Guesses
     #: The sample sheet's column holding sample names, and why (``None`` without a sheet).
     sheet_id_column: Guess | None = None
+    #: The table's measured genes that are not the model's (a long non-coding RNA such as XIST,
+    #: a pseudogene, a label no annotation knows): float32 log1p TPM, samples (in
+    #: ``aligned.sample_ids`` order) × genes, as :func:`_not_in_model` names them. Kept so that
+    #: a user can still look at the values they measured; never fed to the model, which
+    #: neither fills them in nor reproduces them. ``None`` where not recorded. Its size is
+    #: bounded by the upload budget (``max_bytes``) like the table it comes from.
+    other_genes: pd.DataFrame | None = None
 
 
 def prepare(
@@ -128,6 +135,8 @@ def prepare(
                                         keep=gene_order)
     aligned = align(combined.table, gene_order=gene_order)
     require_enough_genes(aligned)
+    other_genes = _not_in_model(log_tpm, mapping=mapping, sample_ids=table.sample_ids,
+                               gene_order=gene_order, annotation=annotation)
 
     sheet = None if sample_sheet is None else io.read_sample_sheet(
         sample_sheet, filename=sample_sheet_filename, sample_ids=table.sample_ids,
@@ -143,7 +152,46 @@ def prepare(
                      value_type_warning=normalise.value_type_warning(table.values, value_type))
     return PreparedInput(aligned, qc, metadata, Guesses(table.orientation, mapping.id_type,
                                                         values_guess),
-                         sheet.id_column if sheet else None)
+                         sheet.id_column if sheet else None, other_genes)
+
+
+#: Marks a key made of a table's own label (for rows no annotation knows): no Ensembl ID
+#: starts with it, so such keys never meet a gene's.
+_LABEL_KEY = "="
+
+
+def _not_in_model(log_tpm: np.ndarray, *, mapping: genes.GeneMapping, sample_ids: Sequence[str],
+                  gene_order: Sequence[str], annotation: genes.GeneAnnotation) -> pd.DataFrame:
+    """The measured rows that are not among the model's genes: float32 log1p TPM, samples ×
+    genes (no columns when every row is a model gene).
+
+    ``log_tpm`` is ``[n_samples, n_labels]``, normalised over all rows, as the model's genes are.
+    A row counts as its Ensembl gene where one is known, else as its label (spaces trimmed;
+    empty labels left out); rows of one gene merge by :func:`bulkformer.genes.combine_duplicates`,
+    the rule the model's genes follow. Columns read ``SYMBOL (ENSG…)`` (as the app's gene
+    pickers write the model's genes), the Ensembl ID alone where it has no symbol, or the
+    label as written in the file where no gene is known.
+    """
+    model = set(gene_order)
+    keys = tuple(
+        None if ensg in model else ensg if ensg is not None
+        else (_LABEL_KEY + label.strip() if label.strip() else None)
+        for label, ensg in zip(mapping.labels, mapping.ensg_ids))
+    if keys.count(None) == len(keys):  # combine_duplicates needs at least one row to keep
+        return pd.DataFrame(np.empty((len(sample_ids), 0), dtype=np.float32),
+                            index=pd.Index(list(sample_ids), name="sample_id"),
+                            columns=pd.Index([], dtype=object, name="gene"))
+    by_key = genes.GeneMapping(mapping.labels, keys, mapping.id_type)
+    table = genes.combine_duplicates(log_tpm, mapping=by_key, sample_ids=sample_ids).table
+    symbols = annotation.symbols_of([k for k in table.columns if not k.startswith(_LABEL_KEY)])
+    from_label = np.array([k.startswith(_LABEL_KEY) for k in table.columns], dtype=bool)
+    names = pd.Series([k[len(_LABEL_KEY):] if own else f"{symbols[k]} ({k})" if k in symbols else k
+                       for k, own in zip(table.columns, from_label)], dtype=object)
+    # Genes' names are unique, and so are labels; a label written exactly like a gene's name is told apart.
+    clash = from_label & names.isin(names[~from_label]).to_numpy()
+    names[clash] = names[clash] + " (as written in your file)"
+    table.columns = pd.Index(names, dtype=object, name="gene")
+    return table
 
 
 def _value_type(raw: io.RawTable, table: genes.OrientedTable, value_type: str) -> Guess:

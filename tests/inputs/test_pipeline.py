@@ -239,3 +239,33 @@ def test_a_table_with_entrez_gene_ids(counts: pd.DataFrame, tmp_path: Path) -> N
     assert prepared.guesses.id_type.value == "entrez" and prepared.guesses.orientation.value == "genes_in_rows"
     assert prepared.qc.n_genes_mapped == len(table) and len(table) > 150
     assert prepared.qc.n_model_genes_observed == len(table)  # each NCBI ID led to its own model gene
+
+
+def test_measured_genes_outside_the_model_are_kept_for_showing(tmp_path: Path) -> None:
+    """XIST (a lncRNA, not a model gene), written twice (symbol and versioned Ensembl ID), and a label no
+    annotation knows, written twice: kept as log1p TPM beside the model's input, each merged to one column
+    by adding TPM; TPM is taken over every row of the file, as for the model's genes."""
+    rng = np.random.default_rng(7)
+    labels = [*ORDER[:200], "XIST", "ENSG00000229807.2", "mystery", " mystery", "MALAT1"]
+    counts = pd.DataFrame(rng.negative_binomial(2, 0.01, size=(len(labels), 5)) + 1,
+                          index=pd.Index(labels, name="gene"), columns=[f"S{i}" for i in range(5)])
+    counts.to_csv(tmp_path / "counts.csv")
+    prepared = prepare(tmp_path / "counts.csv", gene_order=ORDER)
+
+    # by hand: rates over all rows with upstream's lengths (1 kb where unknown), per million, per sample
+    lengths = upstream_lengths(counts.index).fillna(1000.0).to_numpy()
+    rate = counts.to_numpy(dtype=np.float64) / (lengths[:, None] / 1000.0)
+    tpm = rate / rate.sum(axis=0) * 1e6  # genes × samples
+    np.testing.assert_allclose(prepared.aligned.values[:, :200], np.log1p(tpm[:200]).T, rtol=2e-6, atol=2e-6)
+
+    other = prepared.other_genes
+    assert other is not None and other.dtypes.eq(np.float32).all()
+    assert list(other.index) == list(prepared.aligned.sample_ids)
+    assert set(other.columns) == {"XIST (ENSG00000229807)", "mystery", "MALAT1 (ENSG00000251562)"}
+    np.testing.assert_allclose(other["XIST (ENSG00000229807)"], np.log1p(tpm[200] + tpm[201]), rtol=2e-6)
+    np.testing.assert_allclose(other["mystery"], np.log1p(tpm[202] + tpm[203]), rtol=2e-6)
+    np.testing.assert_allclose(other["MALAT1 (ENSG00000251562)"], np.log1p(tpm[204]), rtol=2e-6)
+    assert "ENSG00000229807" not in prepared.aligned.gene_ids  # shown only; never the model's input
+
+    only_model = prepare(counts.iloc[:200].to_csv().encode(), filename="t.csv", gene_order=ORDER)
+    assert only_model.other_genes is not None and only_model.other_genes.shape == (5, 0)
