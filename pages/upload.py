@@ -309,9 +309,9 @@ def main() -> None:
     st.title(":material/upload_file: Upload & QC")
     frame.show_flash()
     data = upload_section()
-    # Everything below sits in one placeholder: a run for a new table clears what the last table
-    # showed (its error, its choices) as soon as it gets here, not after the slow reading below.
-    with st.empty().container():
+    # What the last table showed (its error, its choices) goes as soon as a new table's run gets
+    # here, not after the slow reading below.
+    with frame.table_slot(data.table.sha + (data.sheet.sha if data.sheet else "")):
         show_table(data)
 
 

@@ -16,7 +16,7 @@ from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlExcepti
 
 from bulkformer import paths
 from bulkformer.errors import BulkFormerError
-from ui.keys import K_DEVICE, K_MODEL_LINE, K_MODEL_SPEC, PAGES
+from ui.keys import K_DEVICE, K_MODEL_LINE, K_MODEL_SPEC, K_TABLE_SLOT, PAGES
 from ui.session import init_session, show_flash
 from ui.uploads import dataset, get_prepared
 
@@ -140,6 +140,25 @@ DEMO_ON_OWN_DATA = (
     "about a real table (embeddings, imputed genes, the hold-out check) means nothing biologically. Get a "
     "published BulkFormer model first: **Model page → Get the published model**."
 )
+
+
+def table_slot(identity: str) -> Any:
+    """The container for everything that belongs to one table (``identity``), empty at once
+    when the table changes.
+
+    Streamlit keeps a rerun's old elements on screen (greyed) until the rerun writes over them,
+    so a new upload would be read under the last file's error and choices, and a container
+    written again at the same place keeps them too. So there are two places, taken in turn by
+    successive tables: a new table empties the last one's place first thing in the run and is
+    drawn in the other, which holds nothing; the same table keeps its place, so a rerun for one
+    of its widgets does not flicker."""
+    places = (st.empty(), st.empty())
+    shown, index = st.session_state.get(K_TABLE_SLOT, ("", 0))
+    if identity != shown:
+        index = 1 - index
+        st.session_state[K_TABLE_SLOT] = (identity, index)
+    places[1 - index].empty()
+    return places[index].container()
 
 
 def model_badge(model: BulkFormerModel, *, on_model_page: bool = False) -> None:

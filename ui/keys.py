@@ -23,6 +23,8 @@ K_RELOAD_TOKEN = "bf_reload_token"  # this browser's token in the reload registr
 K_RELOAD_COOKIE = "bf_reload_cookie_written"
 K_TABLE_FILE_ID = "bf_table_file_id"  # the uploader's id of the table file read last
 K_SHEET_FILE_ID = "bf_sheet_file_id"  # the uploader's id of the sample-sheet file read last
+K_TABLE_SLOT = "bf_table_slot"  # (the table shown on Upload & QC, which of two slots holds it)
+K_PACES = "bf_paces"  # paces measured by this session's finished runs, per kind of run and table
 
 PAGES = {
     "home": "pages/home.py",

@@ -218,3 +218,37 @@ def test_upload_run_map_and_download_embeddings(server: str, browser, tmp_path: 
     _go(driver, "embeddings")
     _wait(driver, lambda d: "UMAP map of 12 samples" in _page_text(d), what="the map, after a reload")
     assert "my_counts.csv" in _page_text(driver)
+
+
+def test_a_new_upload_clears_the_last_files_error_before_reading(server: str, browser, tmp_path: Path) -> None:
+    """Issue #26 item 8: after an upload that failed, the next file's reading must not sit under
+    the old file's error. While the new table is still being read (its spinner is up), the
+    error is gone: the page clears it before the slow part, not after.
+
+    Only a browser shows this: Streamlit keeps a rerun's old elements on screen (greyed) until
+    the rerun replaces them, and AppTest sees only the finished page."""
+    from selenium.webdriver.common.by import By
+
+    driver, _ = browser
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    counts = pd.read_csv(paths.demo_dir() / "demo_counts.csv.gz", index_col=0)
+    big = pd.concat([counts, counts.add_suffix("_again")], axis=1)  # reading takes seconds: time to look
+    table = tmp_path / "big_counts.csv.gz"
+    big.to_csv(table)
+
+    driver.get(server)
+    _go(driver, "upload")
+    file_input = _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, 'input[type="file"]') or False,
+                       what="file input")[0]
+    file_input.send_keys(str(empty))
+    _wait(driver, lambda d: "empty.csv is empty." in _page_text(d), timeout=RUN_TIMEOUT, what="the empty file's error")
+
+    file_input = driver.find_elements(By.CSS_SELECTOR, 'input[type="file"]')[0]
+    file_input.send_keys(str(table))
+    reading = "Reading your table and matching its genes to the model"
+    text = _wait(driver, lambda d: t if reading in (t := _page_text(d)) else False, timeout=RUN_TIMEOUT,
+                 what="the new table being read")
+    assert "empty.csv is empty." not in text, text
+    _wait(driver, lambda d: "Quality check" in _page_text(d), timeout=RUN_TIMEOUT, what="the new table's QC")
+    assert "empty.csv is empty." not in _page_text(driver)
