@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from bulkformer.analysis import predict
+from bulkformer.errors import InputError
 from bulkformer.export import file_notes, to_bytes
 from ui import frame, keys, plots, progress, runs, verdicts
 from ui.uploads import Upload
@@ -17,6 +18,7 @@ from ui.uploads import Upload
 NOT_SURVIVAL = "(none: not a survival outcome)"
 KINDS = {"auto": "Decide from the values", "classification": "Classes", "regression": "Numbers (regression)"}
 PERMUTATIONS = (99, 199, 499)
+TASK_WORDS = {"classification": "classes", "regression": "numbers", "survival": "survival"}
 BOOTSTRAPS = (1000, 200, 2000)
 WITHIN_COHORT = (
     "A within-cohort score **can** say that the column follows from the expression in these samples, and how "
@@ -70,7 +72,35 @@ if not columns:
     st.stop()
 
 
-with st.form("predict_options", border=True):
+held = runs.current("predict", model)
+if held is not None and held.run.pace is not None:
+    progress.remember_pace("predict", held.table_fp, held.key, held.run.pace)
+
+
+def estimate(column: str, event: str, kind: str, permutations: int) -> str:
+    """What evaluating ``column`` includes, in model fits, and how long it may take at the paces this
+    session measured on this table (none measured yet: no number, the run measures its own)."""
+    try:
+        target = predict.make_target(metadata, column, event_column=None if event == NOT_SURVIVAL else event,
+                                     kind=kind)
+    except InputError:
+        return ""  # Evaluate says why
+    work = predict.planned_work(target, n_permutations=permutations,
+                                n_expression=int(np.asarray(prepared.aligned.observed).sum()),
+                                n_embedding=main.run.result.sample_embedding.shape[1])
+    paces = [p for p in progress.measured_paces("predict", main.table_fp) if p.kind == target.kind]
+    seconds = predict.time_range(work, paces)
+    if seconds is None:
+        when = "The time left appears, measured on this server, once the first folds are fitted."
+    else:
+        which = "your last evaluation" if len(paces) == 1 else f"your last {len(paces)} evaluations"
+        when = (f"At the pace measured here in {which} of {TASK_WORDS[target.kind]} on this table, it takes "
+                f"{progress.duration_words(seconds)} (the range allows for the server being up to "
+                f"{predict.LOAD_FACTOR:g} times faster or slower than it was then).")
+    return f"This evaluation: {work.words()} {when}"
+
+
+with st.container(border=True):  # not a form: the estimate follows each choice
     st.markdown(f"#### What to predict · {prepared.aligned.values.shape[0]:,} samples")
     c1, c2, c3, c4 = st.columns([3, 3, 2, 1])
     column = c1.selectbox("Column", columns, key="pred_column",
@@ -85,8 +115,11 @@ with st.form("predict_options", border=True):
     permutations = c4.selectbox("Shuffles", PERMUTATIONS, key="pred_permutations",
                                 help="Times the labels are shuffled to see what chance scores. With 99 "
                                      "the smallest p-value is 0.01.")
-    submitted = st.form_submit_button("Evaluate", type="primary", icon=":material/play_arrow:",
-                                      disabled=progress.is_running("predict"))
+    submitted = st.button("Evaluate", type="primary", icon=":material/play_arrow:", key="pred_evaluate",
+                          disabled=progress.is_running("predict"))
+    planned = estimate(column, event, kind, int(permutations))
+    if held is not None and planned:
+        st.caption(planned)
 
 if submitted:
     with frame.guarded("starting the prediction"):
@@ -95,10 +128,9 @@ if submitted:
         if runs.start_predict_run(model, prepared, main, target, n_permutations=int(permutations)) == "have":
             st.success("This evaluation is already shown below.", icon=":material/check_circle:")
 
-progress.job_panel("predict", finishing_text="writing up the results…", unit="steps")
+progress.job_panel("predict", finishing_text="writing up the results…", unit="model fits")
 outcome = runs.current_or_stop("predict", model, hint=(
-    "Choose a column and press **Evaluate**. It runs in the background; the demo cohort "
-    "(200 samples) takes under a minute."))
+    f"Choose a column and press **Evaluate**. It runs in the background. {planned}").strip())
 
 result = outcome.run
 target = result.target

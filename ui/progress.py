@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from ui.frame import GENERIC_ERROR
-from ui.keys import K_JOBS, K_RESULTS
+from ui.keys import K_JOBS, K_PACES, K_RESULTS
 from ui.session import init_session
 
 
@@ -102,12 +102,18 @@ def time_left_words(left: float | tuple[float, float] | None) -> str:
     low, high = left if isinstance(left, tuple) else (left, left)
     if not (math.isfinite(low) and math.isfinite(high)):
         return "estimating the time left…"
-    low_words, high_words = _rounded(low), _rounded(high)
+    return f"{duration_words((low, high))} left"
+
+
+def duration_words(seconds: tuple[float, float]) -> str:
+    """A (shortest, longest) time in seconds, rounded as people say it: "about 2 minutes",
+    "about 2–5 minutes", "less than a minute to about 2 minutes"."""
+    low_words, high_words = _rounded(seconds[0]), _rounded(seconds[1])
     if low_words == high_words:
-        return f"{_words(low_words)} left"
+        return _words(low_words)
     if isinstance(low_words, tuple) and isinstance(high_words, tuple):
-        return f"about {low_words[0]}–{high_words[0]} minutes left"
-    return f"{_words(low_words)} to {_words(high_words)} left"
+        return f"about {low_words[0]}–{high_words[0]} minutes"
+    return f"{_words(low_words)} to {_words(high_words)}"
 
 
 def _rounded(seconds: float) -> tuple[int, str] | str:
@@ -125,6 +131,28 @@ def _rounded(seconds: float) -> tuple[int, str] | str:
 
 def _words(rounded: tuple[int, str] | str) -> str:
     return f"about {rounded[0]} {rounded[1]}" if isinstance(rounded, tuple) else rounded
+
+
+MAX_PACES = 10
+"""Paces kept per kind of run and table: the recent runs say how this server goes now."""
+
+
+def remember_pace(kind: str, table_fp: str, key: str, pace: Any) -> None:
+    """Keep the pace measured by this session's finished ``kind`` run ``key`` on table ``table_fp``
+    (once per run), for the estimates of the next ones. In this session's own state: how fast a run
+    went is nobody else's business, and another user's table says nothing of this one."""
+    init_session()
+    paces = st.session_state.setdefault(K_PACES, {}).setdefault((kind, table_fp), {})
+    if key not in paces:
+        paces[key] = pace
+        for old in list(paces)[:-MAX_PACES]:
+            del paces[old]
+
+
+def measured_paces(kind: str, table_fp: str) -> list[Any]:
+    """The paces this session's finished ``kind`` runs measured on table ``table_fp``, oldest first."""
+    init_session()
+    return list(st.session_state.get(K_PACES, {}).get((kind, table_fp), {}).values())
 
 
 def job_panel(kind: str, *, finishing_text: str = "Finishing up…", where: str = "", unit: str = "samples") -> None:

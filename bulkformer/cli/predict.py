@@ -129,7 +129,7 @@ def _cross_validate(loaded: BulkFormerModel, aligned: AlignedMatrix, target: Tar
     with progress_bar() as report:
         embedding = loaded.run(aligned.values, aligned.sample_ids, impute=False, batch_size=batch_size,
                                progress=report).sample_embedding
-    columns = (TextColumn("Cross-validating"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+    columns = (TextColumn("Cross-validating"), BarColumn(), MofNCompleteColumn(), TextColumn("model fits"),
                TimeRemainingColumn())
     with Progress(*columns, console=out) as bar:
         task = bar.add_task("cv", total=None)

@@ -24,7 +24,8 @@ it once on another (bootstrap intervals, a baseline, shift warnings); :func:`fit
 NumPy arrays, no pickle) to apply to new samples later.
 
 Modules: ``targets`` (the task and its refusals), ``models`` (features, pipelines, folds),
-``metrics``, ``evaluation`` (:func:`evaluate`), ``results`` (tables, plots' numbers, report),
+``metrics``, ``work`` (an evaluation's model fits and their measured pace), ``evaluation``
+(:func:`evaluate`), ``results`` (tables, plots' numbers, report),
 ``external`` (scoring on a second cohort), ``saved`` (a predictor to keep and reuse).
 """
 
@@ -114,6 +115,13 @@ from bulkformer.analysis.predict.targets import (
     Target,
     make_target,
 )
+from bulkformer.analysis.predict.work import (
+    LOAD_FACTOR,
+    EvaluationWork,
+    FitPace,
+    planned_work,
+    time_range,
+)
 
 __all__ = [
     "ALPHA",
@@ -125,6 +133,7 @@ __all__ = [
     "FEATURE_SETS",
     "INNER_FOLDS",
     "KINDS",
+    "LOAD_FACTOR",
     "MAX_NUMBER_CLASSES",
     "METRIC_LABELS",
     "METRIC_MEANINGS",
@@ -140,9 +149,11 @@ __all__ = [
     "CVPlan",
     "CohortData",
     "Comparison",
+    "EvaluationWork",
     "ExternalResult",
     "ExternalScore",
     "FeatureSummary",
+    "FitPace",
     "FoldFit",
     "Kind",
     "MajorityBaseline",
@@ -175,6 +186,7 @@ __all__ = [
     "p_text",
     "param_grid",
     "plan_cv",
+    "planned_work",
     "predictions_table",
     "predictor_zip",
     "read_test_target",
@@ -184,6 +196,7 @@ __all__ = [
     "sample_space",
     "save_predictor",
     "shift_warnings",
+    "time_range",
     "validate_external",
     "weighted_f1",
 ]

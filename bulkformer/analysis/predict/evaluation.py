@@ -45,11 +45,14 @@ from bulkformer.analysis.predict.results import (
     Score,
 )
 from bulkformer.analysis.predict.targets import Target
+from bulkformer.analysis.predict.work import EvaluationWork, FitPace, planned_work
 from bulkformer.choices import Tone
 from bulkformer.errors import InputError
 
 DEFAULT_PERMUTATIONS = 99
-"""Label shuffles of the permutation test: p-values down to 0.01 in seconds on 200 samples."""
+"""Label shuffles of the permutation test: p-values down to 0.01. Each shuffle refits every outer
+fold of every feature set, so the shuffles are most of an evaluation's model fits (how long they
+take is measured, see :class:`~bulkformer.analysis.predict.work.FitPace`)."""
 ALPHA = 0.05
 ProgressFn = Callable[[int, int], None]
 StopFn = Callable[[], bool]
@@ -66,6 +69,10 @@ def evaluate(
     should_stop: StopFn | None = None,
 ) -> PredictionResult:
     """Compare embeddings, PCA of the expression and both at predicting ``target``.
+
+    ``progress(done, total)`` counts model fits (:func:`~bulkformer.analysis.predict.work.planned_work`):
+    a grid search of an outer fold weighs its settings × inner folds, a label shuffle its plain
+    fits, so a pace measured on the first folds holds for the rest of the run.
 
     Shapes:
         embedding: ``[n_samples, d]`` sample embeddings, rows in ``target.sample_ids`` order.
@@ -87,13 +94,17 @@ def evaluate(
         labelled = {k: v[target.labelled] for k, v in matrices.items()}
         d = embedding.shape[1]
         plan = plan_cv(target, seed=seed)
-        step = _counter(progress, total=len(plan.splits) * len(FEATURE_SETS) + n_permutations + len(FEATURE_SETS))
-        fits = _outer_fits(target, plan, labelled, n_embedding=d, seed=seed, stop=stop, step=step)
+        work = planned_work(target, n_permutations=n_permutations, n_expression=matrices["pca"].shape[1],
+                            n_embedding=d, seed=seed, plan=plan)
+        step = _counter(progress, total=work.total)
+        fits = _outer_fits(target, plan, labelled, work, n_embedding=d, seed=seed, stop=stop, step=step)
+        outer_end = time.perf_counter()
         per_fold = {f: _scores_per_fold(target, plan, fits[f]) for f in FEATURE_SETS}
         observed = {f: _primary_value(target, per_fold[f]) for f in FEATURE_SETS}
         modal = {f: _modal_params(fits[f]) for f in FEATURE_SETS}
         nulls = _permutation_nulls(target, plan, labelled, modal, n_embedding=d, n_permutations=n_permutations,
                                    seed=seed, stop=stop, step=step)
+        shuffles_end = time.perf_counter()
         summaries = tuple(_summary(target, f, per_fold[f], observed[f], nulls[f], modal[f]) for f in FEATURE_SETS)
         comparison = _compare(target, plan, per_fold)
         best = max(FEATURE_SETS, key=lambda f: (np.nan_to_num(observed[f], nan=-np.inf), -FEATURE_SETS.index(f)))
@@ -101,7 +112,7 @@ def evaluate(
         for features in FEATURE_SETS:
             _check_stop(stop)
             finals[features] = _final_model(target, matrices[features], features, plan, n_embedding=d, seed=seed)
-            step()
+            step(work.final_fits[FEATURE_SETS.index(features)])
     tone, verdict = make_verdict(target, summaries, comparison, n_permutations)
     return PredictionResult(
         target=target, plan=plan, n_permutations=n_permutations, seed=seed, summaries=summaries,
@@ -110,7 +121,9 @@ def evaluate(
         out_of_fold=_oof_frame(target, plan, fits),
         predictions=_predictions_frame(target, matrices[best], finals[best], best),
         models=tuple(finals[f][1] for f in FEATURE_SETS),
-        seconds=time.perf_counter() - start,
+        seconds=(end := time.perf_counter()) - start, work=work,
+        pace=FitPace.measured(work, tuned_seconds=(outer_end - start) + (end - shuffles_end),
+                              shuffle_seconds=shuffles_end - outer_end),
     )
 
 
@@ -126,21 +139,22 @@ def _check_inputs(embedding: np.ndarray, expression: np.ndarray, target: Target)
                          hint="Run the model again (with fp32 precision).")
 
 
-def _counter(progress: ProgressFn | None, *, total: int) -> Callable[[], None]:
-    """A function to call after each unit of work: reports (units done, ``total``) to ``progress``."""
+def _counter(progress: ProgressFn | None, *, total: int) -> Callable[[int], None]:
+    """A function to call after each piece of work, with its units (model fits): reports (units
+    done, ``total``) to ``progress``."""
     done = 0
 
-    def step() -> None:
+    def step(units: int) -> None:
         nonlocal done
-        done += 1
+        done += units
         if progress is not None:
             progress(done, total)
 
     return step
 
 
-def _outer_fits(target: Target, plan: CVPlan, labelled: dict[str, np.ndarray], *, n_embedding: int, seed: int,
-                stop: StopFn, step: Callable[[], None]) -> dict[str, list[FoldFit]]:
+def _outer_fits(target: Target, plan: CVPlan, labelled: dict[str, np.ndarray], work: EvaluationWork, *,
+                n_embedding: int, seed: int, stop: StopFn, step: Callable[[int], None]) -> dict[str, list[FoldFit]]:
     """Every feature set tuned (inner CV) and fitted on every outer fold of ``plan``."""
     fits: dict[str, list[FoldFit]] = {f: [] for f in FEATURE_SETS}
     for i, (train, test) in enumerate(plan.splits):
@@ -148,13 +162,13 @@ def _outer_fits(target: Target, plan: CVPlan, labelled: dict[str, np.ndarray], *
             _check_stop(stop)
             fits[features].append(fit_fold(target, labelled[features], features, train, test,
                                            inner_folds=plan.inner_folds, n_embedding=n_embedding, seed=seed + i))
-            step()
+            step(work.fold_fits[i][FEATURE_SETS.index(features)])
     return fits
 
 
 def _permutation_nulls(target: Target, plan: CVPlan, labelled: dict[str, np.ndarray], modal: dict[str, dict[str, Any]],
                        *, n_embedding: int, n_permutations: int, seed: int, stop: StopFn,
-                       step: Callable[[], None]) -> dict[str, np.ndarray]:
+                       step: Callable[[int], None]) -> dict[str, np.ndarray]:
     """Each feature set's primary score on ``n_permutations`` seeded label shuffles, on the same
     folds with its modal settings (see :func:`evaluate`)."""
     nulls = {f: np.empty(n_permutations) for f in FEATURE_SETS}
@@ -165,7 +179,7 @@ def _permutation_nulls(target: Target, plan: CVPlan, labelled: dict[str, np.ndar
         shuffled = _shuffled(target, rng.permutation(target.n_labelled))
         for features in FEATURE_SETS:
             nulls[features][b] = _fixed_cv_score(shuffled, plan, transformed[features], modal[features])
-        step()
+        step(len(plan.splits) * len(FEATURE_SETS))  # one fit per fold and feature set (fewer if it failed)
     return nulls
 
 

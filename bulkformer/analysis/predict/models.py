@@ -180,12 +180,22 @@ def fit_fold(target: Target, design: np.ndarray, features: str, train: np.ndarra
     return FoldFit(dict(search.best_params_), *fold_outputs(target, search.best_estimator_, design[train], design[test]))
 
 
-def tune(target: Target, design: np.ndarray, features: str, rows: np.ndarray, y: np.ndarray,
-            strata: np.ndarray, *, inner_folds: int, n_embedding: int, seed: int) -> GridSearchCV:
+def search_space(kind: Kind, features: str, strata: np.ndarray, *, inner_folds: int, n_expression: int,
+                 seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[str, list[Any]]]:
+    """(inner folds, settings grid) of one tuning on rows balanced over ``strata``: what
+    :func:`tune` searches, and what :func:`~bulkformer.analysis.predict.work.planned_work` counts
+    (one home, so the planned number of fits is the number made). ``n_expression``: columns of
+    the expression design (PCA sizes are capped by it)."""
     cv = inner_splits(strata, folds=inner_folds, seed=seed)
     n_inner_train = min(len(a) for a, _ in cv)
-    grid = param_grid(target.kind, features, n_train=n_inner_train, n_expression=design.shape[1] - n_embedding
-                      if features == "both" else design.shape[1])
+    return cv, param_grid(kind, features, n_train=n_inner_train, n_expression=n_expression)
+
+
+def tune(target: Target, design: np.ndarray, features: str, rows: np.ndarray, y: np.ndarray,
+            strata: np.ndarray, *, inner_folds: int, n_embedding: int, seed: int) -> GridSearchCV:
+    n_expression = design.shape[1] - n_embedding if features == "both" else design.shape[1]
+    cv, grid = search_space(target.kind, features, strata, inner_folds=inner_folds, n_expression=n_expression,
+                            seed=seed)
     scoring = {"classification": "balanced_accuracy", "regression": "r2", "survival": None}[target.kind]
     search = GridSearchCV(make_pipeline(target.kind, features, n_embedding=n_embedding), grid, cv=cv,
                           scoring=scoring, error_score=np.nan)

@@ -13,6 +13,7 @@ from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 from bulkformer.analysis.predict.metrics import METRIC_LABELS, PRIMARY, format_p
 from bulkformer.analysis.predict.models import FEATURE_LABELS, CVPlan
 from bulkformer.analysis.predict.targets import Target
+from bulkformer.analysis.predict.work import EvaluationWork, FitPace
 from bulkformer.choices import Tone
 
 P_COLUMN = "p vs shuffled labels"
@@ -78,6 +79,9 @@ class PredictionResult:
     ``out_of_fold``: one row per feature set and labelled sample (first repetition), with its
     prediction made without its label; ``predictions``: one row per unlabelled sample, predicted
     by the best feature set's model fitted on all labelled samples.
+
+    ``work``: the model fits it made; ``pace``: the seconds per fit it measured (the next
+    evaluation's time estimate on this machine).
     """
 
     target: Target
@@ -94,6 +98,8 @@ class PredictionResult:
     predictions: pd.DataFrame
     models: tuple[ModelSummary, ...]
     seconds: float
+    work: EvaluationWork | None = None
+    pace: FitPace | None = None
 
     @property
     def primary(self) -> str:
