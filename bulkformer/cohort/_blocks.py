@@ -8,7 +8,10 @@ is read once, within the usual cell budget (:mod:`bulkformer.io`), and served fr
 
 Every source says, without reading values, its sample IDs, its gene labels and what its format
 fixes (layout, value type); :meth:`CohortSource.iter_blocks` then yields float32
-``[block samples, genes]`` for lists of sample positions, in file order.
+``[block samples, genes]`` for lists of sample positions, in file order. Counters of the
+read-counting tool (HTSeq-count's ``__no_feature``, STAR's ``N_unmapped`` …) are not genes: every
+reader leaves them out of the gene labels and of the blocks, as :func:`bulkformer.genes.orient`
+does for a table read whole, so a cohort run gives the numbers of a single-process run.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ class CohortSource:
 
     ``sample_ids`` in file order, as written (duplicates possible); ``gene_labels`` the data
     columns; ``gene_lengths`` (bp) where the format carries them; ``layout``/``value_hint``
-    what the format fixes; ``ignored_columns`` text columns set aside.
+    what the format fixes; ``ignored_columns`` text columns set aside; ``counter_labels`` the
+    gene axis's counters of the read-counting tool, left out of ``gene_labels`` and the blocks.
     """
 
     path: Path
@@ -56,6 +60,7 @@ class CohortSource:
     gene_lengths: np.ndarray | None = None
     ignored_columns: tuple[str, ...] = ()
     streamed: bool = True
+    counter_labels: tuple[str, ...] = ()
     _reader: object = None
 
     @property
@@ -134,6 +139,18 @@ def _layout(row_labels: Sequence[str], column_labels: Sequence[str], annotation)
     return Guess(guess.value, guess.reason.replace(shape, f"(the first {len(row_labels)} rows looked at)"))
 
 
+def _without_counters(labels: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray | None]:
+    """``labels`` split into genes and counters of the read-counting tool, with the genes'
+    positions among ``labels`` (``None`` when there is no counter: every position)."""
+    from bulkformer.genes import counter_mask
+
+    counters = counter_mask(labels)
+    if not counters.any():
+        return tuple(labels), (), None
+    genes = tuple(label for label, c in zip(labels, counters) if not c)
+    return genes, tuple(label for label, c in zip(labels, counters) if c), np.flatnonzero(~counters)
+
+
 def _contiguous(positions: np.ndarray) -> tuple[int, int]:
     return int(positions[0]), int(positions[-1]) + 1
 
@@ -196,14 +213,15 @@ class _Csv:
                 or pa.types.is_null(field.type)
             (data if numeric else ignored).append(field.name)
         row_labels = [str(x) for x in first.column(0).to_pylist()[:_ROWS_FOR_LAYOUT]]
-        layout = _layout(row_labels, data, None)
+        layout = _layout(row_labels, data, None)  # on every label, as orient() decides
         if layout.value != "genes_in_columns":
             return CohortSource(path, "csv", (), tuple(data), layout)
         ids = []
         for batch in cls._reader(path, delimiter, columns=[id_col], types={id_col: pa.string()}):
             ids.extend("" if x is None else x for x in batch.column(0).to_pylist())
-        return CohortSource(path, "csv", tuple(ids), tuple(data), layout, ignored_columns=tuple(ignored),
-                            _reader=_CsvBlocks(delimiter, id_col))
+        genes, counters, _ = _without_counters(data)  # blocks read the genes' columns by name
+        return CohortSource(path, "csv", tuple(ids), genes, layout, ignored_columns=tuple(ignored),
+                            counter_labels=counters, _reader=_CsvBlocks(delimiter, id_col))
 
 
 @dataclass(frozen=True)
@@ -272,10 +290,11 @@ class _Parquet:
             numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
             (data if numeric else ignored).append(field.name)
         ids = [("" if x is None else str(x)) for x in pf.read(columns=[id_col]).column(0).to_pylist()]
-        layout = _layout(ids[:_ROWS_FOR_LAYOUT], data, None)
+        layout = _layout(ids[:_ROWS_FOR_LAYOUT], data, None)  # on every label, as orient() decides
         offsets = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
-        return CohortSource(path, "parquet", tuple(ids), tuple(data), layout, ignored_columns=tuple(ignored),
-                            _reader=_ParquetBlocks(tuple(int(x) for x in offsets)))
+        genes, counters, _ = _without_counters(data)  # blocks read the genes' columns by name
+        return CohortSource(path, "parquet", tuple(ids), genes, layout, ignored_columns=tuple(ignored),
+                            counter_labels=counters, _reader=_ParquetBlocks(tuple(int(x) for x in offsets)))
 
 
 @dataclass(frozen=True)
@@ -327,11 +346,12 @@ class _H5ad:
         if tuple(shape) != (len(ids), len(genes)):
             raise InputError(f"{path.name}: the matrix has shape {tuple(shape)}, not {len(ids)} × {len(genes)}.",
                              hint="Write it again with anndata's write_h5ad.")
-        return CohortSource(path, "h5ad", ids, genes,
+        kept, counters, columns = _without_counters(genes)  # blocks read every column: keep by position
+        return CohortSource(path, "h5ad", ids, kept,
                             Guess("genes_in_columns", "AnnData stores samples as observations and genes "
                                                       "as variables"),
                             value_hint=Guess("counts", "AnnData layers['counts']") if where != "X" else None,
-                            _reader=_H5adBlocks(where))
+                            counter_labels=counters, _reader=_H5adBlocks(where, columns))
 
 
 def _index(group) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
@@ -353,9 +373,10 @@ def _matrix(node):  # type: ignore[no-untyped-def]
     return sparse_dataset(node)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _H5adBlocks:
     where: str
+    columns: np.ndarray | None = None  # the genes' positions among the variables; None: all
 
     def iter_blocks(self, source: CohortSource, blocks: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
         import h5py
@@ -365,6 +386,8 @@ class _H5adBlocks:
             for positions in blocks:
                 lo, hi = _contiguous(positions)
                 part = matrix[lo:hi]
+                if self.columns is not None:
+                    part = part[:, self.columns]
                 part = part.toarray() if hasattr(part, "toarray") else np.asarray(part)
                 yield np.ascontiguousarray(np.asarray(part, dtype=np.float32)[positions - lo])
 
@@ -392,18 +415,22 @@ class _Archs4:
                     f"{path.name}: {ARCHS4_EXPRESSION} has shape {matrix.shape}, not genes × samples "
                     f"({len(genes):,} × {len(ids):,}).",
                     hint="Give an unmodified ARCHS4 gene-level file.")
-        return CohortSource(path, "archs4", ids, genes,
+        kept, counters, rows = _without_counters(genes)  # blocks read every gene: keep by position
+        return CohortSource(path, "archs4", ids, kept,
                             Guess("genes_in_columns", f"ARCHS4 file: {ARCHS4_EXPRESSION} holds genes × "
                                                       f"samples, read by sample"),
                             value_hint=Guess("counts", "ARCHS4 files hold read counts"),
-                            _reader=_Archs4Blocks())
+                            counter_labels=counters, _reader=_Archs4Blocks(rows))
 
 
 def _text(x: object) -> str:
     return x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
 
 
+@dataclass(frozen=True, eq=False)
 class _Archs4Blocks:
+    rows: np.ndarray | None = None  # the genes' rows of the matrix; None: all
+
     def iter_blocks(self, source: CohortSource, blocks: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
         import h5py
 
@@ -411,7 +438,8 @@ class _Archs4Blocks:
             matrix = f[ARCHS4_EXPRESSION]
             for positions in blocks:
                 lo, hi = _contiguous(positions)
-                part = np.asarray(matrix[:, lo:hi], dtype=np.float32).T
+                part = np.asarray(matrix[:, lo:hi], dtype=np.float32)
+                part = (part if self.rows is None else part[self.rows]).T
                 yield np.ascontiguousarray(part[positions - lo])
 
 
@@ -432,7 +460,7 @@ class _InMemory:
         return CohortSource(path, raw.source_format, table.sample_ids, table.gene_labels, table.orientation,
                             value_hint=raw.value_hint, gene_lengths=table.gene_lengths,
                             ignored_columns=raw.ignored_columns, streamed=False,
-                            _reader=_MemoryBlocks(table.values))
+                            counter_labels=table.counter_labels, _reader=_MemoryBlocks(table.values))
 
 
 @dataclass(frozen=True, eq=False)

@@ -169,7 +169,7 @@ def _notes(plan: CohortPlan) -> tuple[str, ...]:
 def _cohort_qc(plan: CohortPlan, records: list[dict]) -> tuple[list[str], pd.DataFrame]:
     """The QC lines: the plan's (genes, values, samples) once, then the samples compared over the
     whole cohort (outliers, shallow libraries) from the numbers each block recorded."""
-    from bulkformer.inputs._qc import _flag_samples, low_coverage_warning
+    from bulkformer.inputs._qc import _flag_samples, counter_note, low_coverage_warning
 
     per_sample = pd.concat([pd.DataFrame(r["qc"]) for r in records], ignore_index=True)
     per_sample.index = pd.Index(list(plan.sample_ids), name="sample_id")
@@ -177,6 +177,7 @@ def _cohort_qc(plan: CohortPlan, records: list[dict]) -> tuple[list[str], pd.Dat
     is_counts = facts["values"]["value"] == "counts"
     warnings, notes = _flag_samples(per_sample, is_counts=is_counts)
     genes = facts["genes"]
+    genes_in = "rows" if facts["orientation"]["value"] == "genes_in_rows" else "columns"
     lines = [(f"{plan.n_samples:,} samples from {Path(facts['input']['path']).name} ({facts['input']['format']}; "
               f"{facts['orientation']['reason']})."),
              f"Values: {facts['values']['value']} — {facts['values']['reason']}.",
@@ -188,6 +189,7 @@ def _cohort_qc(plan: CohortPlan, records: list[dict]) -> tuple[list[str], pd.Dat
                if genes["n_merged_rows"] else []),
              *([f"Columns ignored (not numbers): {', '.join(genes['ignored_columns'])}."]
                if genes["ignored_columns"] else []),
+             *([counter_note(genes["counter_labels"], where=genes_in)] if genes.get("counter_labels") else []),
              *facts["samples"]["notes"]]
     coverage = low_coverage_warning(genes["n_model_genes_measured"], genes["n_model_genes"])
     lines += [f"Warning: {w}" for w in ([coverage] if coverage else []) + warnings] + notes

@@ -266,7 +266,9 @@ def make_plan(
                   "n_mapped": mapping.n_mapped, "n_model_genes": len(model.gene_ids),
                   "n_model_genes_measured": int(observed.sum()), "n_merged_rows": int(duplicated),
                   "unmapped_examples": list(mapping.unmapped_labels[:5]),
-                  "ignored_columns": list(source.ignored_columns[:20])},
+                  "ignored_columns": list(source.ignored_columns[:20]),
+                  # only when there are some: plans of tables without counters keep their hash
+                  **({"counter_labels": list(source.counter_labels)} if source.counter_labels else {})},
         "values": {**values_guess, "warning": warning, "gene_lengths": model.gene_lengths, "lengths_note": lengths_note},
         "samples": {"n": len(sample_ids), "selected": samples is not None, "notes": rename_notes},
         "model": {"spec": str(model_spec), "name": model.name, "checksum": model.checksum,

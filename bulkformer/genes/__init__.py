@@ -4,10 +4,12 @@ BulkFormer knows genes by Ensembl ID without version. Tables name them in many w
 IDs with or without a version (``ENSG00000141510.17``), GENCODE's ``_PAR_Y`` copies, HGNC
 symbols in any case, older symbols and aliases, or a mix. This package resolves all of those,
 decides which axis of a table holds the genes, and refuses, with a reason, tables from other
-species or with no gene IDs at all.
+species or with no gene IDs at all. Rows that read-counting tools add to a table as counters
+(HTSeq-count's ``__no_feature``, STAR's ``N_unmapped`` …) are not genes and are left out.
 
 Modules: ``_annotation`` (:class:`GeneAnnotation`, :func:`load_annotation`), ``_orient``
-(:func:`orient`), ``_mapping`` (:func:`map_genes`), ``_duplicates`` (:func:`combine_duplicates`),
+(:func:`orient`), ``_counters`` (:func:`is_counter_label`: HTSeq-count's and STAR's counter rows,
+which are not genes), ``_mapping`` (:func:`map_genes`), ``_duplicates`` (:func:`combine_duplicates`),
 ``_gene_list`` (:func:`parse_gene_list`).
 """
 
@@ -22,6 +24,12 @@ from bulkformer.genes._annotation import (
     load_annotation,
     protein_coding_ids,
 )
+from bulkformer.genes._counters import (
+    COUNTER_LABEL,
+    counter_mask,
+    counting_tools,
+    is_counter_label,
+)
 from bulkformer.genes._duplicates import CombinedGenes, combine_duplicates
 from bulkformer.genes._gene_list import GeneList, parse_gene_list
 from bulkformer.genes._mapping import ID_TYPES, GeneMapping, map_genes
@@ -30,6 +38,7 @@ from bulkformer.genes._orient import ORIENTATIONS, OrientedTable, orient
 __all__ = [
     "ANNOTATION_COLUMNS",
     "ANNOTATION_FILE",
+    "COUNTER_LABEL",
     "ENTREZ_IDS_FILE",
     "FORMER_IDS_FILE",
     "ID_TYPES",
@@ -40,6 +49,9 @@ __all__ = [
     "GeneMapping",
     "OrientedTable",
     "combine_duplicates",
+    "counter_mask",
+    "counting_tools",
+    "is_counter_label",
     "load_annotation",
     "map_genes",
     "orient",

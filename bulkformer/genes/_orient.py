@@ -10,6 +10,7 @@ import pandas as pd
 from bulkformer.choices import ORIENTATION
 from bulkformer.errors import InputError
 from bulkformer.genes._annotation import GeneAnnotation, load_annotation
+from bulkformer.genes._counters import counter_mask
 from bulkformer.io import Guess, RawTable
 
 ORIENTATIONS = ORIENTATION.names
@@ -18,13 +19,19 @@ ORIENTATIONS = ORIENTATION.names
 @dataclass(frozen=True, eq=False)
 class OrientedTable:
     """A table turned so that rows are samples: ``values`` float32 ``[n_samples, n_genes]``,
-    gene labels as written in the file, and the file's own gene lengths if it had them."""
+    gene labels as written in the file, and the file's own gene lengths if it had them.
+
+    ``counter_labels``: the labels on the gene axis that were counters of the read-counting
+    tool (HTSeq-count's ``__no_feature``, STAR's ``N_unmapped`` …), left out of ``values``,
+    ``gene_labels`` and ``gene_lengths`` so that they count towards no TPM or library size.
+    """
 
     values: np.ndarray
     sample_ids: tuple[str, ...]
     gene_labels: tuple[str, ...]
     gene_lengths: np.ndarray | None
     orientation: Guess
+    counter_labels: tuple[str, ...] = ()
 
 
 def orient(raw: RawTable, *, orientation: str = "auto",
@@ -32,7 +39,9 @@ def orient(raw: RawTable, *, orientation: str = "auto",
     """Decide which axis holds genes (or take ``orientation``), and turn rows into samples.
 
     ``auto`` trusts formats that fix the layout (featureCounts, RSEM, salmon, AnnData), else
-    picks the axis whose labels look more like gene IDs.
+    picks the axis whose labels look more like gene IDs. Then the gene axis's counters of the
+    read-counting tool (:func:`bulkformer.genes.is_counter_label`) are left out; sample labels
+    are never looked at for this.
     """
     ORIENTATION.check(orientation, error=InputError)
     if orientation != "auto":
@@ -48,7 +57,20 @@ def orient(raw: RawTable, *, orientation: str = "auto",
         values, samples, genes = raw.values, raw.row_labels, raw.column_labels
         lengths = None
     _check_sample_ids(samples)
-    return OrientedTable(np.ascontiguousarray(values), samples, genes, lengths, guess)
+    counters = counter_mask(genes)
+    if counters.all() and len(genes):
+        raise InputError(f"Every gene label of the table is a counter of the read-counting tool "
+                         f"({', '.join(map(repr, genes[:5]))}), not a gene.",
+                         hint="Give the table with one row per gene (or check the orientation).")
+    if counters.any():
+        keep = ~counters
+        values = values[:, keep]
+        lengths = None if lengths is None else lengths[keep]
+        dropped = tuple(label for label, c in zip(genes, counters) if c)
+        genes = tuple(label for label, c in zip(genes, counters) if not c)
+    else:
+        dropped = ()
+    return OrientedTable(np.ascontiguousarray(values), samples, genes, lengths, guess, dropped)
 
 
 def _guess_orientation(raw: RawTable, annotation: GeneAnnotation) -> Guess:

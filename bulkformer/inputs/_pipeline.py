@@ -149,7 +149,9 @@ def prepare(
                      sheet_missing=sheet.missing if sheet else (),
                      sheet_unused=sheet.unused if sheet else (), lengths_note=lengths_note,
                      sheet_near_matched=sheet.near_matched if sheet else (),
-                     value_type_warning=normalise.value_type_warning(table.values, value_type))
+                     value_type_warning=normalise.value_type_warning(table.values, value_type),
+                     counter_labels=table.counter_labels,
+                     genes_in="rows" if table.orientation.value == "genes_in_rows" else "columns")
     return PreparedInput(aligned, qc, metadata, Guesses(table.orientation, mapping.id_type,
                                                         values_guess),
                          sheet.id_column if sheet else None, other_genes)

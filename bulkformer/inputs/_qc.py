@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bulkformer.genes import GeneMapping
+from bulkformer.genes import GeneMapping, counting_tools
 from bulkformer.inputs._align import AlignedMatrix
 
 #: Below this share of the model's genes, the input is mostly imputation: the QC report, the
@@ -61,6 +61,9 @@ class QCReport:
     sheet_near_matched: tuple[tuple[str, str], ...] = ()
     #: Why the values contradict the value type the user chose ("" when they do not); also a warning.
     value_type_warning: str = ""
+    #: Labels left out as counters of the read-counting tool, not genes (HTSeq-count's
+    #: ``__no_feature``, STAR's ``N_unmapped`` …); not among ``n_genes_read``.
+    counter_labels: tuple[str, ...] = ()
 
     @property
     def n_genes_unmapped(self) -> int:
@@ -85,8 +88,8 @@ class QCReport:
     def summary_lines(self) -> list[str]:
         """Plain-text lines for the CLI."""
         lines = [
-            f"Read {self.n_genes_read:,} genes × {self.n_samples:,} samples "
-            f"({self.source_format}, {self.value_type}).",
+            (f"Read {self.n_genes_read:,} genes × {self.n_samples:,} samples "
+             f"({self.source_format}, {self.value_type})."),
             f"Mapped {self.n_genes_mapped:,} genes to Ensembl IDs"
             + (f"; {self.n_genes_unmapped:,} not recognised (e.g. "
                f"{', '.join(self.unmapped_examples)})." if self.n_genes_unmapped else "."),
@@ -133,11 +136,14 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
                 source_format: str, ignored_columns: Sequence[str] = (),
                 sheet_missing: Sequence[str] = (), sheet_unused: Sequence[str] = (),
                 lengths_note: str = "", sheet_near_matched: Sequence[tuple[str, str]] = (),
-                value_type_warning: str = "") -> QCReport:
+                value_type_warning: str = "", counter_labels: Sequence[str] = (),
+                genes_in: str = "rows") -> QCReport:
     """Build the report from the values as read (``[n_samples, n_genes]``, before
     normalisation), the gene mapping, merged duplicates and the aligned matrix;
     ``lengths_note`` says which gene lengths turned counts into TPM; ``value_type_warning``
-    says why the values contradict the value type the user chose."""
+    says why the values contradict the value type the user chose; ``counter_labels`` the
+    tool's counters left out of ``values``, which lie in the table's ``genes_in``
+    (``"rows"`` or ``"columns"``)."""
     n_samples, n_genes = values.shape
     is_counts = value_type == "counts"
     per_sample = _sample_table(values, sample_ids=sample_ids, is_counts=is_counts, aligned=aligned)
@@ -146,6 +152,8 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
     low_coverage = low_coverage_warning(n_observed, len(aligned.gene_ids))
     sheet_warnings, sheet_notes = _sheet_messages(sheet_missing, sheet_unused, sheet_near_matched)
     gene_warnings, gene_notes = _gene_messages(mapping, duplicates, ignored_columns)
+    if counter_labels:
+        gene_notes.insert(0, counter_note(counter_labels, where=genes_in))
     warnings = ([value_type_warning] if value_type_warning else []) + sample_warnings \
         + ([low_coverage] if low_coverage else []) + sheet_warnings + gene_warnings
     notes = ([lengths_note] if lengths_note else []) + sample_notes + sheet_notes + gene_notes
@@ -155,7 +163,8 @@ def make_report(values: np.ndarray, *, sample_ids: Sequence[str], value_type: st
         unmapped_examples=tuple(mapping.unmapped_labels[:_EXAMPLES]), duplicates=duplicates,
         n_model_genes=len(aligned.gene_ids), n_model_genes_observed=n_observed,
         per_sample=per_sample, warnings=tuple(warnings), notes=tuple(notes),
-        sheet_near_matched=tuple(sheet_near_matched), value_type_warning=value_type_warning)
+        sheet_near_matched=tuple(sheet_near_matched), value_type_warning=value_type_warning,
+        counter_labels=tuple(counter_labels))
 
 
 def outliers_checkable(n_samples: int) -> bool:
@@ -276,6 +285,17 @@ def _gene_messages(mapping: GeneMapping, duplicates: pd.DataFrame,
         notes.append(f"Columns without expression values were ignored: "
                      f"{_examples(ignored_columns)}.")
     return warnings, notes
+
+
+def counter_note(labels: Sequence[str], *, where: str = "rows") -> str:
+    """The note saying that the read-counting tool's counters (``labels``, which are the
+    table's ``where``: ``"rows"`` or ``"columns"``) were left out, and what that spares."""
+    n = len(labels)
+    what = where[:-1] if n == 1 else where
+    return (f"Left out {n:,} {what} that {'is a counter' if n == 1 else 'are counters'} of the "
+            f"read-counting tool ({counting_tools(labels)}), not {'a gene' if n == 1 else 'genes'} "
+            f"({_examples(labels)}): {'it is' if n == 1 else 'they are'} not part of any gene's TPM "
+            f"or of the library size.")
 
 
 def _examples(items: Sequence[str] | pd.Index | pd.Series) -> str:
