@@ -100,6 +100,7 @@ def read(
         "id_type": mapping.id_type.value, "id_type_reason": mapping.id_type.reason,
         "value_type": values_guess.value, "value_type_reason": values_guess.reason,
         "n_genes_read": len(table.gene_labels), "n_genes_mapped": mapping.n_mapped,
+        "counters_left_out": list(table.counter_labels),  # HTSeq / STAR counters: not genes, not in X
     }
     uns: dict[str, object] = {"read": read_facts}
     if model is not None:

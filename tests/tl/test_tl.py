@@ -51,6 +51,19 @@ def test_read_keeps_the_files_values_maps_ids_and_types_the_sheet(demo_model: Bu
     assert uns["read"]["value_type"] == "counts" and any("Model genes measured" in l for l in uns["qc"])
 
 
+def test_read_leaves_out_htseq_counters_and_says_so(tmp_path: Path) -> None:
+    """An HTSeq-count table's ``__no_feature`` … rows are not genes: not in ``var`` and listed in
+    ``uns`` (the same rule as the app and the CLI)."""
+    counts = pd.read_csv(demo_dir() / "demo_counts.csv.gz", index_col=0).iloc[:50, :4]
+    counters = pd.DataFrame(1000, index=["__no_feature", "__ambiguous"], columns=counts.columns)
+    path = tmp_path / "htseq.csv"
+    pd.concat([counts, counters]).to_csv(path)
+    adata = bf.read(path)
+    assert adata.n_vars == 50 and not any(str(v).startswith("__") for v in adata.var_names)
+    np.testing.assert_array_equal(adata.X, counts.to_numpy().T)
+    assert adata.uns["bulkformer"]["read"]["counters_left_out"] == ["__no_feature", "__ambiguous"]
+
+
 def test_embed_matches_the_pipeline_and_copy_semantics(demo_model: BulkFormerModel) -> None:
     counts = demo_dir() / "demo_counts.csv.gz"
     adata = bf.read(counts)[:10].copy()
