@@ -63,6 +63,10 @@ class CohortOutcome:
             sample embeddings (empty when no maps were asked for or no embeddings made).
         from_cache: the model's output came from the cache, not from running the model.
         seconds: wall time of the whole workflow, maps included.
+        model_seconds: wall time of the model's pass alone; about 0 when ``from_cache``.
+        pace: seconds per sample of the model's pass after its first batch, which alone carries
+            one-off costs (compiling the model); what a hold-out check, which repeats the pass,
+            may expect. ``None`` with a single batch or from the cache.
     """
 
     options: RunOptions
@@ -70,15 +74,17 @@ class CohortOutcome:
     projections: Mapping[str, Projection]
     from_cache: bool
     seconds: float
+    model_seconds: float
+    pace: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class HoldoutOutcome:
     """The hold-out check: the model and the baselines scored on the same hidden values.
 
-    ``seconds``: wall time of the whole check (the model's pass and the baselines), so a page
-    can say what it cost; a check whose model output came from the cache (``from_cache``)
-    took only the baselines' time.
+    ``seconds``: wall time of the whole check, so a page can say what it cost, and
+    ``model_seconds`` the model's pass within it (about 0 when ``from_cache``); the rest is
+    the baselines and the scoring.
     """
 
     options: RunOptions
@@ -88,6 +94,7 @@ class HoldoutOutcome:
     verdict: Verdict
     from_cache: bool
     seconds: float
+    model_seconds: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,13 +118,25 @@ def run_cohort(model: BulkFormerModel, prepared: PreparedInput, options: RunOpti
     options = options or RunOptions()
     t0 = time.perf_counter()
     aligned = prepared.aligned
-    result, from_cache = _run(model, aligned.values, aligned.sample_ids, options, progress=progress,
+    marks: list[tuple[int, float]] = []
+
+    def noted(done: int, total: int) -> None:
+        marks.append((done, time.perf_counter()))
+        if progress is not None:
+            progress(done, total)
+
+    result, from_cache = _run(model, aligned.values, aligned.sample_ids, options, progress=noted,
                               should_stop=should_stop, cache=cache)
+    model_seconds = time.perf_counter() - t0
+    pace = None
+    if not from_cache and len(marks) > 1 and marks[-1][0] > marks[0][0]:
+        (first, t_first), (last, t_last) = marks[0], marks[-1]
+        pace = (t_last - t_first) / (last - first)
     methods = tuple(maps) if result.sample_embedding is not None else ()
     if methods and should_stop is not None and should_stop():  # maps take a while: do not draw them for nothing
         raise InferenceCancelled("The run was cancelled.")
     projections = {m: project(result.sample_embedding, method=m) for m in methods}
-    return CohortOutcome(options, result, projections, from_cache, time.perf_counter() - t0)
+    return CohortOutcome(options, result, projections, from_cache, time.perf_counter() - t0, model_seconds, pace)
 
 
 def holdout_check(model: BulkFormerModel, prepared: PreparedInput, options: RunOptions | None = None, *,
@@ -137,12 +156,14 @@ def holdout_check(model: BulkFormerModel, prepared: PreparedInput, options: RunO
     t0 = time.perf_counter()
     aligned = prepared.aligned
     hidden = hide_measured(aligned.values, aligned.observed, fraction=fraction, seed=seed)
+    t_model = time.perf_counter()
     result, from_cache = _run(model, hidden.values, aligned.sample_ids, options, progress=progress,
                               should_stop=should_stop, cache=cache)
+    model_seconds = time.perf_counter() - t_model
     comparison = compare_with_baselines(aligned.values, hidden, result.imputed, observed=aligned.observed,
                                         sample_ids=aligned.sample_ids)
     return HoldoutOutcome(options, fraction, seed, comparison, verdict(comparison), from_cache,
-                          time.perf_counter() - t0)
+                          time.perf_counter() - t0, model_seconds)
 
 
 def gene_embeddings(model: BulkFormerModel, prepared: PreparedInput, genes: Sequence[str],

@@ -52,12 +52,18 @@ def show_verdict(judged: ho.Verdict, *, is_demo: bool) -> None:
 
 def holdout_cost(n_samples: int, main: runs.Held | None) -> str:
     """What the check costs, from what this server measured: the check is one more pass of the
-    model over every sample (imputation only, no maps), so the main run's own time is the
-    best guide; without one, the job's panel measures the pace once it starts."""
+    model over every sample (imputation only, no maps), so the main run's pace after its first
+    batch (which alone may carry compiling) is the best guide; without one, the job's panel
+    measures the pace once it starts."""
     words = f"The check runs the model once more over all {n_samples:,} samples, filling in every gene (no maps)."
+    if main is not None and main.run.pace is not None:
+        expected = progress.format_seconds(main.run.pace * n_samples)
+        return (f"{words} At the pace of your main run on this server (after its first batch), that is about "
+                f"{expected}, longer if the server is busy with other work.")
     if main is not None and not main.run.from_cache:
-        return (f"{words} Your main run on this server took {progress.format_seconds(main.run.seconds)}, so expect "
-                "about as long, longer if the server is busy with other work.")
+        return (f"{words} The model's pass of your main run took {progress.format_seconds(main.run.model_seconds)} "
+                "on this server (its first batch included), so expect at most about as long, longer if the server "
+                "is busy with other work.")
     return f"{words} The time left appears below once the first samples are done, measured on this server."
 
 
@@ -89,7 +95,10 @@ def holdout_tab(model: BulkFormerModel, prepared: PreparedInput, holdout: runs.H
     else:
         comparison = holdout.run.comparison
         st.caption("Shown from the cache: this check was computed earlier for this table with these settings."
-                   if holdout.run.from_cache else f"The check took {progress.format_seconds(holdout.run.seconds)}.")
+                   if holdout.run.from_cache else
+                   f"The check took {progress.format_seconds(holdout.run.seconds)}: the model's pass "
+                   f"{progress.format_seconds(holdout.run.model_seconds)}, the simple guesses and the scoring the "
+                   "rest.")
         holdout_scores(comparison, fraction=holdout.run.fraction)
         holdout_methods(model, comparison)
         holdout_scatter(model, comparison)
