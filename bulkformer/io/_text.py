@@ -1,11 +1,13 @@
 """Text tables (CSV, TSV, TXT, each also gzipped): sniffing the encoding, delimiter, decimal mark
-and header, parsing with Arrow, and the single-sample tool outputs (featureCounts, RSEM, salmon)
-recognised by their columns.
+and header, parsing with Arrow, and the single-sample tool outputs recognised by their columns
+(featureCounts, RSEM, salmon) or by their header-less shape (HTSeq-count, STAR's
+``ReadsPerGene.out.tab``).
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,12 +21,23 @@ from bulkformer.io._budget import (
     check_cells,
     max_cells,
 )
-from bulkformer.io._raw import Guess, RawTable, _grid, _is_annotation, _lengths
+from bulkformer.io._raw import Guess, RawTable, _grid, _is_annotation, _labels, _lengths
 from bulkformer.io._source import _Input
 
 _BLOCK_BYTES = 16 * 1024**2  # CSV parse block: fastest on 2 cores for wide and long tables
 _FEATURECOUNTS_COLUMNS = ("Geneid", "Chr", "Start", "End", "Strand", "Length")
 _SALMON_COLUMNS = ("Name", "Length", "EffectiveLength", "TPM", "NumReads")
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+#: First header cells that name the ID column: a first line starting with one is a header
+#: even when every sample is named by a number.
+_ID_HEADERS = frozenset({"", "gene", "genes", "gene_id", "geneid", "gene id", "gene_name", "genename",
+                         "gene_symbol", "symbol", "id", "ids", "name", "names", "ensembl", "ensembl_id",
+                         "ensembl_gene_id", "feature", "features", "target_id", "x", "unnamed: 0", "rowname",
+                         "rownames", "sample", "sample_id"})
+_STAR_FIRST = "N_unmapped"  # STAR's ReadsPerGene.out.tab starts with its four counters
+#: A stranded library puts at least this many times more reads on genes with one strand's
+#: column than with the other's; below it, STAR's unstranded column is the one to use.
+STRANDED_RATIO = 3.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,8 @@ class _TextLayout:
     skip_lines: int
     header: tuple[str, ...]
     block_size: int
+    #: False when the first line is data (HTSeq-count, STAR): ``header`` is then that line.
+    has_header: bool = True
 
 
 def _decode_head(head: bytes) -> tuple[str, str]:
@@ -83,7 +98,19 @@ def _sniff_text(inp: _Input, *, delimiter: str | None = None) -> _TextLayout:
             _looks_like_decimal_comma(cell) for row in data_rows for cell in row[1:]):
         decimal = ","
     block_size = max(_BLOCK_BYTES, 4 * max(len(line.encode(encoding, "replace")) for line in body))
-    return _TextLayout(encoding, delimiter, decimal, skip, tuple(header), block_size)
+    return _TextLayout(encoding, delimiter, decimal, skip, tuple(header), block_size,
+                       has_header=not _first_line_is_data(header, data_rows))
+
+
+def _first_line_is_data(first: list[str], rows: list[list[str]]) -> bool:
+    """A first line of a label then numbers only, as wide as the lines after it, as HTSeq-count
+    and STAR write their tables: data, not column names. A first cell such as ``gene`` or
+    ``id`` (or none) names the ID column, so samples named by numbers keep their header; so
+    does a first line of numbers only (a label made of digits is read as a column name, as
+    before)."""
+    return (first[0].strip().lower() not in _ID_HEADERS and not _NUMBER.fullmatch(first[0].strip())
+            and all(_NUMBER.fullmatch(cell.strip()) for cell in first[1:])
+            and all(len(row) == len(first) for row in rows))
 
 
 def _check_header_width(name: str, header: str, delimiter: str | None) -> None:
@@ -150,7 +177,7 @@ def _read_arrow_csv(inp: _Input, layout: _TextLayout, *, typed: bool) -> pa.Tabl
                 return pacsv.read_csv(
                     stream,
                     read_options=pacsv.ReadOptions(
-                        skip_rows=layout.skip_lines + 1, column_names=names, encoding=encoding,
+                        skip_rows=layout.skip_lines + layout.has_header, column_names=names, encoding=encoding,
                         block_size=layout.block_size),
                     parse_options=pacsv.ParseOptions(
                         delimiter=layout.delimiter, invalid_row_handler=on_invalid),
@@ -208,7 +235,9 @@ def _read_text(inp: _Input, *, delimiter: str | None = None) -> RawTable:
     except _TextCells:
         table = _read_arrow_csv(inp, layout, typed=False)
     header = layout.header
-    first_line = layout.skip_lines + 2  # line number of the first data row
+    first_line = layout.skip_lines + 1 + layout.has_header  # line number of the first data row
+    if not layout.has_header:
+        return _headerless(inp, table, first_line=first_line)
     if table.num_rows == 0:
         raise InputError(f"{inp.name} has column names but no data rows.",
                          hint="Upload the file with its values.")
@@ -248,9 +277,49 @@ def _single_sample(inp: _Input, table: pa.Table, header: tuple[str, ...], tool: 
                    value_hint=Guess("counts", f"the {tool} {counts} column (estimated counts)"))
 
 
+def _headerless(inp: _Input, table: pa.Table, *, first_line: int) -> RawTable:
+    """A table without a header line: one sample of HTSeq-count (gene, count) or of STAR's
+    ``ReadsPerGene.out.tab`` (gene, then counts for an unstranded, a forward- and a
+    reverse-stranded library), named after the file. Any other shape has no sample names to
+    give, so it is refused with what to add."""
+    labels = _labels(inp.name, table.column(0)).to_pylist()
+    if table.num_columns == 4 and labels[:1] == [_STAR_FIRST]:
+        column, reason = _star_column(inp.name, table, labels, first_line=first_line)
+        tool = "STAR"
+    elif table.num_columns == 2:
+        column, reason, tool = 1, "its only count column", "HTSeq-count"
+    else:
+        raise InputError(
+            f"The first line of {inp.name} holds numbers, not column names, so its "
+            f"{table.num_columns - 1} sample columns have no names.",
+            hint="Add a header line: a name for the gene column, then one name per sample.")
+    header = ("gene", _sample_name_from_file(inp))
+    grid = _grid(inp.name, table.select([0, column]), header, source_format=tool.lower().replace("-", ""),
+                 first_line=first_line)
+    return replace(grid, layout=Guess("genes_in_rows", f"{tool} output without a header: one row per gene"),
+                   value_hint=Guess("counts", f"{tool} counts reads ({reason})"))
+
+
+def _star_column(name: str, table: pa.Table, labels: list[str], *, first_line: int) -> tuple[int, str]:
+    """Which of STAR's three count columns fits the library, from the reads each puts on genes
+    (its own counter rows left out): the forward or reverse column when it holds
+    :data:`STRANDED_RATIO` times the other's, else the unstranded one (STAR's manual: column 2
+    unstranded, 3 and 4 as ``htseq-count -s yes`` / ``-s reverse``)."""
+    genes = [i for i, label in enumerate(labels) if not label.startswith("N_")]
+    forward, reverse = (float(_grid(name, table.select([0, i]), ("gene", "counts"), source_format="star",
+                                    first_line=first_line).values[genes].sum()) for i in (2, 3))
+    on_genes = f"reads on genes: {forward:,.0f} forward-stranded, {reverse:,.0f} reverse-stranded"
+    if forward >= STRANDED_RATIO * reverse and forward > 0:
+        return 2, f"column 3, a forward-stranded library: {on_genes}"
+    if reverse >= STRANDED_RATIO * forward and reverse > 0:
+        return 3, f"column 4, a reverse-stranded library: {on_genes}"
+    return 1, f"column 2, an unstranded library: {on_genes}"
+
+
 def _sample_name_from_file(inp: _Input) -> str:
     name = Path(inp.name).name
-    for suffix in (".gz", ".genes.results", ".results", ".sf", ".tsv", ".txt"):
+    for suffix in (".gz", "ReadsPerGene.out.tab", ".genes.results", ".results", ".sf", ".tsv", ".txt", ".counts",
+                   ".htseq", "_"):
         name = name.removesuffix(suffix)
     if name in ("quant", "quant.genes") and inp.path is not None and inp.path.parent.name:
         return inp.path.parent.name
