@@ -40,6 +40,7 @@ from ui.keys import (
     K_MEMO,
     K_MODEL_SPEC,
     K_OVERRIDES,
+    K_PACES,
     K_PREPARED,
     K_RELOAD_COOKIE,
     K_RELOAD_TOKEN,
@@ -66,7 +67,7 @@ def now() -> float:
     return time.time()
 #: What a reload takes over: the data, the reading choices, results, jobs and settings.
 _KEPT_KEYS = (K_SID, K_FOLDER, K_DATASET, K_PREPARED, K_OVERRIDES, K_JOBS, K_RESULTS, K_MEMO, K_MODEL_SPEC,
-              K_DEVICE, K_BATCH, K_SHEET_ID_COLUMN, K_SHEET_ERROR, K_TABLE_FILE_ID, K_SHEET_FILE_ID)
+              K_DEVICE, K_BATCH, K_SHEET_ID_COLUMN, K_SHEET_ERROR, K_TABLE_FILE_ID, K_SHEET_FILE_ID, K_PACES)
 
 
 class _LiveState:

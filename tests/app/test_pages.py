@@ -758,12 +758,14 @@ def test_a_reload_in_the_same_browser_keeps_data_and_results(monkeypatch: pytest
     assert len(token) >= 40 and token not in str(first.query_params)
     assert not first.get("iframe")  # once per session
     first.session_state["bf_results"]["main"] = "a result"  # as a finished run leaves it
+    first.session_state["bf_paces"] = {("predict", "table"): {"run": "a pace"}}  # what Predict's estimates read
 
     monkeypatch.setattr(reload, "browser_token", lambda: token)  # the reload sends the cookie
     again = new_app()
     assert again.session_state["bf_session_id"] == first.session_state["bf_session_id"]
     assert again.session_state["bf_dataset"].label == "demo_counts.csv.gz (demo cohort)"
     assert again.session_state["bf_results"]["main"] == "a result"
+    assert again.session_state["bf_paces"] == {("predict", "table"): {"run": "a pace"}}
     assert again.session_state["bf_session_folder"] is first.session_state["bf_session_folder"]
 
     monkeypatch.setattr(reload, "browser_token", lambda: token[:-1] + ("A" if token[-1] != "A" else "B"))
