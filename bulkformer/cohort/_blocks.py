@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bulkformer.errors import InputError
+from bulkformer.genes import split_counters
 from bulkformer.io import Guess
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -139,18 +140,6 @@ def _layout(row_labels: Sequence[str], column_labels: Sequence[str], annotation)
     return Guess(guess.value, guess.reason.replace(shape, f"(the first {len(row_labels)} rows looked at)"))
 
 
-def _without_counters(labels: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray | None]:
-    """``labels`` split into genes and counters of the read-counting tool, with the genes'
-    positions among ``labels`` (``None`` when there is no counter: every position)."""
-    from bulkformer.genes import counter_mask
-
-    counters = counter_mask(labels)
-    if not counters.any():
-        return tuple(labels), (), None
-    genes = tuple(label for label, c in zip(labels, counters) if not c)
-    return genes, tuple(label for label, c in zip(labels, counters) if c), np.flatnonzero(~counters)
-
-
 def _contiguous(positions: np.ndarray) -> tuple[int, int]:
     return int(positions[0]), int(positions[-1]) + 1
 
@@ -219,7 +208,7 @@ class _Csv:
         ids = []
         for batch in cls._reader(path, delimiter, columns=[id_col], types={id_col: pa.string()}):
             ids.extend("" if x is None else x for x in batch.column(0).to_pylist())
-        genes, counters, _ = _without_counters(data)  # blocks read the genes' columns by name
+        genes, counters, _ = split_counters(data)  # blocks read the genes' columns by name
         return CohortSource(path, "csv", tuple(ids), genes, layout, ignored_columns=tuple(ignored),
                             counter_labels=counters, _reader=_CsvBlocks(delimiter, id_col))
 
@@ -292,7 +281,7 @@ class _Parquet:
         ids = [("" if x is None else str(x)) for x in pf.read(columns=[id_col]).column(0).to_pylist()]
         layout = _layout(ids[:_ROWS_FOR_LAYOUT], data, None)  # on every label, as orient() decides
         offsets = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
-        genes, counters, _ = _without_counters(data)  # blocks read the genes' columns by name
+        genes, counters, _ = split_counters(data)  # blocks read the genes' columns by name
         return CohortSource(path, "parquet", tuple(ids), genes, layout, ignored_columns=tuple(ignored),
                             counter_labels=counters, _reader=_ParquetBlocks(tuple(int(x) for x in offsets)))
 
@@ -346,7 +335,7 @@ class _H5ad:
         if tuple(shape) != (len(ids), len(genes)):
             raise InputError(f"{path.name}: the matrix has shape {tuple(shape)}, not {len(ids)} × {len(genes)}.",
                              hint="Write it again with anndata's write_h5ad.")
-        kept, counters, columns = _without_counters(genes)  # blocks read every column: keep by position
+        kept, counters, columns = split_counters(genes)  # blocks read every column: keep by position
         return CohortSource(path, "h5ad", ids, kept,
                             Guess("genes_in_columns", "AnnData stores samples as observations and genes "
                                                       "as variables"),
@@ -415,7 +404,7 @@ class _Archs4:
                     f"{path.name}: {ARCHS4_EXPRESSION} has shape {matrix.shape}, not genes × samples "
                     f"({len(genes):,} × {len(ids):,}).",
                     hint="Give an unmodified ARCHS4 gene-level file.")
-        kept, counters, rows = _without_counters(genes)  # blocks read every gene: keep by position
+        kept, counters, rows = split_counters(genes)  # blocks read every gene: keep by position
         return CohortSource(path, "archs4", ids, kept,
                             Guess("genes_in_columns", f"ARCHS4 file: {ARCHS4_EXPRESSION} holds genes × "
                                                       f"samples, read by sample"),

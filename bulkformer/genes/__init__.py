@@ -29,6 +29,7 @@ from bulkformer.genes._counters import (
     counter_mask,
     counting_tools,
     is_counter_label,
+    split_counters,
 )
 from bulkformer.genes._duplicates import CombinedGenes, combine_duplicates
 from bulkformer.genes._gene_list import GeneList, parse_gene_list
@@ -57,4 +58,5 @@ __all__ = [
     "orient",
     "parse_gene_list",
     "protein_coding_ids",
+    "split_counters",
 ]

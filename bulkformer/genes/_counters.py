@@ -32,6 +32,16 @@ def counter_mask(labels: Sequence[object]) -> np.ndarray:
     return np.fromiter((is_counter_label(label) for label in labels), dtype=bool, count=len(labels))
 
 
+def split_counters(labels: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray | None]:
+    """``labels`` split into genes and counters, with the genes' positions among ``labels``
+    (``None`` when there is no counter: every position), for a reader to keep its values by."""
+    counters = counter_mask(labels)
+    if not counters.any():
+        return tuple(labels), (), None
+    genes = tuple(label for label, c in zip(labels, counters) if not c)
+    return genes, tuple(label for label, c in zip(labels, counters) if c), np.flatnonzero(~counters)
+
+
 def counting_tools(labels: Sequence[str]) -> str:
     """The tool(s) whose counters ``labels`` are, for people to read: ``"HTSeq-count"``,
     ``"STAR"`` or both."""

@@ -10,7 +10,7 @@ import pandas as pd
 from bulkformer.choices import ORIENTATION
 from bulkformer.errors import InputError
 from bulkformer.genes._annotation import GeneAnnotation, load_annotation
-from bulkformer.genes._counters import counter_mask
+from bulkformer.genes._counters import split_counters
 from bulkformer.io import Guess, RawTable
 
 ORIENTATIONS = ORIENTATION.names
@@ -57,20 +57,15 @@ def orient(raw: RawTable, *, orientation: str = "auto",
         values, samples, genes = raw.values, raw.row_labels, raw.column_labels
         lengths = None
     _check_sample_ids(samples)
-    counters = counter_mask(genes)
-    if counters.all() and len(genes):
+    kept, dropped, keep = split_counters(genes)
+    if dropped and not kept:
         raise InputError(f"Every gene label of the table is a counter of the read-counting tool "
                          f"({', '.join(map(repr, genes[:5]))}), not a gene.",
                          hint="Give the table with one row per gene (or check the orientation).")
-    if counters.any():
-        keep = ~counters
+    if keep is not None:
         values = values[:, keep]
         lengths = None if lengths is None else lengths[keep]
-        dropped = tuple(label for label, c in zip(genes, counters) if c)
-        genes = tuple(label for label, c in zip(genes, counters) if not c)
-    else:
-        dropped = ()
-    return OrientedTable(np.ascontiguousarray(values), samples, genes, lengths, guess, dropped)
+    return OrientedTable(np.ascontiguousarray(values), samples, kept, lengths, guess, dropped)
 
 
 def _guess_orientation(raw: RawTable, annotation: GeneAnnotation) -> Guess:
