@@ -33,7 +33,7 @@ def combine_duplicates(values: np.ndarray, *, mapping: GeneMapping, sample_ids: 
     ensg = pd.Series(mapping.ensg_ids, dtype=object)
     codes, genes = pd.factorize(ensg)  # unmapped (None) get code -1
     sizes = np.bincount(codes[codes >= 0], minlength=len(genes))
-    merged = (codes >= 0) & (sizes[codes] > 1)
+    merged = (codes >= 0) & (np.append(sizes, 0)[codes] > 1)  # code -1 reads the 0 appended: no gene
     duplicates = pd.DataFrame({"ensg_id": ensg[merged].to_numpy(),
                                "label": np.asarray(mapping.labels, dtype=object)[merged]})
     duplicates = duplicates.groupby("ensg_id", sort=True)["label"].agg(
@@ -41,7 +41,7 @@ def combine_duplicates(values: np.ndarray, *, mapping: GeneMapping, sample_ids: 
 
     wanted = np.ones(len(genes), dtype=bool) if keep is None else genes.isin(list(keep))
     new_code = np.cumsum(wanted) - 1  # position of each kept gene in the output
-    rows = np.flatnonzero((codes >= 0) & wanted[np.maximum(codes, 0)])
+    rows = np.flatnonzero(np.append(wanted, False)[codes])  # unmapped (-1) read the False appended
     out_codes = new_code[codes[rows]]
     single = sizes[codes[rows]] == 1
     out = np.empty((values.shape[0], int(wanted.sum())), dtype=np.float32)

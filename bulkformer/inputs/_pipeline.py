@@ -179,10 +179,6 @@ def _not_in_model(log_tpm: np.ndarray, *, mapping: genes.GeneMapping, sample_ids
         None if ensg in model else ensg if ensg is not None
         else (_LABEL_KEY + label.strip() if label.strip() else None)
         for label, ensg in zip(mapping.labels, mapping.ensg_ids))
-    if keys.count(None) == len(keys):  # combine_duplicates needs at least one row to keep
-        return pd.DataFrame(np.empty((len(sample_ids), 0), dtype=np.float32),
-                            index=pd.Index(list(sample_ids), name="sample_id"),
-                            columns=pd.Index([], dtype=object, name="gene"))
     by_key = genes.GeneMapping(mapping.labels, keys, mapping.id_type)
     table = genes.combine_duplicates(log_tpm, mapping=by_key, sample_ids=sample_ids).table
     symbols = annotation.symbols_of([k for k in table.columns if not k.startswith(_LABEL_KEY)])

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from bulkformer.errors import InputError
 from bulkformer.genes import (
     ANNOTATION_COLUMNS,
+    GeneMapping,
     combine_duplicates,
     load_annotation,
     map_genes,
@@ -122,6 +123,12 @@ def test_combine_duplicates_adds_on_tpm_scale() -> None:
     kept = combine_duplicates(np.log1p(tpm).astype(np.float32), mapping=map_genes(labels),
                               sample_ids=["a", "b"], keep=[ACTB])
     assert list(kept.table.columns) == [ACTB] and len(kept.duplicates) == 1
+    none_kept = combine_duplicates(np.log1p(tpm).astype(np.float32), mapping=map_genes(labels),
+                                   sample_ids=["a", "b"], keep=[])
+    assert none_kept.table.shape == (2, 0) and len(none_kept.duplicates) == 1
+    unmapped = GeneMapping(tuple(labels), (None,) * len(labels), map_genes(labels).id_type)  # no row is a gene
+    empty = combine_duplicates(np.log1p(tpm).astype(np.float32), mapping=unmapped, sample_ids=["a", "b"])
+    assert empty.table.shape == (2, 0) and empty.duplicates.empty
 
 
 def raw_table(rows: list[str], columns: list[str], **kwargs: object) -> RawTable:
