@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -284,36 +285,36 @@ def _headerless(inp: _Input, table: pa.Table, *, first_line: int) -> RawTable:
     give, so it is refused with what to add."""
     labels = _labels(inp.name, table.column(0)).to_pylist()
     if table.num_columns == 4 and labels[:1] == [_STAR_FIRST]:
-        column, reason = _star_column(inp.name, table, labels, first_line=first_line)
         tool = "STAR"
     elif table.num_columns == 2:
-        column, reason, tool = 1, "its only count column", "HTSeq-count"
+        tool = "HTSeq-count"
     else:
         raise InputError(
             f"The first line of {inp.name} holds numbers, not column names, so its "
             f"{table.num_columns - 1} sample columns have no names.",
             hint="Add a header line: a name for the gene column, then one name per sample.")
-    header = ("gene", _sample_name_from_file(inp))
-    grid = _grid(inp.name, table.select([0, column]), header, source_format=tool.lower().replace("-", ""),
-                 first_line=first_line)
-    return replace(grid, layout=Guess("genes_in_rows", f"{tool} output without a header: one row per gene"),
+    grid = _grid(inp.name, table, ("gene", *(f"counts {i + 1}" for i in range(1, table.num_columns))),
+                 source_format=tool.lower().replace("-", ""), first_line=first_line)
+    column, reason = _star_column(grid) if tool == "STAR" else (0, "its only count column")
+    return replace(grid, values=np.ascontiguousarray(grid.values[:, [column]]),
+                   column_labels=(_sample_name_from_file(inp),),
+                   layout=Guess("genes_in_rows", f"{tool} output without a header: one row per gene"),
                    value_hint=Guess("counts", f"{tool} counts reads ({reason})"))
 
 
-def _star_column(name: str, table: pa.Table, labels: list[str], *, first_line: int) -> tuple[int, str]:
-    """Which of STAR's three count columns fits the library, from the reads each puts on genes
-    (its own counter rows left out): the forward or reverse column when it holds
+def _star_column(grid: RawTable) -> tuple[int, str]:
+    """Which of STAR's three count columns of ``grid`` fits the library, from the reads each puts
+    on genes (its own ``N_…`` counter rows left out): the forward or reverse column when it holds
     :data:`STRANDED_RATIO` times the other's, else the unstranded one (STAR's manual: column 2
     unstranded, 3 and 4 as ``htseq-count -s yes`` / ``-s reverse``)."""
-    genes = [i for i, label in enumerate(labels) if not label.startswith("N_")]
-    forward, reverse = (float(_grid(name, table.select([0, i]), ("gene", "counts"), source_format="star",
-                                    first_line=first_line).values[genes].sum()) for i in (2, 3))
+    genes = [i for i, label in enumerate(grid.row_labels) if not label.startswith("N_")]
+    forward, reverse = (float(grid.values[genes, i].sum(dtype=np.float64)) for i in (1, 2))
     on_genes = f"reads on genes: {forward:,.0f} forward-stranded, {reverse:,.0f} reverse-stranded"
     if forward >= STRANDED_RATIO * reverse and forward > 0:
-        return 2, f"column 3, a forward-stranded library: {on_genes}"
+        return 1, f"column 3, a forward-stranded library: {on_genes}"
     if reverse >= STRANDED_RATIO * forward and reverse > 0:
-        return 3, f"column 4, a reverse-stranded library: {on_genes}"
-    return 1, f"column 2, an unstranded library: {on_genes}"
+        return 2, f"column 4, a reverse-stranded library: {on_genes}"
+    return 0, f"column 2, an unstranded library: {on_genes}"
 
 
 def _sample_name_from_file(inp: _Input) -> str:
