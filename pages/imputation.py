@@ -3,7 +3,6 @@ list of genes your table did not measure with the values the model gives them.""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -317,7 +316,7 @@ def measured_only(model: BulkFormerModel, prepared: PreparedInput, name: str, co
                     group_by=group_by, word="measured")
     fig.update_layout(title=f"{name}: measured values (not part of the model)", height=460,
                       xaxis_title="samples, lowest to highest", yaxis_title="measured value, log(TPM + 1)")
-    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "gene"
+    safe = frame.file_safe(name).strip("_") or "gene"
     plots.show_figure(fig, f"{frame.file_prefix(model)}measured_{safe}", key="gene_plot")
 
 

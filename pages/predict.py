@@ -3,7 +3,6 @@ main run's embeddings, on PCA of the expression and on both, run in the backgrou
 
 from __future__ import annotations
 
-import re
 
 import numpy as np
 import plotly.graph_objects as go
@@ -60,7 +59,7 @@ with st.expander("Apply a saved predictor to this table", icon=":material/input:
                                   aligned.gene_ids, aligned.observed, model_checksum=model.checksum)
             st.dataframe(applied, width="stretch")
             plots.download("Its predictions (CSV)", to_bytes(applied.reset_index(), notes=(saved.words(),)),
-                           frame.output_name(model, "predict_" + re.sub(r"[^A-Za-z0-9_-]+", "_", saved.column) + "_applied.csv"), mime="text/csv",
+                           frame.output_name(model, "predict_" + frame.file_safe(saved.column) + "_applied.csv"), mime="text/csv",
                            key="pred_dl_applied")
 
 metadata = prepared.metadata
@@ -170,7 +169,7 @@ if model.is_demo:
 features = st.radio("Show plots for", predict.FEATURE_SETS, format_func=predict.FEATURE_LABELS.get,
                     horizontal=True, key="pred_features")
 oof = result.out_of_fold[result.out_of_fold["features"] == features]
-name = re.sub(r"[^A-Za-z0-9_-]+", "_", target.column)  # a file name, whatever the column
+name = frame.file_safe(target.column)  # a file name, whatever the column
 stem = f"predict_{name}_{features}"
 if target.kind == "classification":
     left, right = st.columns(2)

@@ -128,10 +128,16 @@ def file_prefix(model: BulkFormerModel) -> str:
     return "DEMO_" if getattr(model, "is_demo", False) else ""
 
 
+def file_safe(text: str) -> str:
+    """``text`` as a part of a file name: every run of characters other than letters, digits,
+    ``_`` and ``-`` becomes one ``_`` (a column, gene or file name may hold anything)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text)
+
+
 def output_name(model: BulkFormerModel, what: str) -> str:
     """File name for a download: ``[DEMO_]<table name>_<what>``, e.g. ``DEMO_demo_counts_umap.csv``."""
     data = dataset()
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(data.table.name).name.split(".")[0]) if data else ""
+    stem = file_safe(Path(data.table.name).name.split(".")[0]) if data else ""
     return f"{file_prefix(model)}{stem or 'bulkformer'}_{what}"
 
 
